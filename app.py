@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""The example app: one stack owns two layers, two stacks each hold a function that uses both."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import layerkit  # noqa: F401  (first: it quiets the jsii Node.js banner before aws_cdk starts Node)
+from aws_cdk import App
+from aws_cdk import aws_lambda as lambda_
+
+from stacks.function_stack import FunctionStack
+from stacks.layers_stack import LayersStack
+
+ROOT = Path(__file__).resolve().parent
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE = lambda_.Architecture.X86_64
+LAYERS_STACK = "lambda-layers-example"
+FUNCTIONS = {
+    # stack name: (function folder, description)
+    "lambda-layers-example-order-total": ("order_total", "Prices an order (pydantic + Decimal from layers)"),
+    "lambda-layers-example-text-stats": ("text_stats", "Counts words in a text (pydantic + helpers from layers)"),
+}
+
+
+@dataclass
+class ExampleApp:
+    app: App
+    layers: LayersStack
+    functions: dict[str, FunctionStack]
+
+
+def build(app: App) -> ExampleApp:
+    """Wire the stacks into ``app``; the tests call this on apps of their own."""
+    layers = LayersStack(app, LAYERS_STACK, layers_dir=ROOT / "layers", runtime=RUNTIME, architecture=ARCHITECTURE)
+    functions = {
+        stack_name: FunctionStack(
+            app,
+            stack_name,
+            code_dir=ROOT / "lambdas" / folder,
+            layers=layers.layers,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            description=description,
+        )
+        for stack_name, (folder, description) in FUNCTIONS.items()
+    }
+    return ExampleApp(app, layers, functions)
+
+
+if __name__ == "__main__":
+    example = build(App())
+    example.app.synth()

@@ -1,0 +1,37 @@
+"""Prices an order: validates it with pydantic (my_layer) and sums it in Decimal (another_layer)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+from another_layer import order_total
+from my_layer import BadEvent, error_result, parse_event
+from pydantic import BaseModel, Field
+
+
+class Line(BaseModel):
+    sku: Annotated[str, Field(min_length=1, max_length=64)]
+    quantity: Annotated[int, Field(gt=0, le=10_000)]
+    unit_price: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+
+
+class Order(BaseModel):
+    order_id: Annotated[str, Field(min_length=1, max_length=64)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    lines: Annotated[list[Line], Field(min_length=1, max_length=500)]
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    try:
+        order = parse_event(Order, event)
+    except BadEvent as error:
+        return error_result(error)
+    total = order_total((line.quantity, line.unit_price) for line in order.lines)
+    return {
+        "ok": True,
+        "order_id": order.order_id,
+        "currency": order.currency,
+        "lines": len(order.lines),
+        "total": str(total),
+    }

@@ -1,0 +1,41 @@
+"""layerkit: AWS Lambda layers done right with the AWS CDK in Python.
+
+The CDK constructs are imported lazily, so that ``layerkit build`` and ``layerkit invoke`` start without
+loading the CDK (and its Node.js runtime).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# The one place the jsii runtime's Node.js end-of-life banner is quieted: Node 20 is what these machines
+# have, and the banner buries every `cdk synth` and test run. It only takes effect when this module is
+# imported before aws_cdk (app.py and the tests do so); set the variable to "" to see the banner again.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+if TYPE_CHECKING:
+    from layerkit.build import LayerBuild, build_layer
+    from layerkit.layer import SharedPythonLayer
+    from layerkit.share import Sharing
+    from layerkit.targets import Target
+
+__all__ = ["LayerBuild", "SharedPythonLayer", "Sharing", "Target", "build_layer"]
+
+_LAZY = {
+    "LayerBuild": "layerkit.build",
+    "build_layer": "layerkit.build",
+    "SharedPythonLayer": "layerkit.layer",
+    "Sharing": "layerkit.share",
+    "Target": "layerkit.targets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'layerkit' has no attribute {name!r}")

@@ -1,0 +1,256 @@
+"""Read a synthesized cloud assembly (``cdk.out``): its stacks, layers and functions, as they will deploy.
+
+Local invoke and the upgrade check work from this, not from the source tree: what they see is what
+``cdk deploy`` ships. A function's layers are resolved across stacks through any of the ways the CDK shares
+them: a ``Ref`` in the same stack, an SSM-typed parameter, or an ``Fn::ImportValue`` of another stack's export.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from layerkit.errors import AssemblyError
+
+STACK_ARTIFACT = "aws:cloudformation:stack"
+SSM_PARAMETER_TYPE = "AWS::SSM::Parameter::Value<String>"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One ``AWS::Lambda::LayerVersion`` of the assembly."""
+
+    stack: str
+    logical_id: str
+    path: str
+    name: str
+    asset: Path
+    s3_key: str
+    runtimes: tuple[str, ...]
+    architectures: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.stack}/{self.logical_id}"
+
+
+@dataclass(frozen=True)
+class LayerUse:
+    """A function's reference to a layer, and how it crosses stacks (``ref``, ``ssm`` or ``export``)."""
+
+    layer: Layer
+    via: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Function:
+    """One ``AWS::Lambda::Function``, with what a local invoke needs to reproduce its environment."""
+
+    id: str
+    stack: str
+    logical_id: str
+    handler: str
+    runtime: str
+    architecture: str
+    memory_mb: int
+    timeout_s: int
+    environment: dict[str, str]
+    code: Path
+    layers: tuple[LayerUse, ...]
+    unresolved_environment: tuple[str, ...] = field(default=())
+
+
+@dataclass
+class Stack:
+    name: str
+    template: dict[str, Any]
+    dependencies: list[str]
+    metadata: dict[str, list[dict[str, Any]]]
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return self.template.get("Resources", {})
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {lid: r for lid, r in self.resources.items() if r.get("Type") == resource_type}
+
+
+class Assembly:
+    """A loaded ``cdk.out``. ``Assembly.load("cdk.out").function("my-stack/Function")``."""
+
+    def __init__(self, directory: Path, stacks: dict[str, Stack]) -> None:
+        self.directory = directory
+        self.stacks = stacks
+        self._layers = self._find_layers()
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Assembly:
+        root = Path(directory)
+        manifest_path = root / "manifest.json"
+        if not manifest_path.is_file():
+            raise AssemblyError(f"{root} is not a cloud assembly (no manifest.json); run 'npx cdk synth' first")
+        manifest = _read_json(manifest_path)
+        stacks: dict[str, Stack] = {}
+        for artifact_id, artifact in (manifest.get("artifacts") or {}).items():
+            if artifact.get("type") != STACK_ARTIFACT:
+                continue
+            props = artifact.get("properties") or {}
+            template_path = root / props.get("templateFile", f"{artifact_id}.template.json")
+            name = props.get("stackName") or artifact.get("displayName") or artifact_id
+            metadata = dict(artifact.get("metadata") or {})
+            if extra := artifact.get("additionalMetadataFile"):
+                metadata.update(_read_json(root / extra))
+            stacks[name] = Stack(
+                name=name,
+                template=_read_json(template_path),
+                dependencies=[d for d in artifact.get("dependencies", []) if not d.endswith(".assets")],
+                metadata=metadata,
+            )
+        if not stacks:
+            raise AssemblyError(f"{root} holds no stack; run 'npx cdk synth' in the app's folder")
+        return cls(root, stacks)
+
+    # -- layers ---------------------------------------------------------------------------------------
+    def _find_layers(self) -> dict[tuple[str, str], Layer]:
+        found: dict[tuple[str, str], Layer] = {}
+        for stack in self.stacks.values():
+            for logical_id, resource in stack.of_type("AWS::Lambda::LayerVersion").items():
+                props = resource.get("Properties", {})
+                meta = resource.get("Metadata", {})
+                path = meta.get("aws:cdk:path", f"{stack.name}/{logical_id}")
+                construct = "/" + path.removesuffix("/Resource").removesuffix("/Layer")
+                kit_meta = _metadata_of(stack, construct, "layerkit:layer")
+                found[(stack.name, logical_id)] = Layer(
+                    stack=stack.name,
+                    logical_id=logical_id,
+                    path=path,
+                    name=(kit_meta or {}).get("name") or logical_id,
+                    asset=self._asset(meta, f"layer {stack.name}/{logical_id}"),
+                    s3_key=str((props.get("Content") or {}).get("S3Key", "")),
+                    runtimes=tuple(props.get("CompatibleRuntimes", [])),
+                    architectures=tuple(props.get("CompatibleArchitectures", [])),
+                )
+        return found
+
+    def layers(self) -> list[Layer]:
+        return list(self._layers.values())
+
+    def _asset(self, meta: dict[str, Any], what: str) -> Path:
+        asset_path = meta.get("aws:asset:path")
+        if not asset_path:
+            return Path()
+        path = self.directory / asset_path
+        if not path.exists():
+            raise AssemblyError(f"{what}: asset {asset_path} is missing from {self.directory}; synthesize again")
+        return path
+
+    # -- functions ------------------------------------------------------------------------------------
+    def functions(self) -> list[Function]:
+        result = []
+        for stack in self.stacks.values():
+            for logical_id, resource in stack.of_type("AWS::Lambda::Function").items():
+                result.append(self._function(stack, logical_id, resource))
+        return result
+
+    def function(self, function_id: str) -> Function:
+        """A function by ``STACK/CONSTRUCT_ID`` (e.g. ``my-stack/Function``) or ``STACK/LOGICAL_ID``."""
+        for fn in self.functions():
+            if function_id in (fn.id, f"{fn.stack}/{fn.logical_id}"):
+                return fn
+        known = ", ".join(fn.id for fn in self.functions()) or "none"
+        raise AssemblyError(f"no function {function_id!r} in {self.directory}; known functions: {known}")
+
+    def _function(self, stack: Stack, logical_id: str, resource: dict[str, Any]) -> Function:
+        props = resource.get("Properties", {})
+        meta = resource.get("Metadata", {})
+        path = meta.get("aws:cdk:path", f"{stack.name}/{logical_id}/Resource")
+        function_id = path.removesuffix("/Resource")
+        what = f"function {function_id}"
+        if props.get("PackageType") == "Image" or "ImageUri" in (props.get("Code") or {}):
+            raise AssemblyError(f"{what} is a container image function; layerkit invokes zip functions only")
+        env: dict[str, str] = {}
+        unresolved: list[str] = []
+        for key, value in ((props.get("Environment") or {}).get("Variables") or {}).items():
+            if isinstance(value, str | int | float | bool):
+                env[key] = str(value)
+            else:
+                unresolved.append(key)  # a token (Ref, GetAtt...) only CloudFormation can resolve
+        runtime = props.get("Runtime")
+        if not runtime or not str(runtime).startswith("python"):
+            raise AssemblyError(f"{what} has runtime {runtime!r}; layerkit invokes Python functions only")
+        return Function(
+            id=function_id,
+            stack=stack.name,
+            logical_id=logical_id,
+            handler=props.get("Handler", ""),
+            runtime=runtime,
+            architecture=(props.get("Architectures") or ["x86_64"])[0],
+            memory_mb=int(props.get("MemorySize", 128)),
+            timeout_s=int(props.get("Timeout", 3)),
+            environment=env,
+            code=self._asset(meta, what),
+            layers=tuple(self._resolve_layer(stack, ref, what) for ref in props.get("Layers", [])),
+            unresolved_environment=tuple(unresolved),
+        )
+
+    def _resolve_layer(self, stack: Stack, ref: Any, what: str) -> LayerUse:
+        if isinstance(ref, dict) and "Ref" in ref:
+            target = ref["Ref"]
+            if (stack.name, target) in self._layers:
+                return LayerUse(self._layers[(stack.name, target)], "ref")
+            parameter = stack.template.get("Parameters", {}).get(target)
+            if parameter and parameter.get("Type") == SSM_PARAMETER_TYPE:
+                return LayerUse(self._layer_behind_ssm(parameter.get("Default", ""), what), "ssm",
+                                parameter.get("Default", ""))
+        if isinstance(ref, dict) and "Fn::ImportValue" in ref and isinstance(ref["Fn::ImportValue"], str):
+            export = ref["Fn::ImportValue"]
+            return LayerUse(self._layer_behind_export(export, what), "export", export)
+        raise AssemblyError(
+            f"{what}: cannot resolve its layer {json.dumps(ref)} within this assembly (a layer of another app "
+            "or a literal ARN); layerkit invokes functions whose layers the app itself builds"
+        )
+
+    def _layer_behind_ssm(self, name: str, what: str) -> Layer:
+        for stack in self.stacks.values():
+            for resource in stack.of_type("AWS::SSM::Parameter").values():
+                props = resource.get("Properties", {})
+                value = props.get("Value")
+                if props.get("Name") == name and isinstance(value, dict) and "Ref" in value:
+                    if (stack.name, value["Ref"]) in self._layers:
+                        return self._layers[(stack.name, value["Ref"])]
+        raise AssemblyError(f"{what}: no stack of this assembly writes a layer ARN to SSM parameter {name}")
+
+    def _layer_behind_export(self, export: str, what: str) -> Layer:
+        for producer, output, value in self.exports():
+            if output.get("Export", {}).get("Name") == export and isinstance(value, dict) and "Ref" in value:
+                if (producer.name, value["Ref"]) in self._layers:
+                    return self._layers[(producer.name, value["Ref"])]
+        raise AssemblyError(f"{what}: no stack of this assembly exports a layer as {export}")
+
+    def exports(self) -> list[tuple[Stack, dict[str, Any], Any]]:
+        """Every output with an ``Export``: (producer stack, output, its value)."""
+        return [
+            (stack, output, output.get("Value"))
+            for stack in self.stacks.values()
+            for output in (stack.template.get("Outputs") or {}).values()
+            if isinstance(output, dict) and "Export" in output
+        ]
+
+
+def _metadata_of(stack: Stack, construct_path: str, entry_type: str) -> dict[str, Any] | None:
+    for entry in stack.metadata.get(construct_path, []):
+        if entry.get("type") == entry_type:
+            return entry.get("data")
+    return None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AssemblyError(f"{path} is missing; the cloud assembly is incomplete, synthesize again") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AssemblyError(f"{path} is not valid JSON ({exc}); the cloud assembly is corrupt, synthesize again") from None

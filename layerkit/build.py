@@ -1,0 +1,270 @@
+"""The Docker-free layer build: install wheels for the target, merge the layer's own code, zip, cache.
+
+Where the zip of a layer is made. The build is keyed by everything that decides its bytes (the layer's
+files, the runtime, the architecture, the kit's and uv's versions), so an unchanged layer is never rebuilt.
+A finished build appears in the cache in one atomic rename, under a lock: two ``cdk synth`` at once, or an
+interrupted one, never leave a half-written entry that a later build would trust.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from layerkit import __version__
+from layerkit.archive import unzipped_size, write_deterministic_zip
+from layerkit.errors import BuildError, LayerSourceError, MissingWheelError
+from layerkit.source import LayerSource
+from layerkit.targets import Target
+
+BUILDER = "local"
+KIT_VERSION = __version__
+
+Reporter = Callable[[str], None]
+
+
+def report_to_stderr(message: str) -> None:
+    """Default progress reporter: one line per step on stderr, so stdout stays machine-readable."""
+    print(f"layerkit: {message}", file=sys.stderr, flush=True)
+
+
+def default_cache_dir() -> Path:
+    """``$LAYERKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/layerkit``, else ``~/.cache/layerkit``."""
+    if env := os.environ.get("LAYERKIT_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "layerkit"
+
+
+@functools.cache
+def uv_binary() -> str:
+    """The uv executable pinned by the project (the ``uv`` package), else one on PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if not found:
+            raise BuildError("uv is not installed; run 'pip install uv' (or 'make setup')") from None
+        return found
+
+
+@functools.cache
+def uv_version() -> str:
+    out = subprocess.run([uv_binary(), "--version"], capture_output=True, text=True, check=True).stdout
+    return out.split()[1]
+
+
+def builder_version() -> str:
+    """What else decides the bytes of a local build; part of the cache key, not of the asset hash."""
+    return f"layerkit {KIT_VERSION}; uv {uv_version()}"
+
+
+@dataclass(frozen=True)
+class LayerBuild:
+    """A built layer: the zip in the cache and what a user wants to know about it."""
+
+    name: str
+    zip: Path
+    sha256: str
+    zipped_bytes: int
+    unzipped_bytes: int
+    cache: str
+    builder: str
+    asset_hash: str
+    runtime: str
+    architecture: str
+    platform: str
+    packages: list[str]
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["zip"] = str(self.zip)
+        return data
+
+
+def build_layer(
+    layer_dir: str | Path,
+    target: Target,
+    *,
+    cache_dir: Path | None = None,
+    report: Reporter = report_to_stderr,
+) -> LayerBuild:
+    """Build ``layer_dir`` for ``target`` without Docker, or return the cached build of the same inputs.
+
+    Example::
+
+        build = build_layer("layers/my_layer", Target("python3.12", "arm64"))
+        print(build.zip, build.sha256, build.cache)
+    """
+    started = time.perf_counter()
+    source = LayerSource.load(layer_dir)
+    for warning in source.warnings:
+        report(f"warning: {warning}")
+    asset_hash = source.fingerprint(target)
+    key = hashlib.sha256(f"{asset_hash}\0{builder_version()}".encode()).hexdigest()
+    layers_dir = (cache_dir or default_cache_dir()) / "layers"
+    entry = layers_dir / key
+
+    cached = _read_entry(entry)
+    if cached is None:
+        layers_dir.mkdir(parents=True, exist_ok=True)
+        with _locked(layers_dir / f"{key}.lock"):
+            cached = _read_entry(entry)  # another process may have built it while we waited
+            if cached is None:
+                _build_into(entry, source, target, report)
+                return _result(entry, source, target, asset_hash, "miss", started, report)
+    return _result(entry, source, target, asset_hash, "hit", started, report)
+
+
+def _read_entry(entry: Path) -> dict[str, object] | None:
+    try:
+        return json.loads((entry / "build.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _result(
+    entry: Path, source: LayerSource, target: Target, asset_hash: str, cache: str, started: float,
+    report: Reporter,
+) -> LayerBuild:
+    meta = json.loads((entry / "build.json").read_text())
+    build = LayerBuild(
+        name=source.name,
+        zip=entry / "layer.zip",
+        sha256=meta["sha256"],
+        zipped_bytes=meta["zipped_bytes"],
+        unzipped_bytes=meta["unzipped_bytes"],
+        cache=cache,
+        builder=BUILDER,
+        asset_hash=asset_hash,
+        runtime=target.runtime,
+        architecture=target.architecture,
+        platform=target.platform_tag,
+        packages=meta["packages"],
+        seconds=round(time.perf_counter() - started, 3),
+        warnings=source.warnings,
+    )
+    if cache == "hit":
+        report(f"{source.name}: cache hit for {target} ({build.sha256[:12]})")
+    return build
+
+
+def _build_into(entry: Path, source: LayerSource, target: Target, report: Reporter) -> None:
+    layers_dir = entry.parent
+    for stale in layers_dir.glob(f".tmp-{entry.name}-*"):  # left by an interrupted build; we hold the lock
+        shutil.rmtree(stale, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=layers_dir))
+    try:
+        tree = work / "tree"
+        python_dir = tree / "python"
+        python_dir.mkdir(parents=True)
+        packages: list[str] = []
+        if source.requirements.names:
+            deps = work / "deps"
+            packages = _install(source, target, deps, report)
+            shutil.rmtree(deps / "bin", ignore_errors=True)  # scripts whose shebang is this machine's Python
+            shutil.copytree(deps, python_dir, dirs_exist_ok=True)
+        for path in source.files:
+            rel = path.relative_to(source.python_dir)
+            dest = python_dir / rel
+            if dest.exists():
+                raise LayerSourceError(
+                    f"layer {source.name}: python/{rel.as_posix()} is also installed by a requirement; "
+                    "rename your module so that it does not overwrite the dependency"
+                )
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest)
+        out = work / "out"
+        out.mkdir()
+        write_deterministic_zip(tree, out / "layer.zip")
+        data = (out / "layer.zip").read_bytes()
+        meta = {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "zipped_bytes": len(data),
+            "unzipped_bytes": unzipped_size(out / "layer.zip"),
+            "packages": packages,
+            "runtime": target.runtime,
+            "architecture": target.architecture,
+            "builder_version": builder_version(),
+        }
+        (out / "build.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        os.replace(out, entry)  # the one step that makes the build visible
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+_NO_WHEEL = re.compile(r"Wheels are required for `([^`]+)`|Because (\S+?)(?:==\S+)? has no (?:usable )?wheels")
+
+
+def _install(source: LayerSource, target: Target, deps: Path, report: Reporter) -> list[str]:
+    count = len(source.requirements.names)
+    report(
+        f"{source.name}: installing {count} requirement{'s' * (count != 1)} for {target.runtime} "
+        f"(cp{target.python_version.replace('.', '')}, {target.platform_tag}) with uv {uv_version()}"
+    )
+    started = time.perf_counter()
+    command = [
+        uv_binary(), "pip", "install",
+        "--requirements", str(source.requirements_file),
+        "--target", str(deps),
+        # The interpreter only runs the resolver; version and platform below are the target's.
+        "--python", sys.executable,
+        "--python-version", target.python_version,
+        "--python-platform", target.uv_platform,
+        "--only-binary", ":all:",
+        "--no-compile",  # .pyc for the build machine's Python would be dead weight on Lambda
+        "--link-mode", "copy",  # a hardlinked file edited later would edit uv's cache
+        "--no-progress",
+    ]
+    if source.requirements.hashed:
+        command.append("--require-hashes")
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=source.root)
+    if proc.returncode != 0:
+        raise _install_error(source, target, proc.stderr)
+    packages = sorted(
+        p.name.removesuffix(".dist-info").replace("-", "==", 1) for p in deps.glob("*.dist-info")
+    )
+    report(f"{source.name}: installed {len(packages)} packages in {time.perf_counter() - started:.1f} s")
+    return packages
+
+
+def _install_error(source: LayerSource, target: Target, stderr: str) -> Exception:
+    match = _NO_WHEEL.search(stderr)
+    if match:
+        package = match.group(1) or match.group(2)
+        return MissingWheelError(
+            f"layer {source.name}: {package} has no wheel for {target.runtime} on {target.platform_tag}; "
+            f"pin a version of {package} that publishes a manylinux wheel for {target.machine} "
+            "(see its files on PyPI), replace it, or build this layer with Docker "
+            "(-c layerkit:builder=docker) so that it is compiled in the Lambda build image"
+        )
+    detail = " ".join(line.strip() for line in stderr.strip().splitlines()[-3:])
+    return BuildError(f"layer {source.name}: installing requirements for {target} failed: {detail}")

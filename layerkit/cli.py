@@ -1,0 +1,138 @@
+"""The ``layerkit`` command: a thin layer over the kit's modules.
+
+A mistake a user can make ends with one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from layerkit.errors import LayerkitError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from layerkit.build import build_layer
+    from layerkit.targets import Target
+
+    target = Target(args.runtime, args.arch)
+    build = build_layer(args.layer_dir, target, cache_dir=args.cache_dir)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", delete=False) as tmp:
+            shutil.copyfile(build.zip, tmp.name)
+        Path(tmp.name).replace(out)  # never a half-written zip at --out
+    result = build.to_json()
+    if args.out:
+        result["zip"] = str(Path(args.out))
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(
+            f"{build.name}: {result['zip']} ({_human(build.zipped_bytes)} zipped, "
+            f"{_human(build.unzipped_bytes)} unzipped) sha256 {build.sha256} [{build.cache}, {build.builder}]"
+        )
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from layerkit.archive import unzipped_size
+    from layerkit.assembly import Assembly
+
+    assembly = Assembly.load(args.assembly)
+    rows: dict[str, object] = {"stacks": [], "layers": [], "functions": []}
+    for stack in assembly.stacks.values():
+        rows["stacks"].append({"name": stack.name, "depends_on": stack.dependencies})
+    for layer in assembly.layers():
+        zipped = layer.asset.stat().st_size if layer.asset.is_file() else None
+        rows["layers"].append({
+            "id": layer.id, "name": layer.name, "asset": layer.asset.name, "s3_key": layer.s3_key,
+            "zipped_bytes": zipped,
+            "unzipped_bytes": unzipped_size(layer.asset) if zipped is not None else None,
+            "runtimes": list(layer.runtimes), "architectures": list(layer.architectures),
+        })
+    for fn in assembly.functions():
+        rows["functions"].append({
+            "id": fn.id, "handler": fn.handler, "runtime": fn.runtime, "architecture": fn.architecture,
+            "memory_mb": fn.memory_mb, "timeout_s": fn.timeout_s,
+            "layers": [{"layer": use.layer.id, "name": use.layer.name, "via": use.via} for use in fn.layers],
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"Cloud assembly {args.assembly}:")
+    for stack in rows["stacks"]:
+        after = f" (deploys after {', '.join(stack['depends_on'])})" if stack["depends_on"] else ""
+        print(f"  stack {stack['name']}{after}")
+    for layer in rows["layers"]:
+        size = (f"{_human(layer['zipped_bytes'])} zipped, {_human(layer['unzipped_bytes'])} unzipped"
+                if layer["zipped_bytes"] is not None else "not bundled")
+        print(f"  layer {layer['name']:<14} {layer['id']}: {size}, asset {layer['s3_key'][:16]}, "
+              f"{'/'.join(layer['runtimes'])} {'/'.join(layer['architectures'])}")
+    for fn in rows["functions"]:
+        uses = ", ".join(f"{u['name']} (via {u['via']})" for u in fn["layers"]) or "no layers"
+        print(f"  function {fn['id']}: {fn['handler']} {fn['runtime']} {fn['architecture']} "
+              f"{fn['memory_mb']} MB {fn['timeout_s']} s; layers: {uses}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from layerkit import __version__
+    from layerkit.targets import MACHINES, MANYLINUX_CEILING
+
+    parser = argparse.ArgumentParser(prog="layerkit", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"layerkit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    build = sub.add_parser("build", help="build one layer folder into a zip, without Docker")
+    build.add_argument("layer_dir", metavar="LAYER_DIR", help="folder with python/ and requirements.txt")
+    build.add_argument("--runtime", required=True, choices=list(MANYLINUX_CEILING), help="Lambda runtime")
+    build.add_argument("--arch", required=True, choices=list(MACHINES), help="Lambda architecture")
+    build.add_argument("--out", metavar="FILE.zip", help="copy the layer zip here")
+    build.add_argument("--json", action="store_true", help="print one JSON object describing the build")
+    build.add_argument("--cache-dir", type=Path, default=None, help="default: $LAYERKIT_CACHE_DIR or ~/.cache/layerkit")
+    build.set_defaults(func=cmd_build)
+
+    describe = sub.add_parser("describe", help="list the stacks, layers and functions of a synthesized app")
+    describe.add_argument("--assembly", default="cdk.out", help="cloud assembly folder (default: cdk.out)")
+    describe.add_argument("--json", action="store_true")
+    describe.set_defaults(func=cmd_describe)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except LayerkitError as error:
+        if args.debug:
+            raise
+        print(f"layerkit: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("layerkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""How a layer owned by one stack reaches functions in other stacks.
+
+``ssm`` (the default): the owner writes the layer version ARN to an SSM parameter with a stable name; each
+consumer reads it at deploy time through an ``AWS::SSM::Parameter::Value<String>`` template parameter. No
+CloudFormation export ties the stacks, so a new layer version never meets "Export ... cannot be updated as it
+is in use by ...", and the CDK CLI never skips a stack that has such a parameter, so ``cdk deploy --all`` moves
+every consumer to the new version in the same pass.
+
+``export``: the CDK's automatic cross-stack reference (``Fn::ImportValue``). Simple, but the export is locked
+while another stack imports it: a changed layer then fails to deploy (aws-cdk issue 1972).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from aws_cdk import Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from layerkit.errors import LayerkitError
+
+SHARING_CONTEXT_KEY = "layerkit:sharing"
+
+
+class Sharing(StrEnum):
+    """How consumers in other stacks reference a layer version."""
+
+    SSM = "ssm"
+    EXPORT = "export"
+
+
+def resolve_sharing(scope: Construct, explicit: Sharing | str | None) -> Sharing:
+    """The explicit choice, else the ``layerkit:sharing`` context key, else ``ssm``."""
+    value = explicit or scope.node.try_get_context(SHARING_CONTEXT_KEY) or Sharing.SSM
+    try:
+        return Sharing(value)
+    except ValueError:
+        raise LayerkitError(
+            f"{scope.node.path}: unknown sharing {value!r}; use 'ssm' (the default) or 'export' "
+            f"(argument sharing= or context key {SHARING_CONTEXT_KEY})"
+        ) from None
+
+
+def parameter_name(owner_stack_name: str, layer_name: str) -> str:
+    """The documented SSM parameter that holds a layer's current version ARN."""
+    return f"/{owner_stack_name}/layers/{layer_name}/arn"
+
+
+class LayerPublication:
+    """Publishes one layer version from its owner stack and hands it to consumer stacks."""
+
+    def __init__(
+        self, owner: Construct, layer_version: lambda_.ILayerVersion, layer_name: str, sharing: Sharing,
+        name: str | None = None,
+    ) -> None:
+        self.owner = owner
+        self.layer_version = layer_version
+        self.sharing = sharing
+        self.parameter_name = name or parameter_name(Stack.of(owner).stack_name, layer_name)
+        self._imports: dict[str, lambda_.ILayerVersion] = {}
+        if sharing is Sharing.SSM:
+            ssm.StringParameter(
+                owner, "VersionArn",
+                parameter_name=self.parameter_name,
+                string_value=layer_version.layer_version_arn,
+                description=f"Current version ARN of layer {layer_name}; read by the stacks that use it.",
+            )
+
+    def for_scope(self, consumer: Construct) -> lambda_.ILayerVersion:
+        """The layer version as ``consumer`` (any construct) must reference it."""
+        consumer_stack = Stack.of(consumer)
+        owner_stack = Stack.of(self.owner)
+        if consumer_stack is owner_stack or self.sharing is Sharing.EXPORT:
+            return self.layer_version  # same stack: a plain Ref; export: the CDK adds Export/ImportValue
+        key = consumer_stack.node.path
+        if key not in self._imports:
+            consumer_stack.add_stack_dependency(owner_stack, "reads a layer version ARN it publishes in SSM")
+            arn = ssm.StringParameter.value_for_string_parameter(consumer_stack, self.parameter_name)
+            import_id = f"Layer{self.owner.node.addr[:12]}"
+            self._imports[key] = lambda_.LayerVersion.from_layer_version_arn(consumer_stack, import_id, arn)
+        return self._imports[key]
