@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import layerkit  # noqa: F401  (first: it quiets the jsii Node.js banner before aws_cdk starts Node)
 from aws_cdk import App
 from aws_cdk import aws_lambda as lambda_
 
+import layerkit  # noqa: F401  (first: it quiets the jsii Node.js banner before aws_cdk starts Node)
 from stacks.function_stack import FunctionStack
 from stacks.layers_stack import LayersStack
 

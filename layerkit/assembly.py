@@ -15,6 +15,7 @@ from typing import Any
 from layerkit.errors import AssemblyError
 
 STACK_ARTIFACT = "aws:cloudformation:stack"
+ASSET_MANIFEST_ARTIFACT = "cdk:asset-manifest"
 SSM_PARAMETER_TYPE = "AWS::SSM::Parameter::Value<String>"
 
 
@@ -33,7 +34,8 @@ class Layer:
 
     @property
     def id(self) -> str:
-        return f"{self.stack}/{self.logical_id}"
+        """The construct path, e.g. ``lambda-layers-example/MyLayer/Layer``."""
+        return self.path
 
 
 @dataclass(frozen=True)
@@ -77,13 +79,25 @@ class Stack:
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {lid: r for lid, r in self.resources.items() if r.get("Type") == resource_type}
 
+    def construct_path(self, logical_id: str) -> str:
+        """``stack/Function`` for logical ID ``Function76856677``: from the template's path metadata, else from
+        the assembly's metadata file (always written), else the logical ID itself."""
+        path = self.resources.get(logical_id, {}).get("Metadata", {}).get("aws:cdk:path")
+        if path:
+            return path.removesuffix("/Resource")
+        for construct, entries in self.metadata.items():
+            if {"type": "aws:cdk:logicalId", "data": logical_id} in entries:
+                return construct.lstrip("/").removesuffix("/Resource")
+        return f"{self.name}/{logical_id}"
+
 
 class Assembly:
     """A loaded ``cdk.out``. ``Assembly.load("cdk.out").function("my-stack/Function")``."""
 
-    def __init__(self, directory: Path, stacks: dict[str, Stack]) -> None:
+    def __init__(self, directory: Path, stacks: dict[str, Stack], assets: dict[str, Path]) -> None:
         self.directory = directory
         self.stacks = stacks
+        self.assets = assets  # S3 object key -> the file or folder that the CLI uploads under it
         self._layers = self._find_layers()
 
     @classmethod
@@ -94,7 +108,13 @@ class Assembly:
             raise AssemblyError(f"{root} is not a cloud assembly (no manifest.json); run 'npx cdk synth' first")
         manifest = _read_json(manifest_path)
         stacks: dict[str, Stack] = {}
+        assets: dict[str, Path] = {}
         for artifact_id, artifact in (manifest.get("artifacts") or {}).items():
+            if artifact.get("type") == ASSET_MANIFEST_ARTIFACT:
+                asset_manifest = _read_json(root / artifact.get("properties", {}).get("file", ""))
+                for asset in (asset_manifest.get("files") or {}).values():
+                    for destination in (asset.get("destinations") or {}).values():
+                        assets[destination.get("objectKey", "")] = root / asset["source"]["path"]
             if artifact.get("type") != STACK_ARTIFACT:
                 continue
             props = artifact.get("properties") or {}
@@ -111,7 +131,7 @@ class Assembly:
             )
         if not stacks:
             raise AssemblyError(f"{root} holds no stack; run 'npx cdk synth' in the app's folder")
-        return cls(root, stacks)
+        return cls(root, stacks, assets)
 
     # -- layers ---------------------------------------------------------------------------------------
     def _find_layers(self) -> dict[tuple[str, str], Layer]:
@@ -120,15 +140,14 @@ class Assembly:
             for logical_id, resource in stack.of_type("AWS::Lambda::LayerVersion").items():
                 props = resource.get("Properties", {})
                 meta = resource.get("Metadata", {})
-                path = meta.get("aws:cdk:path", f"{stack.name}/{logical_id}")
-                construct = "/" + path.removesuffix("/Resource").removesuffix("/Layer")
-                kit_meta = _metadata_of(stack, construct, "layerkit:layer")
+                path = stack.construct_path(logical_id)
+                kit_meta = _metadata_of(stack, "/" + path.removesuffix("/Layer"), "layerkit:layer")
                 found[(stack.name, logical_id)] = Layer(
                     stack=stack.name,
                     logical_id=logical_id,
                     path=path,
                     name=(kit_meta or {}).get("name") or logical_id,
-                    asset=self._asset(meta, f"layer {stack.name}/{logical_id}"),
+                    asset=self._asset(props.get("Content"), meta, f"layer {stack.name}/{logical_id}"),
                     s3_key=str((props.get("Content") or {}).get("S3Key", "")),
                     runtimes=tuple(props.get("CompatibleRuntimes", [])),
                     architectures=tuple(props.get("CompatibleArchitectures", [])),
@@ -138,13 +157,16 @@ class Assembly:
     def layers(self) -> list[Layer]:
         return list(self._layers.values())
 
-    def _asset(self, meta: dict[str, Any], what: str) -> Path:
-        asset_path = meta.get("aws:asset:path")
-        if not asset_path:
-            return Path()
-        path = self.directory / asset_path
+    def _asset(self, location: Any, meta: dict[str, Any], what: str) -> Path:
+        """The file or folder deployed as ``location`` (a Code/Content property), found by its S3 key."""
+        key = location.get("S3Key") if isinstance(location, dict) else None
+        path = self.assets.get(key) if isinstance(key, str) else None
+        if path is None and meta.get("aws:asset:path"):
+            path = self.directory / meta["aws:asset:path"]
+        if path is None:
+            raise AssemblyError(f"{what}: its code is not an asset of this assembly (inline code or an S3 object)")
         if not path.exists():
-            raise AssemblyError(f"{what}: asset {asset_path} is missing from {self.directory}; synthesize again")
+            raise AssemblyError(f"{what}: asset {path.name} is missing from {self.directory}; synthesize again")
         return path
 
     # -- functions ------------------------------------------------------------------------------------
@@ -166,8 +188,7 @@ class Assembly:
     def _function(self, stack: Stack, logical_id: str, resource: dict[str, Any]) -> Function:
         props = resource.get("Properties", {})
         meta = resource.get("Metadata", {})
-        path = meta.get("aws:cdk:path", f"{stack.name}/{logical_id}/Resource")
-        function_id = path.removesuffix("/Resource")
+        function_id = stack.construct_path(logical_id)
         what = f"function {function_id}"
         if props.get("PackageType") == "Image" or "ImageUri" in (props.get("Code") or {}):
             raise AssemblyError(f"{what} is a container image function; layerkit invokes zip functions only")
@@ -191,7 +212,7 @@ class Assembly:
             memory_mb=int(props.get("MemorySize", 128)),
             timeout_s=int(props.get("Timeout", 3)),
             environment=env,
-            code=self._asset(meta, what),
+            code=self._asset(props.get("Code"), meta, what),
             layers=tuple(self._resolve_layer(stack, ref, what) for ref in props.get("Layers", [])),
             unresolved_environment=tuple(unresolved),
         )
@@ -218,16 +239,16 @@ class Assembly:
             for resource in stack.of_type("AWS::SSM::Parameter").values():
                 props = resource.get("Properties", {})
                 value = props.get("Value")
-                if props.get("Name") == name and isinstance(value, dict) and "Ref" in value:
-                    if (stack.name, value["Ref"]) in self._layers:
-                        return self._layers[(stack.name, value["Ref"])]
+                named = props.get("Name") == name and isinstance(value, dict)
+                if named and (stack.name, value.get("Ref")) in self._layers:
+                    return self._layers[(stack.name, value["Ref"])]
         raise AssemblyError(f"{what}: no stack of this assembly writes a layer ARN to SSM parameter {name}")
 
     def _layer_behind_export(self, export: str, what: str) -> Layer:
         for producer, output, value in self.exports():
-            if output.get("Export", {}).get("Name") == export and isinstance(value, dict) and "Ref" in value:
-                if (producer.name, value["Ref"]) in self._layers:
-                    return self._layers[(producer.name, value["Ref"])]
+            named = output.get("Export", {}).get("Name") == export and isinstance(value, dict)
+            if named and (producer.name, value.get("Ref")) in self._layers:
+                return self._layers[(producer.name, value["Ref"])]
         raise AssemblyError(f"{what}: no stack of this assembly exports a layer as {export}")
 
     def exports(self) -> list[tuple[Stack, dict[str, Any], Any]]:
@@ -253,4 +274,6 @@ def _read_json(path: Path) -> Any:
     except FileNotFoundError:
         raise AssemblyError(f"{path} is missing; the cloud assembly is incomplete, synthesize again") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AssemblyError(f"{path} is not valid JSON ({exc}); the cloud assembly is corrupt, synthesize again") from None
+        raise AssemblyError(
+            f"{path} is not valid JSON ({exc}); the cloud assembly is corrupt, synthesize again"
+        ) from None

@@ -8,6 +8,7 @@ interrupted one, never leave a half-written entry that a later build would trust
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import functools
 import hashlib
@@ -15,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -220,6 +222,14 @@ def _build_into(entry: Path, source: LayerSource, target: Target, report: Report
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _die_with_parent() -> None:
+    """Runs in the installer's process: a killed build must not leave uv writing into the cache."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+PR_SET_PDEATHSIG = 1
+
 _NO_WHEEL = re.compile(r"Wheels are required for `([^`]+)`|Because (\S+?)(?:==\S+)? has no (?:usable )?wheels")
 
 
@@ -246,7 +256,9 @@ def _install(source: LayerSource, target: Target, deps: Path, report: Reporter) 
     if source.requirements.hashed:
         command.append("--require-hashes")
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
-    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=source.root)
+    proc = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=source.root, preexec_fn=_die_with_parent
+    )
     if proc.returncode != 0:
         raise _install_error(source, target, proc.stderr)
     packages = sorted(

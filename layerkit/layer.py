@@ -6,12 +6,14 @@ inputs), so moving between a laptop with Docker and a CI runner without it never
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import jsii
-from aws_cdk import Annotations, AssetHashType, RemovalPolicy
+from aws_cdk import Annotations, AssetHashType, FileAssetPackaging, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_python_alpha as python_alpha
+from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from layerkit.build import build_layer, default_cache_dir
@@ -47,6 +49,28 @@ class _TidyBundle:
 
     def after_bundling(self, input_dir: str, output_dir: str) -> list[str]:
         return [f"rm -rf {output_dir}/requirements.txt {output_dir}/bin"]
+
+
+def _deploy_under_fingerprint(layer_version: lambda_.LayerVersion, asset_hash: str) -> None:
+    """Point the Docker-built layer at the S3 key the local builder would give it.
+
+    The CDK mixes a bundled asset's Docker image tag and command into its hash, so a ``PythonLayerVersion``
+    and a local build of the same folder would land under different S3 keys: every switch between a machine
+    with Docker and one without would publish a new layer version. The bundle Docker made is registered again
+    under the key ``Code.from_asset(..., asset_hash=asset_hash)`` gives, and the layer points at that.
+    """
+    bundled = layer_version.node.find_child("Code")
+    assert isinstance(bundled, s3_assets.Asset)
+    location = Stack.of(layer_version).synthesizer.add_file_asset(
+        source_hash=hashlib.sha256(asset_hash.encode()).hexdigest(),  # what the CDK does to a custom hash
+        file_name=bundled.asset_path,
+        packaging=FileAssetPackaging.ZIP_DIRECTORY,
+    )
+    resource = layer_version.node.default_child
+    assert isinstance(resource, lambda_.CfnLayerVersion)
+    resource.content = lambda_.CfnLayerVersion.ContentProperty(
+        s3_bucket=location.bucket_name, s3_key=location.object_key
+    )
 
 
 class SharedPythonLayer(Construct):
@@ -106,6 +130,7 @@ class SharedPythonLayer(Construct):
                 ),
                 **props,
             )
+            _deploy_under_fingerprint(self.layer_version, self.asset_hash)
             self.build = None
         else:
             self.build = build_layer(self.source.root, self.target, cache_dir=cache_dir)

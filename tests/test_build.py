@@ -1,0 +1,168 @@
+"""The Docker-free layer build: layout, native wheels for the target, determinism, caching."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from layerkit.build import build_layer
+from layerkit.targets import Target
+from tests.conftest import LAYERS, extract, run_isolated
+
+ELF_MACHINE = {62: "x86_64", 183: "arm64"}  # e_machine values: EM_X86_64, EM_AARCH64
+
+
+def elf_machine(data: bytes) -> str:
+    assert data[:4] == b"\x7fELF", "not an ELF file"
+    little_endian = data[5] == 1
+    return ELF_MACHINE[int.from_bytes(data[18:20], "little" if little_endian else "big")]
+
+
+def copy_layer(name: str, destination: Path) -> Path:
+    return Path(shutil.copytree(LAYERS / name, destination / name))
+
+
+@pytest.fixture(scope="module", params=["x86_64", "arm64"])
+def my_layer(request, kit_cache):
+    return build_layer(LAYERS / "my_layer", Target("python3.12", request.param), cache_dir=kit_cache)
+
+
+def test_every_module_sits_at_the_top_of_python(my_layer):
+    with zipfile.ZipFile(my_layer.zip) as archive:
+        names = archive.namelist()
+    tops = {name.split("/")[1] for name in names if name.count("/") >= 1 and not name.endswith("python/")}
+    assert all(name.startswith("python/") for name in names)
+    assert {"my_layer.py", "pydantic", "pydantic_core", "annotated_types", "typing_extensions.py"} <= tops
+    assert not [n for n in names if n.startswith("python/bin/")], "build-machine scripts shipped"
+    assert not [n for n in names if n.endswith(".pyc")], "bytecode of the build machine's Python shipped"
+
+
+def test_compiled_dependency_is_built_for_the_target_architecture(my_layer):
+    with zipfile.ZipFile(my_layer.zip) as archive:
+        shared_objects = [n for n in archive.namelist() if n.endswith(".so")]
+        assert shared_objects, "pydantic-core ships compiled code; the layer has none"
+        for name in shared_objects:
+            assert "cpython-312" in name or "abi3" in name, name
+            assert elf_machine(archive.read(name)) == my_layer.architecture, name
+
+
+def test_layer_imports_under_python312_with_only_the_layer_on_its_path(kit_cache, python312, tmp_path):
+    build = build_layer(LAYERS / "my_layer", Target("python3.12", "x86_64"), cache_dir=kit_cache)
+    root = extract(build.zip, tmp_path)
+    code, out, err = run_isolated(python312, (
+        "import my_layer, pydantic, pydantic_core, sys\n"
+        "print(pydantic.VERSION, pydantic_core.__file__.startswith(sys.path[0]))"
+    ), root / "python")
+    assert code == 0, err
+    assert out.split() == ["2.14.3", "True"]
+
+
+def test_two_builds_from_clean_caches_are_byte_identical(tmp_path):
+    target = Target("python3.12", "x86_64")
+    first = build_layer(LAYERS / "my_layer", target, cache_dir=tmp_path / "a")
+    second = build_layer(LAYERS / "my_layer", target, cache_dir=tmp_path / "b")
+    assert (first.cache, second.cache) == ("miss", "miss")
+    assert first.sha256 == second.sha256
+    assert first.zip.read_bytes() == second.zip.read_bytes()
+    assert hashlib.sha256(first.zip.read_bytes()).hexdigest() == first.sha256
+
+
+def test_second_build_is_a_cache_hit_with_the_same_asset_hash(tmp_path):
+    target = Target("python3.12", "x86_64")
+    cold = build_layer(LAYERS / "my_layer", target, cache_dir=tmp_path)
+    warm = build_layer(LAYERS / "my_layer", target, cache_dir=tmp_path)
+    assert (cold.cache, warm.cache) == ("miss", "hit")
+    assert (warm.sha256, warm.asset_hash) == (cold.sha256, cold.asset_hash)
+    assert warm.seconds < 0.3
+
+
+def test_one_changed_byte_changes_the_zip_and_the_asset_hash(tmp_path):
+    layer = copy_layer("another_layer", tmp_path)
+    target = Target("python3.12", "x86_64")
+    before = build_layer(layer, target, cache_dir=tmp_path / "cache")
+    module = layer / "python" / "another_layer" / "module2.py"
+    module.write_bytes(module.read_bytes().replace(b"top: int = 3", b"top: int = 4"))
+    after = build_layer(layer, target, cache_dir=tmp_path / "cache")
+    assert after.cache == "miss"
+    assert after.sha256 != before.sha256
+    assert after.asset_hash != before.asset_hash
+
+
+def test_asset_hash_depends_on_target_but_not_on_where_the_layer_sits(tmp_path):
+    x86 = build_layer(LAYERS / "another_layer", Target("python3.12", "x86_64"), cache_dir=tmp_path)
+    arm = build_layer(LAYERS / "another_layer", Target("python3.12", "arm64"), cache_dir=tmp_path)
+    moved = build_layer(copy_layer("another_layer", tmp_path), Target("python3.12", "x86_64"), cache_dir=tmp_path)
+    assert x86.asset_hash != arm.asset_hash
+    assert moved.asset_hash == x86.asset_hash
+    assert moved.cache == "hit"
+
+
+def test_bytecode_left_in_the_layer_folder_is_not_shipped_nor_hashed(tmp_path):
+    layer = copy_layer("another_layer", tmp_path)
+    target = Target("python3.12", "x86_64")
+    clean = build_layer(layer, target, cache_dir=tmp_path / "cache")
+    pycache = layer / "python" / "another_layer" / "__pycache__"
+    pycache.mkdir()
+    (pycache / "module1.cpython-311.pyc").write_bytes(b"\x00" * 16)
+    dirty = build_layer(layer, target, cache_dir=tmp_path / "cache")
+    assert (dirty.cache, dirty.asset_hash) == ("hit", clean.asset_hash)
+
+
+def layerkit_build(layer: Path, cache: Path, out: Path | None = None, arch: str = "x86_64") -> subprocess.Popen:
+    command = [sys.executable, "-m", "layerkit.cli", "build", str(layer), "--runtime", "python3.12",
+               "--arch", arch, "--json", "--cache-dir", str(cache)]
+    if out:
+        command += ["--out", str(out)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_concurrent_builds_of_one_layer_build_it_once(tmp_path):
+    cache = tmp_path / "cache"
+    procs = [layerkit_build(LAYERS / "my_layer", cache, tmp_path / f"out{i}.zip") for i in range(2)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out))
+    assert sorted(r["cache"] for r in results) == ["hit", "miss"]
+    assert results[0]["sha256"] == results[1]["sha256"]
+    assert (tmp_path / "out0.zip").read_bytes() == (tmp_path / "out1.zip").read_bytes()
+    assert not list((cache / "layers").glob(".tmp-*"))
+
+
+def test_an_interrupted_build_leaves_nothing_a_later_build_trusts(tmp_path):
+    cache = tmp_path / "cache"
+    proc = layerkit_build(LAYERS / "my_layer", cache, arch="arm64")
+    deadline = time.monotonic() + 60
+    while not list((cache / "layers").glob(".tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert not [p for p in (cache / "layers").iterdir() if p.is_dir() and not p.name.startswith(".tmp-")]
+    rebuilt = build_layer(LAYERS / "my_layer", Target("python3.12", "arm64"), cache_dir=cache)
+    assert rebuilt.cache == "miss"
+    with zipfile.ZipFile(rebuilt.zip) as archive:
+        assert archive.testzip() is None
+    assert not list((cache / "layers").glob(".tmp-*")), "the stale build folder was not cleaned up"
+
+
+def test_cli_json_reports_what_a_user_needs(tmp_path):
+    proc = layerkit_build(LAYERS / "another_layer", tmp_path / "cache", tmp_path / "layer.zip")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    result = json.loads(out)
+    assert {"zip", "sha256", "zipped_bytes", "unzipped_bytes", "cache", "builder"} <= result.keys()
+    assert result["zip"] == str(tmp_path / "layer.zip")
+    assert result["zipped_bytes"] == (tmp_path / "layer.zip").stat().st_size
+    assert (result["cache"], result["builder"]) == ("miss", "local")
+    assert hashlib.sha256((tmp_path / "layer.zip").read_bytes()).hexdigest() == result["sha256"]

@@ -1,0 +1,148 @@
+"""Which builder makes a layer: PythonLayerVersion on the Lambda build image where a Docker daemon answers,
+the Docker-free build elsewhere. A stand-in ``docker`` on PATH records every call the kit and the CDK make."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_python_alpha as python_alpha
+
+from layerkit import SharedPythonLayer
+from tests.conftest import LAYERS, ROOT
+
+STAND_IN = """\
+#!{python}
+# A stand-in docker client: records its arguments; `docker info` answers as told; no image is cached;
+# `docker run` of a CDK bundling container leaves a file in /asset-output, as a real build leaves the layer.
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["DOCKER_CALLS"], "a") as calls:
+    calls.write(json.dumps(args) + "\\n")
+if args[:1] == ["info"]:
+    sys.exit(0 if os.environ["DOCKER_INFO_OK"] == "1" else 1)
+if args[:2] == ["image", "inspect"]:
+    sys.exit(1)  # no image cached yet: the CDK builds it
+if args[:1] == ["run"]:
+    for flag, value in zip(args, args[1:]):
+        host, _, inside = value.partition(":")
+        if flag == "-v" and inside.startswith("/asset-output"):
+            os.makedirs(os.path.join(host, "python"), exist_ok=True)
+            open(os.path.join(host, "python", "built_in_docker.txt"), "w").close()
+"""
+
+
+@pytest.fixture
+def stand_in_docker(tmp_path, monkeypatch):
+    def install(info_ok: bool) -> Path:
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        docker = bin_dir / "docker"
+        docker.write_text(STAND_IN.format(python=sys.executable))
+        docker.chmod(0o755)
+        calls = tmp_path / "docker-calls.jsonl"
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        monkeypatch.setenv("DOCKER_CALLS", str(calls))
+        monkeypatch.setenv("DOCKER_INFO_OK", "1" if info_ok else "0")
+        return calls
+
+    return install
+
+
+def recorded(calls: Path) -> list[list[str]]:
+    return [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
+
+
+def test_without_a_daemon_the_local_builder_is_chosen(stand_in_docker, kit_cache):
+    calls = stand_in_docker(info_ok=False)
+    stack = Stack(App(), "S")
+    layer = SharedPythonLayer(stack, "L", entry=LAYERS / "another_layer", runtime=lambda_.Runtime.PYTHON_3_12)
+    assert layer.builder == "local"
+    assert type(layer.layer_version) is lambda_.LayerVersion
+    assert recorded(calls) == [["info"]]
+
+
+def test_the_context_key_forces_the_local_builder_without_asking_docker(stand_in_docker, kit_cache):
+    calls = stand_in_docker(info_ok=True)
+    stack = Stack(App(context={"layerkit:builder": "local"}), "S")
+    layer = SharedPythonLayer(stack, "L", entry=LAYERS / "another_layer", runtime=lambda_.Runtime.PYTHON_3_12)
+    assert layer.builder == "local"
+    assert recorded(calls) == []
+
+
+SYNTH_WITH_DOCKER = textwrap.dedent("""
+    import json, sys
+    import layerkit
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_lambda as lambda_
+    from aws_cdk import aws_lambda_python_alpha as python_alpha
+    from layerkit import SharedPythonLayer
+    app = App(outdir=sys.argv[2])
+    layer = SharedPythonLayer(Stack(app, "S"), "L", entry=sys.argv[1], runtime=lambda_.Runtime.PYTHON_3_12,
+                              architecture=lambda_.Architecture.ARM_64)
+    assembly = app.synth()
+    print(json.dumps({
+        "builder": layer.builder,
+        "python_layer_version": isinstance(layer.layer_version, python_alpha.PythonLayerVersion),
+        "asset_hash": layer.asset_hash,
+        "template": assembly.get_stack_by_name("S").template,
+    }))
+""")
+
+
+def test_with_a_daemon_python_layer_version_builds_on_the_lambda_build_image(stand_in_docker, tmp_path):
+    calls = stand_in_docker(info_ok=True)
+    # A fresh process: the CDK runs `docker` from its Node.js process, which must see the stand-in on PATH.
+    env = {**os.environ, "LAYERKIT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", SYNTH_WITH_DOCKER, str(LAYERS / "my_layer"), str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["builder"] == "docker"
+    assert result["python_layer_version"] is True
+
+    commands = recorded(calls)
+    assert commands[0] == ["info"]
+    build = next(c for c in commands if c[0] == "build")
+    assert "IMAGE=public.ecr.aws/sam/build-python3.12" in build
+    assert build[build.index("--platform") + 1] == "linux/arm64"
+    run = next(c for c in commands if c[0] == "run")
+    mounts = [run[i + 1] for i, flag in enumerate(run) if flag == "-v"]
+    source = next(m.split(":")[0] for m in mounts if ":/asset-input" in m)
+    # The staged entry holds the layer's modules at its top: PythonLayerVersion puts them under python/.
+    assert sorted(p.name for p in Path(source).iterdir()) == ["my_layer.py", "requirements.txt"]
+    assert "pip install -r requirements.txt" in run[-1]
+    assert "rm -rf /asset-output/python/requirements.txt /asset-output/python/bin" in run[-1]
+
+    # Same asset hash as the local builder: moving between machines never creates a new layer version.
+    from layerkit.build import build_layer
+    from layerkit.targets import Target
+
+    local = build_layer(LAYERS / "my_layer", Target("python3.12", "arm64"), cache_dir=tmp_path / "cache")
+    assert local.asset_hash == result["asset_hash"]
+    (layer,) = [r for r in result["template"]["Resources"].values() if r["Type"] == "AWS::Lambda::LayerVersion"]
+    local_app = App(outdir=str(tmp_path / "local-out"), context={"layerkit:builder": "local"})
+    local_stack = Stack(local_app, "S")
+    SharedPythonLayer(local_stack, "L", entry=LAYERS / "my_layer", runtime=lambda_.Runtime.PYTHON_3_12,
+                      architecture=lambda_.Architecture.ARM_64)
+    local_template = local_app.synth().get_stack_by_name("S").template
+    (local_layer,) = [r for r in local_template["Resources"].values() if r["Type"] == "AWS::Lambda::LayerVersion"]
+    assert local_layer["Properties"]["Content"] == layer["Properties"]["Content"]
+    # ... and what is uploaded under that key is the bundle made in the Lambda build image.
+    manifest = json.loads((tmp_path / "out" / "S.assets.json").read_text())
+    key = layer["Properties"]["Content"]["S3Key"]
+    (uploaded,) = [a for a in manifest["files"].values()
+                   if any(d["objectKey"] == key for d in a["destinations"].values())]
+    bundle = tmp_path / "out" / uploaded["source"]["path"]
+    assert uploaded["source"]["packaging"] == "zip"
+    assert (bundle / "python" / "built_in_docker.txt").exists()
+    assert python_alpha.PythonLayerVersion  # the construct type asserted above comes from this package
