@@ -32,9 +32,16 @@ sandbox-tools:
 		echo "make: bubblewrap is missing; install it (sudo apt-get install bubblewrap, dnf install bubblewrap)" >&2; \
 	fi
 
+# Synthesize with the real CDK CLI (which builds the layers), then invoke each function from cdk.out.
 run: setup
 	npx cdk synth --quiet
 	$(BIN)/layerkit describe --assembly cdk.out
+	@for fn in order_total text_stats; do \
+		stack="lambda-layers-example-$$(echo $$fn | tr _ -)"; \
+		echo; echo "== $$stack/Function with lambdas/$$fn/events/*.json"; \
+		$(BIN)/layerkit invoke --assembly cdk.out "$$stack/Function" \
+			$$(for e in lambdas/$$fn/events/*.json; do printf -- '--event %s ' "$$e"; done) || exit 1; \
+	done
 
 synth: setup
 	npx cdk synth --quiet

@@ -94,6 +94,35 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_invoke(args: argparse.Namespace) -> int:
+    from layerkit.assembly import Assembly
+    from layerkit.invoke import Invocation, invoke_function, read_events
+    from layerkit.invoke.environment import parse_overrides
+
+    assembly = Assembly.load(args.assembly)
+    if args.list:
+        for fn in assembly.functions():
+            layers = ", ".join(use.layer.name for use in fn.layers) or "no layers"
+            print(f"{fn.id}\t{fn.handler}\t{fn.runtime}\t{fn.architecture}\t{layers}")
+        return 0
+    if not args.function:
+        raise LayerkitError("name the function to invoke as STACK/FUNCTION_ID; 'layerkit invoke --list' lists them")
+    if args.repeat < 1:
+        raise LayerkitError(f"--repeat must be 1 or more, not {args.repeat}")
+    function = assembly.function(args.function)
+    events = read_events(args.event)  # all of them, before anything runs
+
+    def print_response(result: Invocation) -> None:
+        sys.stdout.buffer.write(result.body.rstrip(b"\n") + b"\n")
+        sys.stdout.flush()
+
+    results = invoke_function(
+        function, events, backend=args.backend, env_overrides=parse_overrides(args.env),
+        timeout_s=args.timeout, repeat=args.repeat, cache_dir=args.cache_dir, on_result=print_response,
+    )
+    return 0 if all(result.ok for result in results) else EXIT_ERROR
+
+
 def build_parser() -> argparse.ArgumentParser:
     from layerkit import __version__
     from layerkit.targets import MACHINES, MANYLINUX_CEILING
@@ -116,6 +145,27 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--assembly", default="cdk.out", help="cloud assembly folder (default: cdk.out)")
     describe.add_argument("--json", action="store_true")
     describe.set_defaults(func=cmd_describe)
+
+    invoke = sub.add_parser(
+        "invoke", help="run a synthesized function locally with its layers, as Lambda would",
+        description="Run a function of the cloud assembly with its code at /var/task and its layers merged at "
+                    "/opt: in the Lambda base image where Docker answers, else in a bubblewrap sandbox. The "
+                    "response goes to stdout (one JSON document per invoke), logs and REPORT lines to stderr.",
+    )
+    invoke.add_argument("function", nargs="?", metavar="STACK/FUNCTION_ID",
+                        help="e.g. my-stack/Function (see --list)")
+    invoke.add_argument("--assembly", default="cdk.out", help="cloud assembly folder (default: cdk.out)")
+    invoke.add_argument("--list", action="store_true", help="list the functions that can be invoked")
+    invoke.add_argument("--event", action="append", metavar="FILE|-",
+                        help="event JSON file, or - for stdin; repeat for several events (default: {})")
+    invoke.add_argument("--env", action="append", metavar="KEY=VALUE", help="set or override a variable")
+    invoke.add_argument("--timeout", type=float, metavar="S", help="default: the function's timeout")
+    invoke.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="invoke N times in one warm environment (default: 1)")
+    invoke.add_argument("--backend", choices=["auto", "sandbox", "docker"], default="auto",
+                        help="auto (default): docker where a daemon answers, else sandbox")
+    invoke.add_argument("--cache-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    invoke.set_defaults(func=cmd_invoke)
     return parser
 
 

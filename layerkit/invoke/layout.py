@@ -1,0 +1,127 @@
+"""Lay a function out as Lambda does: code at ``/var/task``; layers merged in order into ``/opt``.
+
+Each layout is prepared once per content in the kit's cache and reused by later invokes; a layout appears in
+one atomic rename, so an interrupted invoke never leaves a half-merged ``/opt`` behind for the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from layerkit.assembly import Function
+from layerkit.build import default_cache_dir, uv_binary
+from layerkit.errors import InvokeError
+from layerkit.targets import Target
+
+#: The official runtime interface client, pinned: the loop that talks to the Runtime API inside the sandbox.
+AWSLAMBDARIC = "awslambdaric==4.2.2"
+
+
+@dataclass(frozen=True)
+class Layout:
+    task: Path
+    opt: Path
+
+
+def _digest_of(path: Path) -> str:
+    digest = hashlib.sha256(path.name.encode())
+    if path.is_file():
+        digest.update(path.read_bytes())
+    else:
+        for item in sorted(path.rglob("*")):
+            if item.is_file():
+                digest.update(str(item.relative_to(path)).encode() + b"\0" + str(item.stat().st_size).encode())
+    return digest.hexdigest()
+
+
+def _extract(archive_path: Path, destination: Path) -> None:
+    """Extract with the modes recorded in the zip (an executable in ``/opt/bin`` stays executable)."""
+    root = destination.resolve()
+    with zipfile.ZipFile(archive_path) as archive:
+        for info in archive.infolist():
+            target = (destination / info.filename).resolve()
+            if not target.is_relative_to(root):
+                raise InvokeError(f"{archive_path.name}: entry {info.filename!r} points outside the archive")
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists() or target.is_symlink():
+                target.unlink()  # a later layer replaces the same path of an earlier one
+            with archive.open(info) as source, open(target, "wb") as out:
+                shutil.copyfileobj(source, out)
+            mode = (info.external_attr >> 16) & 0o777
+            target.chmod(mode | 0o444 if mode else 0o644)
+
+
+def _merge(source: Path, destination: Path) -> None:
+    if source.is_file():
+        _extract(source, destination)
+    else:
+        shutil.copytree(source, destination, dirs_exist_ok=True, symlinks=True)
+
+
+def _materialize(entry: Path, fill: Callable[[Path], None]) -> Path:
+    if entry.is_dir():
+        return entry
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=entry.parent))
+    try:
+        fill(work / "tree")
+        try:
+            os.rename(work / "tree", entry)
+        except OSError:
+            if not entry.is_dir():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return entry
+
+
+def prepare_layout(function: Function, cache_dir: Path | None = None) -> Layout:
+    """The function's ``/var/task`` and merged ``/opt`` as host folders (mounted read-only later)."""
+    root = (cache_dir or default_cache_dir()) / "invoke"
+    if function.code.is_dir():
+        task = function.code  # an asset folder of the assembly, named by its content hash
+    else:
+        task = _materialize(root / f"task-{_digest_of(function.code)}", lambda d: _extract(function.code, d))
+    sources = [use.layer.asset for use in function.layers]
+    key = hashlib.sha256("\0".join(_digest_of(s) for s in sources).encode()).hexdigest()
+
+    def merge_in_order(destination: Path) -> None:
+        destination.mkdir(parents=True)
+        for source in sources:
+            _merge(source, destination)
+
+    return Layout(task=task, opt=_materialize(root / f"opt-{key}", merge_in_order))
+
+
+def prepare_runtime(target: Target, cache_dir: Path | None = None) -> Path:
+    """A ``/var/runtime`` folder: awslambdaric for the target, beside the kit's bootstrap."""
+    bootstrap = Path(__file__).with_name("bootstrap.py")
+    revision = hashlib.sha256(bootstrap.read_bytes()).hexdigest()[:12]  # a changed bootstrap gets a new folder
+    name = f"{AWSLAMBDARIC.replace('==', '-')}-{target.runtime}-{target.machine}-{revision}"
+    entry = (cache_dir or default_cache_dir()) / "runtime" / name
+
+    def install(destination: Path) -> None:
+        proc = subprocess.run(
+            [uv_binary(), "pip", "install", AWSLAMBDARIC, "--target", str(destination),
+             "--python", sys.executable, "--python-version", target.python_version,
+             "--python-platform", target.uv_platform, "--only-binary", ":all:", "--link-mode", "copy",
+             "--no-progress", "--quiet"],
+            capture_output=True, text=True, env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
+        )
+        if proc.returncode != 0:
+            raise InvokeError(f"installing {AWSLAMBDARIC} for {target} failed: {proc.stderr.strip()[-300:]}")
+        shutil.copy2(bootstrap, destination / "bootstrap.py")
+
+    return _materialize(entry, install)
