@@ -33,7 +33,8 @@ class ExampleApp:
 
 def build(app: App) -> ExampleApp:
     """Wire the stacks into ``app``; the tests call this on apps of their own."""
-    layers = LayersStack(app, LAYERS_STACK, layers_dir=ROOT / "layers", runtime=RUNTIME, architecture=ARCHITECTURE)
+    layers = LayersStack(app, LAYERS_STACK, layers_dir=ROOT / "layers", docker_image_dir=ROOT / "docker",
+                         runtime=RUNTIME, architecture=ARCHITECTURE)
     functions = {
         stack_name: FunctionStack(
             app,

@@ -10,7 +10,7 @@ import hashlib
 from pathlib import Path
 
 import jsii
-from aws_cdk import Annotations, AssetHashType, FileAssetPackaging, RemovalPolicy, Stack
+from aws_cdk import Annotations, AssetHashType, DockerImage, FileAssetPackaging, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_python_alpha as python_alpha
 from aws_cdk import aws_s3_assets as s3_assets
@@ -92,6 +92,8 @@ class SharedPythonLayer(Construct):
         sharing: ``ssm`` (default) or ``export``; see :mod:`layerkit.share`.
             Default: the context key ``layerkit:sharing``, else ``ssm``.
         parameter_name: SSM parameter for ``ssm`` sharing. Default: ``/<owner stack>/layers/<folder name>/arn``.
+        docker_image_dir: a folder with a Dockerfile to bundle in (build arg ``IMAGE`` is the runtime's SAM
+            build image), e.g. the example's ``docker/``. Default: ``PythonLayerVersion``'s own image.
         description: the layer version's description. Default: names the folder and target.
     """
 
@@ -107,6 +109,7 @@ class SharedPythonLayer(Construct):
         sharing: Sharing | str | None = None,
         parameter_name: str | None = None,
         description: str | None = None,
+        docker_image_dir: str | Path | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.target = Target(runtime.name, architecture.name)
@@ -123,10 +126,18 @@ class SharedPythonLayer(Construct):
         cache_dir = default_cache_dir()
         if self.builder == "docker":
             staged = stage_for_python_layer_version(self.source, self.asset_hash, cache_dir)
+            image = None
+            if docker_image_dir is not None:
+                image = DockerImage.from_build(
+                    str(Path(docker_image_dir).resolve()),
+                    build_args={"IMAGE": runtime.bundling_image.image},
+                    platform=architecture.docker_platform,
+                )
             self.layer_version: lambda_.LayerVersion = python_alpha.PythonLayerVersion(
                 self, "Layer", entry=str(staged),
                 bundling=python_alpha.BundlingOptions(
-                    asset_hash=self.asset_hash, asset_hash_type=AssetHashType.CUSTOM, command_hooks=_TidyBundle()
+                    asset_hash=self.asset_hash, asset_hash_type=AssetHashType.CUSTOM, command_hooks=_TidyBundle(),
+                    image=image,
                 ),
                 **props,
             )

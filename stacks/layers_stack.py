@@ -13,7 +13,10 @@ from layerkit import SharedPythonLayer
 
 
 class LayersStack(Stack):
-    """Builds ``layers/my_layer`` and ``layers/another_layer`` once, for one runtime and architecture."""
+    """Builds ``layers/my_layer`` and ``layers/another_layer`` once, for one runtime and architecture.
+
+    Where Docker answers, they are bundled in ``docker/Dockerfile`` (the SAM build image, pip pinned).
+    """
 
     def __init__(
         self,
@@ -21,17 +24,15 @@ class LayersStack(Stack):
         construct_id: str,
         *,
         layers_dir: Path,
+        docker_image_dir: Path,
         runtime: lambda_.Runtime,
         architecture: lambda_.Architecture,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.my_layer = SharedPythonLayer(
-            self, "MyLayer", entry=layers_dir / "my_layer", runtime=runtime, architecture=architecture
-        )
-        self.another_layer = SharedPythonLayer(
-            self, "AnotherLayer", entry=layers_dir / "another_layer", runtime=runtime, architecture=architecture
-        )
+        options = {"runtime": runtime, "architecture": architecture, "docker_image_dir": docker_image_dir}
+        self.my_layer = SharedPythonLayer(self, "MyLayer", entry=layers_dir / "my_layer", **options)
+        self.another_layer = SharedPythonLayer(self, "AnotherLayer", entry=layers_dir / "another_layer", **options)
 
     @property
     def layers(self) -> list[SharedPythonLayer]:

@@ -86,7 +86,7 @@ SYNTH_WITH_DOCKER = textwrap.dedent("""
     from layerkit import SharedPythonLayer
     app = App(outdir=sys.argv[2])
     layer = SharedPythonLayer(Stack(app, "S"), "L", entry=sys.argv[1], runtime=lambda_.Runtime.PYTHON_3_12,
-                              architecture=lambda_.Architecture.ARM_64)
+                              architecture=lambda_.Architecture.ARM_64, docker_image_dir=sys.argv[3])
     assembly = app.synth()
     print(json.dumps({
         "builder": layer.builder,
@@ -102,7 +102,8 @@ def test_with_a_daemon_python_layer_version_builds_on_the_lambda_build_image(sta
     # A fresh process: the CDK runs `docker` from its Node.js process, which must see the stand-in on PATH.
     env = {**os.environ, "LAYERKIT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-c", SYNTH_WITH_DOCKER, str(LAYERS / "my_layer"), str(tmp_path / "out")],
+        [sys.executable, "-c", SYNTH_WITH_DOCKER, str(LAYERS / "my_layer"), str(tmp_path / "out"),
+         str(ROOT / "docker")],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
@@ -115,6 +116,7 @@ def test_with_a_daemon_python_layer_version_builds_on_the_lambda_build_image(sta
     build = next(c for c in commands if c[0] == "build")
     assert "IMAGE=public.ecr.aws/sam/build-python3.12" in build
     assert build[build.index("--platform") + 1] == "linux/arm64"
+    assert build[-1] == str(ROOT / "docker")  # the project's Dockerfile: pinned pip, no stale .pyc
     run = next(c for c in commands if c[0] == "run")
     mounts = [run[i + 1] for i, flag in enumerate(run) if flag == "-v"]
     source = next(m.split(":")[0] for m in mounts if ":/asset-input" in m)
