@@ -31,9 +31,9 @@ class ExampleApp:
     functions: dict[str, FunctionStack]
 
 
-def build(app: App) -> ExampleApp:
+def build(app: App, layers_dir: Path = ROOT / "layers") -> ExampleApp:
     """Wire the stacks into ``app``; the tests call this on apps of their own."""
-    layers = LayersStack(app, LAYERS_STACK, layers_dir=ROOT / "layers", docker_image_dir=ROOT / "docker",
+    layers = LayersStack(app, LAYERS_STACK, layers_dir=layers_dir, docker_image_dir=ROOT / "docker",
                          runtime=RUNTIME, architecture=ARCHITECTURE)
     functions = {
         stack_name: FunctionStack(

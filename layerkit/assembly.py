@@ -94,10 +94,13 @@ class Stack:
 class Assembly:
     """A loaded ``cdk.out``. ``Assembly.load("cdk.out").function("my-stack/Function")``."""
 
-    def __init__(self, directory: Path, stacks: dict[str, Stack], assets: dict[str, Path]) -> None:
+    def __init__(
+        self, directory: Path, stacks: dict[str, Stack], assets: dict[str, Path], *, local_assets: bool = True
+    ) -> None:
         self.directory = directory
         self.stacks = stacks
         self.assets = assets  # S3 object key -> the file or folder that the CLI uploads under it
+        self.local_assets = local_assets  # False for templates read back from CloudFormation
         self._layers = self._find_layers()
 
     @classmethod
@@ -133,6 +136,12 @@ class Assembly:
             raise AssemblyError(f"{root} holds no stack; run 'npx cdk synth' in the app's folder")
         return cls(root, stacks, assets)
 
+    @classmethod
+    def from_templates(cls, source: str, templates: dict[str, dict[str, Any]]) -> Assembly:
+        """Stacks known by their templates only (e.g. as deployed): no asset can be opened."""
+        stacks = {name: Stack(name, template, [], {}) for name, template in templates.items()}
+        return cls(Path(source), stacks, {}, local_assets=False)
+
     # -- layers ---------------------------------------------------------------------------------------
     def _find_layers(self) -> dict[tuple[str, str], Layer]:
         found: dict[tuple[str, str], Layer] = {}
@@ -159,6 +168,8 @@ class Assembly:
 
     def _asset(self, location: Any, meta: dict[str, Any], what: str) -> Path:
         """The file or folder deployed as ``location`` (a Code/Content property), found by its S3 key."""
+        if not self.local_assets:
+            return Path()
         key = location.get("S3Key") if isinstance(location, dict) else None
         path = self.assets.get(key) if isinstance(key, str) else None
         if path is None and meta.get("aws:asset:path"):

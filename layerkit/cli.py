@@ -123,6 +123,25 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     return 0 if all(result.ok for result in results) else EXIT_ERROR
 
 
+def cmd_check_upgrade(args: argparse.Namespace) -> int:
+    from layerkit.assembly import Assembly
+    from layerkit.upgrade import check_upgrade, deployed_assembly, render
+
+    if args.against_deployed:
+        if len(args.assemblies) != 1:
+            raise LayerkitError("with --against-deployed, give one assembly: the one about to be deployed")
+        after = Assembly.load(args.assemblies[0])
+        before = deployed_assembly(after)
+    else:
+        if len(args.assemblies) != 2:
+            raise LayerkitError("give two assemblies, BEFORE (deployed) and AFTER (about to be), "
+                                "or one with --against-deployed")
+        before, after = (Assembly.load(path) for path in args.assemblies)
+    report = check_upgrade(before, after)
+    print(json.dumps(report.to_json(), indent=2) if args.json else render(report))
+    return EXIT_ERROR if report.blocked else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from layerkit import __version__
     from layerkit.targets import MACHINES, MANYLINUX_CEILING
@@ -166,6 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto (default): docker where a daemon answers, else sandbox")
     invoke.add_argument("--cache-dir", type=Path, default=None, help=argparse.SUPPRESS)
     invoke.set_defaults(func=cmd_invoke)
+
+    upgrade = sub.add_parser(
+        "check-upgrade", help="before a deploy: layers that get a new version, exports that would lock",
+        description="Compare the assembly deployed (BEFORE) with the one about to be (AFTER). Exit 1 when an "
+                    "export that another stack imports would change or disappear: CloudFormation would refuse.",
+    )
+    upgrade.add_argument("assemblies", nargs="+", metavar="ASSEMBLY",
+                         help="BEFORE AFTER, or one with --against-deployed")
+    upgrade.add_argument("--against-deployed", action="store_true",
+                         help="read BEFORE from CloudFormation (needs boto3 and AWS credentials)")
+    upgrade.add_argument("--json", action="store_true")
+    upgrade.set_defaults(func=cmd_check_upgrade)
     return parser
 
 
