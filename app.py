@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import App
-from aws_cdk import aws_lambda as lambda_
+import layerkit  # first: it quiets the jsii Node.js banner before aws_cdk starts Node
 
-import layerkit  # noqa: F401  (first: it quiets the jsii Node.js banner before aws_cdk starts Node)
+# isort: split
+from aws_cdk import App, Validations
+from aws_cdk import aws_lambda as lambda_
+from cdk_nag import AwsSolutionsChecks
+
 from stacks.function_stack import FunctionStack
 from stacks.layers_stack import LayersStack
 
@@ -50,6 +54,22 @@ def build(app: App, layers_dir: Path = ROOT / "layers") -> ExampleApp:
     return ExampleApp(app, layers, functions)
 
 
-if __name__ == "__main__":
-    example = build(App())
+def guard(app: App) -> None:
+    """Fail the synth on a layer mistake (layerkit's checks) or an AWS Solutions finding (cdk-nag)."""
+    layerkit.check(app)
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+
+def main() -> int:
+    try:
+        example = build(App())
+    except layerkit.LayerkitError as error:  # a mistake in a layer folder: one line, not a traceback
+        print(f"layerkit: error: {error}", file=sys.stderr)
+        return 1
+    guard(example.app)
     example.app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

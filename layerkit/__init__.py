@@ -18,18 +18,22 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 if TYPE_CHECKING:
     from layerkit.build import LayerBuild, build_layer
+    from layerkit.checks import check
+    from layerkit.errors import LayerkitError
     from layerkit.layer import SharedPythonLayer
     from layerkit.share import Sharing
     from layerkit.targets import Target
 
-__all__ = ["LayerBuild", "SharedPythonLayer", "Sharing", "Target", "build_layer"]
+__all__ = ["LayerBuild", "LayerkitError", "SharedPythonLayer", "Sharing", "Target", "build_layer", "check"]
 
 _LAZY = {
     "LayerBuild": "layerkit.build",
+    "LayerkitError": "layerkit.errors",
     "build_layer": "layerkit.build",
     "SharedPythonLayer": "layerkit.layer",
     "Sharing": "layerkit.share",
     "Target": "layerkit.targets",
+    "check": "layerkit.checks",
 }
 
 

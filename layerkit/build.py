@@ -230,6 +230,7 @@ def _die_with_parent() -> None:
 
 PR_SET_PDEATHSIG = 1
 
+_HASH_MISMATCH = re.compile(r"Hash mismatch for `([^`]+)`")
 _NO_WHEEL = re.compile(r"Wheels are required for `([^`]+)`|Because (\S+?)(?:==\S+)? has no (?:usable )?wheels")
 
 
@@ -278,5 +279,11 @@ def _install_error(source: LayerSource, target: Target, stderr: str) -> Exceptio
             "(see its files on PyPI), replace it, or build this layer with Docker "
             "(-c layerkit:builder=docker) so that it is compiled in the Lambda build image"
         )
-    detail = " ".join(line.strip() for line in stderr.strip().splitlines()[-3:])
+    if mismatch := _HASH_MISMATCH.search(stderr):
+        return BuildError(
+            f"layer {source.name}: the file downloaded for {mismatch.group(1)} does not match any --hash in "
+            f"{source.requirements_file.name}; if the new file is trusted, regenerate the hashes "
+            "(uv pip compile --generate-hashes), otherwise check which index served it"
+        )
+    detail = " ".join(line.strip() for line in stderr.strip().splitlines() if line.strip())[-500:]
     return BuildError(f"layer {source.name}: installing requirements for {target} failed: {detail}")

@@ -205,9 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except LayerkitError as error:
+    except (LayerkitError, OSError) as error:
         if args.debug:
             raise
+        if isinstance(error, OSError) and not isinstance(error, LayerkitError):
+            where = f": {error.filename}" if error.filename else ""
+            error = f"{error.strerror or error}{where} (run with --debug for the traceback)"
         print(f"layerkit: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
