@@ -28,7 +28,8 @@ from pathlib import Path
 
 from layerkit import __version__
 from layerkit.archive import unzipped_size, write_deterministic_zip
-from layerkit.errors import BuildError, LayerSourceError, MissingWheelError
+from layerkit.errors import BuildError, LayerSourceError, MissingInterpreterError, MissingWheelError
+from layerkit.interpreters import find_python
 from layerkit.source import LayerSource
 from layerkit.targets import Target
 
@@ -92,6 +93,7 @@ class LayerBuild:
     architecture: str
     platform: str
     packages: list[str]
+    bytecode: bool
     seconds: float
     warnings: list[str] = field(default_factory=list)
 
@@ -107,8 +109,14 @@ def build_layer(
     *,
     cache_dir: Path | None = None,
     report: Reporter = report_to_stderr,
+    bytecode: bool = True,
 ) -> LayerBuild:
     """Build ``layer_dir`` for ``target`` without Docker, or return the cached build of the same inputs.
+
+    With ``bytecode`` (the default), the layer ships ``.pyc`` compiled by a Python of the target version with
+    ``--invalidation-mode unchecked-hash``: Lambda uses them as they are, where timestamp-checked ones (pip's)
+    are stale after the CDK zips every file with a 1980 date, and every cold start compiles the layer again.
+    Where no such Python is found, the layer is built without them, with a warning.
 
     Example::
 
@@ -119,7 +127,8 @@ def build_layer(
     source = LayerSource.load(layer_dir)
     for warning in source.warnings:
         report(f"warning: {warning}")
-    asset_hash = source.fingerprint(target)
+    python = _bytecode_python(source, target, report) if bytecode else None
+    asset_hash = source.fingerprint(target, bytecode=python is not None)
     key = hashlib.sha256(f"{asset_hash}\0{builder_version()}".encode()).hexdigest()
     layers_dir = (cache_dir or default_cache_dir()) / "layers"
     entry = layers_dir / key
@@ -130,9 +139,31 @@ def build_layer(
         with _locked(layers_dir / f"{key}.lock"):
             cached = _read_entry(entry)  # another process may have built it while we waited
             if cached is None:
-                _build_into(entry, source, target, report)
+                _build_into(entry, source, target, report, python)
                 return _result(entry, source, target, asset_hash, "miss", started, report)
     return _result(entry, source, target, asset_hash, "hit", started, report)
+
+
+def _bytecode_python(source: LayerSource, target: Target, report: Reporter) -> Path | None:
+    try:
+        return find_python(target.python_version)
+    except MissingInterpreterError:
+        report(
+            f"warning: layer {source.name}: no Python {target.python_version} on this machine, so the layer "
+            f"ships no .pyc and each cold start compiles it; install python{target.python_version} "
+            "(e.g. pyenv install) for faster cold starts, or pass bytecode=False to silence this"
+        )
+        return None
+
+
+def _compile_bytecode(python: Path, python_dir: Path) -> None:
+    """Deterministic ``.pyc`` as Lambda will see them: paths under /opt/python, hashed, never re-checked."""
+    subprocess.run(
+        [str(python), "-I", "-S", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+         "-s", str(python_dir), "-p", "/opt/python", str(python_dir)],
+        # A file that does not compile for the target (e.g. a template named .py) ships as source, as pip does.
+        capture_output=True, check=False, preexec_fn=_die_with_parent,
+    )
 
 
 def _read_entry(entry: Path) -> dict[str, object] | None:
@@ -170,6 +201,7 @@ def _result(
         architecture=target.architecture,
         platform=target.platform_tag,
         packages=meta["packages"],
+        bytecode=meta["bytecode"],
         seconds=round(time.perf_counter() - started, 3),
         warnings=source.warnings,
     )
@@ -178,7 +210,7 @@ def _result(
     return build
 
 
-def _build_into(entry: Path, source: LayerSource, target: Target, report: Reporter) -> None:
+def _build_into(entry: Path, source: LayerSource, target: Target, report: Reporter, python: Path | None) -> None:
     layers_dir = entry.parent
     for stale in layers_dir.glob(f".tmp-{entry.name}-*"):  # left by an interrupted build; we hold the lock
         shutil.rmtree(stale, ignore_errors=True)
@@ -203,6 +235,11 @@ def _build_into(entry: Path, source: LayerSource, target: Target, report: Report
                 )
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest)
+        if python is not None:
+            started = time.perf_counter()
+            _compile_bytecode(python, python_dir)
+            report(f"{source.name}: compiled .pyc with Python {target.python_version} in "
+                   f"{time.perf_counter() - started:.1f} s")
         out = work / "out"
         out.mkdir()
         write_deterministic_zip(tree, out / "layer.zip")
@@ -214,6 +251,7 @@ def _build_into(entry: Path, source: LayerSource, target: Target, report: Report
             "packages": packages,
             "runtime": target.runtime,
             "architecture": target.architecture,
+            "bytecode": python is not None,
             "builder_version": builder_version(),
         }
         (out / "build.json").write_text(json.dumps(meta, indent=2, sort_keys=True))

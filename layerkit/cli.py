@@ -33,7 +33,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from layerkit.targets import Target
 
     target = Target(args.runtime, args.arch)
-    build = build_layer(args.layer_dir, target, cache_dir=args.cache_dir)
+    build = build_layer(args.layer_dir, target, cache_dir=args.cache_dir, bytecode=args.bytecode)
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--arch", required=True, choices=list(MACHINES), help="Lambda architecture")
     build.add_argument("--out", metavar="FILE.zip", help="copy the layer zip here")
     build.add_argument("--json", action="store_true", help="print one JSON object describing the build")
+    build.add_argument("--no-bytecode", dest="bytecode", action="store_false",
+                       help="ship no .pyc (default: compile them with a Python of the runtime's version)")
     build.add_argument("--cache-dir", type=Path, default=None, help="default: $LAYERKIT_CACHE_DIR or ~/.cache/layerkit")
     build.set_defaults(func=cmd_build)
 

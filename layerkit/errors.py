@@ -27,5 +27,9 @@ class AssemblyError(LayerkitError):
     """A cloud assembly (``cdk.out``) that is missing, corrupt or lacks what was asked for."""
 
 
+class MissingInterpreterError(LayerkitError):
+    """No Python of the exact version a function or a layer's bytecode needs."""
+
+
 class InvokeError(LayerkitError):
     """A local invoke that could not start: bad event, missing interpreter, missing sandbox tool."""

@@ -11,9 +11,10 @@ import functools
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
-from layerkit.errors import InvokeError
+from layerkit.errors import MissingInterpreterError
 
 
 def _probe(executable: str) -> tuple[str, str] | None:
@@ -31,37 +32,36 @@ def _probe(executable: str) -> tuple[str, str] | None:
     return version, real
 
 
-def _candidates(version: str) -> list[str]:
-    found: list[str] = []
-    if on_path := shutil.which(f"python{version}"):
-        found.append(on_path)
+def _candidates(version: str) -> Iterator[str]:
+    """Likely interpreters, cheapest look-up first (uv is asked only when the others have none)."""
     pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    on_path = shutil.which(f"python{version}")
+    if on_path and Path(on_path).parent != pyenv_root / "shims":  # a shim runs only the selected version, slowly
+        yield on_path
     versions = pyenv_root / "versions"
     if versions.is_dir():
         for prefix in sorted(versions.glob(f"{version}.*"), reverse=True):
-            found.append(str(prefix / "bin" / f"python{version}"))
-    uv = shutil.which("uv")
-    if uv:
+            yield str(prefix / "bin" / f"python{version}")
+    if uv := shutil.which("uv"):
         proc = subprocess.run(
             [uv, "python", "find", "--no-project", version], capture_output=True, text=True, check=False,
             env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
         )
         if proc.returncode == 0 and proc.stdout.strip():
-            found.append(proc.stdout.strip())
-    return found
+            yield proc.stdout.strip()
 
 
 @functools.cache
 def find_python(version: str) -> Path:
     """The path of a ``python{version}`` interpreter (PATH, then pyenv, then uv), resolved to its real file.
 
-    Raises :class:`InvokeError` naming the ways to install one when there is none.
+    Raises :class:`MissingInterpreterError` naming the ways to install one when there is none.
     """
     for candidate in _candidates(version):
         probed = _probe(candidate) if Path(candidate).is_file() else None
         if probed and probed[0] == version:
             return Path(probed[1])
-    raise InvokeError(
+    raise MissingInterpreterError(
         f"no Python {version} interpreter found (looked on PATH for python{version}, in pyenv and in uv); "
         f"install one (e.g. 'pyenv install {version}', 'uv python install {version}' or your OS's "
         f"python{version} package): a python{version} function is never run under another version"

@@ -25,6 +25,7 @@ from layerkit.targets import Target
 
 BUILDER_CONTEXT_KEY = "layerkit:builder"
 BUILDERS = ("auto", "docker", "local")
+BYTECODE_CONTEXT_KEY = "layerkit:bytecode"
 
 
 def resolve_builder(scope: Construct, explicit: str | None) -> str:
@@ -41,14 +42,25 @@ def resolve_builder(scope: Construct, explicit: str | None) -> str:
 
 
 @jsii.implements(python_alpha.ICommandHooks)
-class _TidyBundle:
-    """Removes from the Docker bundle what the local build never ships: the requirements file, ``bin/``."""
+class _FinishBundle:
+    """Makes the Docker bundle what the local build makes: no requirements file, no ``bin/``, and (with
+    ``bytecode``) ``.pyc`` that Lambda uses as they are, compiled by the image's Python, the runtime's own."""
+
+    def __init__(self, bytecode: bool) -> None:
+        self.bytecode = bytecode
 
     def before_bundling(self, input_dir: str, output_dir: str) -> list[str]:
         return []
 
     def after_bundling(self, input_dir: str, output_dir: str) -> list[str]:
-        return [f"rm -rf {output_dir}/requirements.txt {output_dir}/bin"]
+        commands = [f"rm -rf {output_dir}/requirements.txt {output_dir}/bin"]
+        if self.bytecode:
+            commands.append(
+                f"(find {output_dir} -name __pycache__ -type d -prune -exec rm -rf {{}} + ; "
+                f"python -m compileall -q -j 0 --invalidation-mode unchecked-hash -s {output_dir} "
+                f"-p /opt/python {output_dir} || true)"
+            )
+        return commands
 
 
 def _deploy_under_fingerprint(layer_version: lambda_.LayerVersion, asset_hash: str) -> None:
@@ -92,6 +104,8 @@ class SharedPythonLayer(Construct):
         sharing: ``ssm`` (default) or ``export``; see :mod:`layerkit.share`.
             Default: the context key ``layerkit:sharing``, else ``ssm``.
         parameter_name: SSM parameter for ``ssm`` sharing. Default: ``/<owner stack>/layers/<folder name>/arn``.
+        bytecode: ship ``.pyc`` compiled for the runtime (see :func:`layerkit.build.build_layer`).
+            Default: the context key ``layerkit:bytecode``, else ``True``.
         docker_image_dir: a folder with a Dockerfile to bundle in (build arg ``IMAGE`` is the runtime's SAM
             build image), e.g. the example's ``docker/``. Default: ``PythonLayerVersion``'s own image.
         description: the layer version's description. Default: names the folder and target.
@@ -110,12 +124,14 @@ class SharedPythonLayer(Construct):
         parameter_name: str | None = None,
         description: str | None = None,
         docker_image_dir: str | Path | None = None,
+        bytecode: bool | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.target = Target(runtime.name, architecture.name)
         self.source = LayerSource.load(entry)
         self.builder = resolve_builder(self, builder)
-        self.asset_hash = self.source.fingerprint(self.target)
+        if bytecode is None:
+            bytecode = str(self.node.try_get_context(BYTECODE_CONTEXT_KEY) or "true").lower() not in ("false", "0")
         props = {
             "compatible_runtimes": [runtime],
             "compatible_architectures": [architecture],
@@ -125,6 +141,7 @@ class SharedPythonLayer(Construct):
         }
         cache_dir = default_cache_dir()
         if self.builder == "docker":
+            self.asset_hash = self.source.fingerprint(self.target, bytecode=bytecode)
             staged = stage_for_python_layer_version(self.source, self.asset_hash, cache_dir)
             image = None
             if docker_image_dir is not None:
@@ -136,7 +153,8 @@ class SharedPythonLayer(Construct):
             self.layer_version: lambda_.LayerVersion = python_alpha.PythonLayerVersion(
                 self, "Layer", entry=str(staged),
                 bundling=python_alpha.BundlingOptions(
-                    asset_hash=self.asset_hash, asset_hash_type=AssetHashType.CUSTOM, command_hooks=_TidyBundle(),
+                    asset_hash=self.asset_hash, asset_hash_type=AssetHashType.CUSTOM,
+                    command_hooks=_FinishBundle(bytecode),
                     image=image,
                 ),
                 **props,
@@ -144,7 +162,8 @@ class SharedPythonLayer(Construct):
             _deploy_under_fingerprint(self.layer_version, self.asset_hash)
             self.build = None
         else:
-            self.build = build_layer(self.source.root, self.target, cache_dir=cache_dir)
+            self.build = build_layer(self.source.root, self.target, cache_dir=cache_dir, bytecode=bytecode)
+            self.asset_hash = self.build.asset_hash
             code = lambda_.Code.from_asset(
                 str(self.build.zip), asset_hash=self.asset_hash, asset_hash_type=AssetHashType.CUSTOM
             )

@@ -6,16 +6,19 @@ This module reads and checks the folder and fingerprints it; it never installs a
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from packaging.requirements import InvalidRequirement, Requirement
 
 from layerkit.errors import LayerSourceError
 from layerkit.targets import Target
 
 #: Bumped whenever the layout of a built layer changes, so old cached builds and asset hashes are not reused.
 LAYOUT_VERSION = "1"
+
+#: ``name==1.2.3`` (with optional extras and marker): pinned, and readable without importing ``packaging``,
+#: which would add 0.1 s to every cached build.
+_EXACT_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*===?\s*([^\s,;*=<>!~]+)\s*(?:;.*)?$")
 
 #: Files of the layer folder that never go into a layer: bytecode compiled by whatever Python last ran here.
 IGNORED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
@@ -57,18 +60,23 @@ class Requirements:
             if line.startswith("-"):
                 continue
             spec, _, options = line.partition(" --")
+            spec = spec.strip()
             hashed = hashed or "hash=" in options
+            if pinned := _EXACT_PIN.match(spec):
+                names.append(pinned.group(1))
+                continue
+            from packaging.requirements import InvalidRequirement, Requirement
+
             try:
-                req = Requirement(spec.strip())
+                req = Requirement(spec)
             except InvalidRequirement as exc:
                 raise LayerSourceError(
-                    f"{path}:{lineno}: cannot read requirement {spec.strip()!r} ({exc}); "
-                    "write it as 'name==version'"
+                    f"{path}:{lineno}: cannot read requirement {spec!r} ({exc}); write it as 'name==version'"
                 ) from None
             names.append(req.name)
             pins = [s for s in req.specifier if s.operator in ("==", "===") and "*" not in s.version]
             if not pins or req.url:
-                unpinned.append(spec.strip())
+                unpinned.append(spec)
         return cls(tuple(lines), tuple(names), tuple(unpinned), hashed)
 
 
@@ -116,14 +124,15 @@ class LayerSource:
         files = tuple(sorted(p for p in python_dir.rglob("*") if p.is_file() and _included(p, root)))
         return cls(root=root, requirements=Requirements.parse(root / "requirements.txt"), files=files)
 
-    def fingerprint(self, target: Target) -> str:
+    def fingerprint(self, target: Target, bytecode: bool = True) -> str:
         """A sha256 of everything that decides the layer's content, and nothing that decides how it is built.
 
         It is the CDK asset hash: it must not change with the builder (Docker or local) or the machine, so
-        an unchanged layer never gets a new version.
+        an unchanged layer never gets a new version. Whether the layer ships ``.pyc`` is part of its content.
         """
         digest = hashlib.sha256()
-        for part in ("layerkit-layout", LAYOUT_VERSION, target.runtime, target.architecture):
+        parts = ("layerkit-layout", LAYOUT_VERSION, target.runtime, target.architecture, f"bytecode={bytecode}")
+        for part in parts:
             digest.update(part.encode() + b"\0")
         tracked = [*self.files]
         if self.requirements_file.exists():

@@ -88,7 +88,7 @@ def test_unpinned_requirement_is_a_synth_warning_on_the_construct(tmp_path, kit_
 
 def test_missing_requirements_file_is_a_layer_of_pure_code(tmp_path):
     layer = make_layer(tmp_path, None)
-    build = build_layer(layer, PY312, cache_dir=tmp_path / "cache")
+    build = build_layer(layer, PY312, cache_dir=tmp_path / "cache", bytecode=False)
     with zipfile.ZipFile(build.zip) as archive:
         assert [n for n in archive.namelist() if not n.endswith("/")] == ["python/mod.py"]
     assert (build.packages, build.warnings) == ([], [])

@@ -44,7 +44,38 @@ def test_every_module_sits_at_the_top_of_python(my_layer):
     assert all(name.startswith("python/") for name in names)
     assert {"my_layer.py", "pydantic", "pydantic_core", "annotated_types", "typing_extensions.py"} <= tops
     assert not [n for n in names if n.startswith("python/bin/")], "build-machine scripts shipped"
-    assert not [n for n in names if n.endswith(".pyc")], "bytecode of the build machine's Python shipped"
+
+
+def test_bytecode_is_for_the_target_python_and_never_rechecked(my_layer):
+    with zipfile.ZipFile(my_layer.zip) as archive:
+        pycs = [n for n in archive.namelist() if n.endswith(".pyc")]
+        assert "python/__pycache__/my_layer.cpython-312.pyc" in pycs
+        assert all(".cpython-312." in n for n in pycs), "bytecode of another Python shipped"
+        header = archive.read("python/__pycache__/my_layer.cpython-312.pyc")[:16]
+    # PEP 552 flags: 0b01 = hash-based, unchecked. A timestamp .pyc would be stale once the CDK CLI zips
+    # every file with a 1980 date, and Lambda would compile the module again at every cold start.
+    assert int.from_bytes(header[4:8], "little") == 0b01
+
+
+def test_no_bytecode_when_asked(tmp_path):
+    build = build_layer(LAYERS / "another_layer", Target("python3.12", "x86_64"), cache_dir=tmp_path,
+                        bytecode=False)
+    with zipfile.ZipFile(build.zip) as archive:
+        assert not [n for n in archive.namelist() if n.endswith(".pyc")]
+    with_pyc = build_layer(LAYERS / "another_layer", Target("python3.12", "x86_64"), cache_dir=tmp_path)
+    assert with_pyc.asset_hash != build.asset_hash  # .pyc are content: another asset, never a stale one
+
+
+def test_without_the_target_python_the_layer_ships_source_only_with_a_warning(tmp_path):
+    # No pyenv and no python3.14 on this PATH: the build still works, and says what it cannot do.
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYENV_ROOT": str(tmp_path / "no-pyenv"),
+           "HOME": str(tmp_path), "UV_PYTHON_INSTALL_DIR": str(tmp_path / "no-uv-pythons")}
+    proc = subprocess.run([sys.executable, "-m", "layerkit.cli", "build", str(LAYERS / "another_layer"),
+                           "--runtime", "python3.14", "--arch", "x86_64", "--json", "--cache-dir", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["bytecode"] is False
+    assert "no Python 3.14 on this machine, so the layer ships no .pyc" in proc.stderr
 
 
 def test_compiled_dependency_is_built_for_the_target_architecture(my_layer):

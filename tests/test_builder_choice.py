@@ -124,6 +124,7 @@ def test_with_a_daemon_python_layer_version_builds_on_the_lambda_build_image(sta
     assert sorted(p.name for p in Path(source).iterdir()) == ["my_layer.py", "requirements.txt"]
     assert "pip install -r requirements.txt" in run[-1]
     assert "rm -rf /asset-output/python/requirements.txt /asset-output/python/bin" in run[-1]
+    assert "python -m compileall -q -j 0 --invalidation-mode unchecked-hash" in run[-1]
 
     # Same asset hash as the local builder: moving between machines never creates a new layer version.
     from layerkit.build import build_layer
