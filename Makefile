@@ -14,7 +14,8 @@ setup: $(VENV)/.installed node_modules/.installed sandbox-tools
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt -e .
+	UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt \
+		-e . -C editable_mode=compat
 	touch $@
 
 # The CDK CLI, pinned by package-lock.json.

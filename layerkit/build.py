@@ -8,7 +8,6 @@ interrupted one, never leave a half-written entry that a later build would trust
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import functools
 import hashlib
@@ -68,7 +67,13 @@ def uv_binary() -> str:
 
 @functools.cache
 def uv_version() -> str:
-    out = subprocess.run([uv_binary(), "--version"], capture_output=True, text=True, check=True).stdout
+    binary = Path(uv_binary())
+    # The pinned `uv` package names its version in its dist-info folder: no need to start uv on a cache hit.
+    for site_dir in (Path(p) for p in sys.path if p.endswith("site-packages")):
+        for info in site_dir.glob("uv-*.dist-info"):
+            if binary.parent == Path(sys.prefix) / "bin" or str(binary).startswith(str(site_dir)):
+                return info.name.removeprefix("uv-").removesuffix(".dist-info")
+    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=True).stdout
     return out.split()[1]
 
 
@@ -262,6 +267,8 @@ def _build_into(entry: Path, source: LayerSource, target: Target, report: Report
 
 def _die_with_parent() -> None:
     """Runs in the installer's process: a killed build must not leave uv writing into the cache."""
+    import ctypes  # here, not at the top: a cached build never starts a child
+
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 

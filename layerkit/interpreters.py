@@ -32,16 +32,22 @@ def _probe(executable: str) -> tuple[str, str] | None:
     return version, real
 
 
-def _candidates(version: str) -> Iterator[str]:
-    """Likely interpreters, cheapest look-up first (uv is asked only when the others have none)."""
+def _pyenv_python(version: str) -> Path | None:
+    """pyenv's newest ``version.*`` build: its folder names the version, so no need to run it."""
     pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    for prefix in sorted((pyenv_root / "versions").glob(f"{version}.*"), reverse=True):
+        executable = prefix / "bin" / f"python{version}"
+        if prefix.name.split(".")[:2] == version.split(".") and os.access(executable, os.X_OK):
+            return executable.resolve()
+    return None
+
+
+def _candidates(version: str) -> Iterator[str]:
+    """Likely interpreters to ask (uv is asked only when PATH has none)."""
+    pyenv_shims = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "shims"
     on_path = shutil.which(f"python{version}")
-    if on_path and Path(on_path).parent != pyenv_root / "shims":  # a shim runs only the selected version, slowly
+    if on_path and Path(on_path).parent != pyenv_shims:  # a shim runs only the selected version, slowly
         yield on_path
-    versions = pyenv_root / "versions"
-    if versions.is_dir():
-        for prefix in sorted(versions.glob(f"{version}.*"), reverse=True):
-            yield str(prefix / "bin" / f"python{version}")
     if uv := shutil.which("uv"):
         proc = subprocess.run(
             [uv, "python", "find", "--no-project", version], capture_output=True, text=True, check=False,
@@ -53,16 +59,18 @@ def _candidates(version: str) -> Iterator[str]:
 
 @functools.cache
 def find_python(version: str) -> Path:
-    """The path of a ``python{version}`` interpreter (PATH, then pyenv, then uv), resolved to its real file.
+    """The path of a ``python{version}`` interpreter (pyenv, then PATH, then uv), resolved to its real file.
 
     Raises :class:`MissingInterpreterError` naming the ways to install one when there is none.
     """
+    if pyenv := _pyenv_python(version):
+        return pyenv
     for candidate in _candidates(version):
         probed = _probe(candidate) if Path(candidate).is_file() else None
         if probed and probed[0] == version:
             return Path(probed[1])
     raise MissingInterpreterError(
-        f"no Python {version} interpreter found (looked on PATH for python{version}, in pyenv and in uv); "
+        f"no Python {version} interpreter found (looked in pyenv, on PATH for python{version} and in uv); "
         f"install one (e.g. 'pyenv install {version}', 'uv python install {version}' or your OS's "
         f"python{version} package): a python{version} function is never run under another version"
     )

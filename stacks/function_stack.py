@@ -19,7 +19,10 @@ CODE_EXCLUDES = ["events", "tests", "__pycache__", "*.pyc"]
 
 
 class FunctionStack(Stack):
-    """One function from ``code_dir`` (handler ``handler.handler``) with the given shared layers, in order."""
+    """One function from ``code_dir`` (handler ``handler.handler``) with the given layers, in order.
+
+    A :class:`SharedPythonLayer` is referenced as its sharing mode says; any other layer version as is.
+    """
 
     def __init__(
         self,
@@ -27,7 +30,7 @@ class FunctionStack(Stack):
         construct_id: str,
         *,
         code_dir: Path,
-        layers: Sequence[SharedPythonLayer],
+        layers: Sequence[SharedPythonLayer | lambda_.ILayerVersion],
         runtime: lambda_.Runtime,
         architecture: lambda_.Architecture,
         description: str,
@@ -50,7 +53,7 @@ class FunctionStack(Stack):
             architecture=architecture,
             handler="handler.handler",
             code=lambda_.Code.from_asset(str(code_dir), exclude=CODE_EXCLUDES),
-            layers=[layer.for_stack(self) for layer in layers],
+            layers=[layer.for_stack(self) if isinstance(layer, SharedPythonLayer) else layer for layer in layers],
             memory_size=256,
             timeout=Duration.seconds(10),
             log_group=log_group,
