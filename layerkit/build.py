@@ -164,10 +164,11 @@ def _bytecode_python(source: LayerSource, target: Target, report: Reporter) -> P
 def _compile_bytecode(python: Path, python_dir: Path) -> None:
     """Deterministic ``.pyc`` as Lambda will see them: paths under /opt/python, hashed, never re-checked."""
     subprocess.run(
-        [str(python), "-I", "-S", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+        # One process (no -j): worker processes would outlive a killed build and write into its folder.
+        [str(python), "-I", "-S", "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
          "-s", str(python_dir), "-p", "/opt/python", str(python_dir)],
         # A file that does not compile for the target (e.g. a template named .py) ships as source, as pip does.
-        capture_output=True, check=False, preexec_fn=_die_with_parent,
+        capture_output=True, check=False, preexec_fn=_dies_with_us(),
     )
 
 
@@ -265,12 +266,19 @@ def _build_into(entry: Path, source: LayerSource, target: Target, report: Report
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _die_with_parent() -> None:
-    """Runs in the installer's process: a killed build must not leave uv writing into the cache."""
+def _dies_with_us() -> Callable[[], None]:
+    """A ``preexec_fn``: a killed build must not leave uv or compileall writing into the cache."""
     import ctypes  # here, not at the top: a cached build never starts a child
 
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    parent = os.getpid()
+
+    def in_child() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the build died between fork and prctl: nobody would kill us
+            os._exit(1)
+
+    return in_child
 
 
 PR_SET_PDEATHSIG = 1
@@ -303,7 +311,7 @@ def _install(source: LayerSource, target: Target, deps: Path, report: Reporter) 
         command.append("--require-hashes")
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
     proc = subprocess.run(
-        command, capture_output=True, text=True, env=env, cwd=source.root, preexec_fn=_die_with_parent
+        command, capture_output=True, text=True, env=env, cwd=source.root, preexec_fn=_dies_with_us()
     )
     if proc.returncode != 0:
         raise _install_error(source, target, proc.stderr)

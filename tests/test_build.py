@@ -171,12 +171,14 @@ def test_concurrent_builds_of_one_layer_build_it_once(tmp_path):
     assert not list((cache / "layers").glob(".tmp-*"))
 
 
-def test_an_interrupted_build_leaves_nothing_a_later_build_trusts(tmp_path):
+@pytest.mark.parametrize("delay", [0.0, 0.4, 0.9])  # killed while starting, installing, compiling
+def test_an_interrupted_build_leaves_nothing_a_later_build_trusts(tmp_path, delay):
     cache = tmp_path / "cache"
     proc = layerkit_build(LAYERS / "my_layer", cache, arch="arm64")
     deadline = time.monotonic() + 60
     while not list((cache / "layers").glob(".tmp-*")) and time.monotonic() < deadline:
         time.sleep(0.01)
+    time.sleep(delay)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
     assert not [p for p in (cache / "layers").iterdir() if p.is_dir() and not p.name.startswith(".tmp-")]
