@@ -162,14 +162,32 @@ def _bytecode_python(source: LayerSource, target: Target, report: Reporter) -> P
 
 
 def _compile_bytecode(python: Path, python_dir: Path) -> None:
-    """Deterministic ``.pyc`` as Lambda will see them: paths under /opt/python, hashed, never re-checked."""
-    subprocess.run(
-        # One process (no -j): worker processes would outlive a killed build and write into its folder.
-        [str(python), "-I", "-S", "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
-         "-s", str(python_dir), "-p", "/opt/python", str(python_dir)],
+    """Deterministic ``.pyc`` as Lambda will see them: paths under /opt/python, hashed, never re-checked.
+
+    One compileall process per core, each given a share of the top-level entries: compileall's own ``-j``
+    workers would outlive a killed build and write into its folder; these die with it.
+    """
+    def weight(entry: Path) -> int:
+        files = entry.rglob("*.py") if entry.is_dir() else [entry]
+        return sum(f.stat().st_size for f in files)
+
+    shares: list[list[Path]] = [[] for _ in range(max(1, min(os.cpu_count() or 1, 8)))]
+    loads = [0] * len(shares)
+    for entry, size in sorted(((e, weight(e)) for e in python_dir.iterdir()), key=lambda item: -item[1]):
+        lightest = loads.index(min(loads))
+        shares[lightest].append(entry)
+        loads[lightest] += size
+    procs = [
+        subprocess.Popen(
+            [str(python), "-I", "-S", "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
+             "-s", str(python_dir), "-p", "/opt/python", *map(str, share)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_dies_with_us(),
+        )
+        for share in shares if share
+    ]
+    for proc in procs:
         # A file that does not compile for the target (e.g. a template named .py) ships as source, as pip does.
-        capture_output=True, check=False, preexec_fn=_dies_with_us(),
-    )
+        proc.wait()
 
 
 def _read_entry(entry: Path) -> dict[str, object] | None:
@@ -227,10 +245,8 @@ def _build_into(entry: Path, source: LayerSource, target: Target, report: Report
         python_dir.mkdir(parents=True)
         packages: list[str] = []
         if source.requirements.names:
-            deps = work / "deps"
-            packages = _install(source, target, deps, report)
-            shutil.rmtree(deps / "bin", ignore_errors=True)  # scripts whose shebang is this machine's Python
-            shutil.copytree(deps, python_dir, dirs_exist_ok=True)
+            packages = _install(source, target, python_dir, report)
+            shutil.rmtree(python_dir / "bin", ignore_errors=True)  # scripts whose shebang is this machine's Python
         for path in source.files:
             rel = path.relative_to(source.python_dir)
             dest = python_dir / rel

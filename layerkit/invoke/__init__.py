@@ -5,6 +5,7 @@ Lambda-shaped bubblewrap sandbox (official ``awslambdaric`` client, a local Runt
 """
 
 from layerkit.invoke.events import read_events
-from layerkit.invoke.session import Invocation, invoke_function
+from layerkit.invoke.result import Invocation
+from layerkit.invoke.session import invoke_function
 
 __all__ = ["Invocation", "invoke_function", "read_events"]

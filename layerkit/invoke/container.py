@@ -19,7 +19,7 @@ from pathlib import Path
 from layerkit.assembly import Function
 from layerkit.errors import InvokeError
 from layerkit.invoke.layout import Layout
-from layerkit.invoke.sandbox import Result
+from layerkit.invoke.result import Invocation
 
 DOCKER_PLATFORMS = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
@@ -86,7 +86,7 @@ class ContainerEnvironment:
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
                                          stderr=subprocess.PIPE)
 
-    def invoke(self, payload: bytes) -> Result:
+    def invoke(self, payload: bytes) -> Invocation:
         cold = self._process is None
         if cold:
             self._start()
@@ -114,7 +114,7 @@ class ContainerEnvironment:
         except json.JSONDecodeError:
             parsed = None
         ok = not (isinstance(parsed, dict) and {"errorType", "errorMessage"} <= parsed.keys())
-        return Result("", ok, body, duration, None, 0)
+        return Invocation("", ok, body, duration, None, 0)
 
     def close(self) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -17,13 +17,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit.assembly import Function
 from layerkit.errors import InvokeError
 from layerkit.invoke.environment import LANG_DIR, RUNTIME_DIR, TASK_ROOT
 from layerkit.invoke.layout import Layout
+from layerkit.invoke.result import Invocation
 from layerkit.invoke.runtime_api import Outcome, RuntimeApi
 
 #: Lambda gives a function's init phase 10 s of its own; the invoke's timeout counts from then on.
@@ -33,18 +33,6 @@ LAMBDA_UID, LAMBDA_GID = 993, 990
 HOST_ARCHITECTURES = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 #: Read-only host files a Python process commonly needs (certificates, name resolution).
 HOST_ETC = ("ssl", "pki", "ca-certificates", "resolv.conf", "hosts", "nsswitch.conf")
-
-
-@dataclass
-class Result:
-    """One invocation's outcome as the caller sees it."""
-
-    request_id: str
-    ok: bool
-    body: bytes
-    duration_ms: float
-    init_ms: float | None
-    max_memory_mb: int
 
 
 def bwrap_binary() -> str:
@@ -158,7 +146,7 @@ class SandboxEnvironment:
             start_new_session=True,
         )
 
-    def invoke(self, payload: bytes) -> Result:
+    def invoke(self, payload: bytes) -> Invocation:
         cold = self._process is None
         if cold:
             self._start()
@@ -183,7 +171,7 @@ class SandboxEnvironment:
                                                    f"with error: exit status {outcome.body.decode()}")
         if outcome.kind in ("timeout", "exited", "init_error"):
             self.close()  # Lambda discards such an environment; the next invoke starts cold
-        return Result(pending.request_id, ok, body, (finished - submitted) * 1000, init_ms, self._max_memory_mb)
+        return Invocation(pending.request_id, ok, body, (finished - submitted) * 1000, init_ms, self._max_memory_mb)
 
     def _wait(self, api: RuntimeApi, process: subprocess.Popen[bytes], request_id: str, submitted: float) -> Outcome:
         """The outcome of ``request_id``; the timeout counts from when the function took the event."""

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from layerkit.assembly import Function
 from layerkit.docker import docker_available
@@ -17,30 +15,15 @@ from layerkit.interpreters import find_python
 from layerkit.invoke.container import ContainerEnvironment, container_environment
 from layerkit.invoke.environment import lambda_environment
 from layerkit.invoke.layout import prepare_layout, prepare_runtime
-from layerkit.invoke.sandbox import Result, SandboxEnvironment, check_architecture, sandbox_command
+from layerkit.invoke.result import Invocation
+from layerkit.invoke.sandbox import SandboxEnvironment, check_architecture, sandbox_command
 from layerkit.targets import Target
 
 BACKENDS = ("auto", "sandbox", "docker")
 
 
-@dataclass(frozen=True)
-class Invocation:
-    """One invoke's outcome: the response (or Lambda's error JSON), timings and memory."""
-
-    request_id: str
-    ok: bool
-    body: bytes
-    duration_ms: float
-    init_ms: float | None
-    max_memory_mb: int
-
-    @property
-    def payload(self) -> Any:
-        return json.loads(self.body) if self.body else None
-
-
 class Environment(Protocol):
-    def invoke(self, payload: bytes) -> Result: ...
+    def invoke(self, payload: bytes) -> Invocation: ...
     def close(self) -> None: ...
 
 
@@ -88,7 +71,7 @@ def open_environment(
         environment.close()
 
 
-def report_line(function: Function, result: Result) -> str:
+def report_line(function: Function, result: Invocation) -> str:
     """Lambda's REPORT log line."""
     line = (f"REPORT RequestId: {result.request_id}\tDuration: {result.duration_ms:.2f} ms\t"
             f"Billed Duration: {max(1, round(result.duration_ms + 0.4999))} ms\t"
@@ -121,8 +104,7 @@ def invoke_function(
                 result = environment.invoke(payload)
                 log(f"END RequestId: {result.request_id}")
                 log(report_line(function, result))
-                invocation = Invocation(**result.__dict__)
                 if on_result:
-                    on_result(invocation)
-                results.append(invocation)
+                    on_result(result)
+                results.append(result)
     return results
