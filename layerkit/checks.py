@@ -115,9 +115,7 @@ def layer_content_findings(label: str, content: LayerContent, shared: SharedPyth
         findings.append(Finding("error", "no-python-folder",
                                 f"layer {label} has no python/ folder{where}: Lambda only puts /opt/python on "
                                 "sys.path; move the modules into python/ at the root of the layer"))
-    deep = sorted({"/".join(p.split("/")[:3]) for p in paths
-                   if p.startswith("python/python/") or (p.count("/") >= 3 and p.split("/")[2] == "python"
-                                                         and p.startswith("python/"))})
+    deep = sorted({nested for p in paths if (nested := _nested_python_folder(p))})
     if deep:
         findings.append(Finding("error", "module-too-deep",
                                 f"layer {label} nests its modules one level too deep ({', '.join(deep[:3])}/...): "
@@ -136,16 +134,24 @@ def layer_content_findings(label: str, content: LayerContent, shared: SharedPyth
     return findings
 
 
+def _nested_python_folder(path: str) -> str | None:
+    """``python/python`` or ``python/<pkg>/python`` when ``path`` sits in a python/ folder one level too deep."""
+    parts = path.split("/")
+    for depth in (1, 2):
+        if len(parts) > depth + 1 and parts[0] == "python" and parts[depth] == "python":
+            return "/".join(parts[: depth + 1])
+    return None
+
+
 def _packages_without_init(shared: SharedPythonLayer) -> list[str]:
-    folders: dict[str, bool] = {}
+    """Top-level folders of the layer's own code that hold modules but no ``__init__.py``."""
+    contents: dict[str, set[str]] = {}
     for path in shared.source.files:
         rel = path.relative_to(shared.source.python_dir)
-        if len(rel.parts) >= 2:
-            has_init = folders.get(rel.parts[0], False)
-            folders[rel.parts[0]] = has_init or (len(rel.parts) == 2 and rel.name == "__init__.py")
-    py_files = {p.relative_to(shared.source.python_dir).parts[0] for p in shared.source.files
-                if p.suffix == ".py" and len(p.relative_to(shared.source.python_dir).parts) >= 2}
-    return sorted(f for f, has_init in folders.items() if not has_init and f in py_files and f != "python")
+        if len(rel.parts) >= 2 and rel.parts[0] != "python":  # python/python/ is reported as too deep
+            contents.setdefault(rel.parts[0], set()).add("/".join(rel.parts[1:]))
+    return sorted(folder for folder, names in contents.items()
+                  if "__init__.py" not in names and any(name.endswith(".py") for name in names))
 
 
 def function_findings(

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from layerkit.errors import LayerkitError
 
@@ -58,7 +59,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from layerkit.assembly import Assembly
 
     assembly = Assembly.load(args.assembly)
-    rows: dict[str, object] = {"stacks": [], "layers": [], "functions": []}
+    rows: dict[str, list[dict[str, Any]]] = {"stacks": [], "layers": [], "functions": []}
     for stack in assembly.stacks.values():
         rows["stacks"].append({"name": stack.name, "depends_on": stack.dependencies})
     for layer in assembly.layers():
