@@ -205,10 +205,12 @@ def _asset_content(construct: IConstruct) -> LayerContent | None:
     return None
 
 
-def _layer_index(root: IConstruct) -> tuple[dict[tuple[str, str], LayerRef], dict[str, LayerRef]]:
+def _layer_index(
+    constructs: list[IConstruct],
+) -> tuple[dict[tuple[str, str], LayerRef], dict[str, LayerRef]]:
     by_logical_id: dict[tuple[str, str], LayerRef] = {}
     by_parameter: dict[str, LayerRef] = {}
-    for construct in root.node.find_all():
+    for construct in constructs:
         if not isinstance(construct, lambda_.LayerVersion):
             continue
         stack = Stack.of(construct)
@@ -230,11 +232,11 @@ def _layer_index(root: IConstruct) -> tuple[dict[tuple[str, str], LayerRef], dic
 
 
 def _function_layers(function: lambda_.Function, by_logical_id: dict[tuple[str, str], LayerRef],
-                     by_parameter: dict[str, LayerRef]) -> list[LayerRef]:
+                     by_parameter: dict[str, LayerRef], all_parameters: list[CfnParameter]) -> list[LayerRef]:
     stack = Stack.of(function)
     cfn = function.node.default_child
     assert isinstance(cfn, lambda_.CfnFunction)
-    parameters = {stack.resolve(p.logical_id): p for p in stack.node.find_all() if isinstance(p, CfnParameter)}
+    parameters = {stack.resolve(p.logical_id): p for p in all_parameters if Stack.of(p) is stack}
     refs = []
     for entry in stack.resolve(cfn.layers) or []:
         target = entry.get("Ref") if isinstance(entry, dict) else None
@@ -251,14 +253,16 @@ def _function_layers(function: lambda_.Function, by_logical_id: dict[tuple[str, 
 
 def findings_for_app(root: IConstruct) -> Iterator[tuple[IConstruct, Finding]]:
     """Every finding, with the construct it belongs to."""
-    by_logical_id, by_parameter = _layer_index(root)
+    constructs = root.node.find_all()  # one walk of the tree: each step of it is a call into Node.js
+    by_logical_id, by_parameter = _layer_index(constructs)
+    parameters = [c for c in constructs if isinstance(c, CfnParameter)]
     for ref in by_logical_id.values():
         if ref.content is not None and ref.construct is not None:
             for finding in layer_content_findings(ref.label, ref.content, ref.shared):
                 yield (ref.shared or ref.construct), finding
-    for function in root.node.find_all():
+    for function in constructs:
         if isinstance(function, lambda_.Function):
-            layers = _function_layers(function, by_logical_id, by_parameter)
+            layers = _function_layers(function, by_logical_id, by_parameter, parameters)
             for finding in function_findings(function.runtime.name, function.architecture.name,
                                              _asset_content(function), layers):
                 yield function, finding
