@@ -112,13 +112,17 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         raise LayerkitError(f"--repeat must be 1 or more, not {args.repeat}")
     function = assembly.function(args.function)
     events = read_events(args.event)  # all of them, before anything runs
+    overrides = parse_overrides(args.env)
+    if missing := [name for name in function.unresolved_environment if name not in overrides]:
+        print(f"layerkit: warning: no local value for {', '.join(missing)}: CloudFormation sets it at deploy time "
+              f"(a reference to a resource); pass --env {missing[0]}=... to set it locally", file=sys.stderr)
 
     def print_response(result: Invocation) -> None:
         sys.stdout.buffer.write(result.body.rstrip(b"\n") + b"\n")
         sys.stdout.flush()
 
     results = invoke_function(
-        function, events, backend=args.backend, env_overrides=parse_overrides(args.env),
+        function, events, backend=args.backend, env_overrides=overrides,
         timeout_s=args.timeout, repeat=args.repeat, cache_dir=args.cache_dir, on_result=print_response,
     )
     return 0 if all(result.ok for result in results) else EXIT_ERROR

@@ -81,7 +81,7 @@ def assembly(tmp_path_factory, kit_cache) -> Assembly:
         lambda_.Function(stack, code.capitalize() + "".join(n.capitalize() for n in names), runtime=py312,
                          handler="handler.handler", code=lambda_.Code.from_asset(str(src / code)),
                          layers=[layers[n].for_stack(stack) for n in names], timeout=Duration.seconds(3),
-                         environment={"GREETING": "hello"})
+                         environment={"GREETING": "hello", "STACK_ID": stack.stack_id})
 
     function("user", "probe", ["first", "second", "vendor"])
     function("reversed", "probe", ["second", "first", "vendor"])
@@ -203,6 +203,19 @@ def test_a_malformed_event_file_stops_before_anything_runs(assembly, tmp_path):
     assert result.stderr == (f"layerkit: error: event file {bad} is not valid JSON: Expecting property name "
                              "enclosed in double quotes at line 1 column 20; fix the file (an event is one JSON "
                              'document, e.g. {"key": "value"})\n')
+
+
+def test_a_variable_known_only_at_deploy_time_is_named_and_can_be_set(assembly):
+    event = '{"action": "probe", "env": ["STACK_ID", "GREETING"]}'
+    unset = layerkit_invoke(assembly, fn_id(assembly, "user"), "--event", "-", stdin=event)
+    assert unset.returncode == 0, unset.stderr
+    assert json.loads(unset.stdout)["env"] == {"STACK_ID": None, "GREETING": "hello"}
+    assert "layerkit: warning: no local value for STACK_ID: CloudFormation sets it at deploy time" in unset.stderr
+    assert "pass --env STACK_ID=... to set it locally" in unset.stderr
+    given = layerkit_invoke(assembly, fn_id(assembly, "user"), "--event", "-", "--env", "STACK_ID=local",
+                            stdin=event)
+    assert json.loads(given.stdout)["env"] == {"STACK_ID": "local", "GREETING": "hello"}
+    assert "warning" not in given.stderr
 
 
 def test_an_unknown_function_names_the_known_ones(assembly):
