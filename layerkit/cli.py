@@ -63,11 +63,12 @@ def cmd_describe(args: argparse.Namespace) -> int:
     for stack in assembly.stacks.values():
         rows["stacks"].append({"name": stack.name, "depends_on": stack.dependencies})
     for layer in assembly.layers():
-        zipped = layer.asset.stat().st_size if layer.asset.is_file() else None
+        is_zip = layer.asset.is_file()
         rows["layers"].append({
             "id": layer.id, "name": layer.name, "asset": layer.asset.name, "s3_key": layer.s3_key,
-            "zipped_bytes": zipped,
-            "unzipped_bytes": unzipped_size(layer.asset) if zipped is not None else None,
+            "zipped_bytes": layer.asset.stat().st_size if is_zip else None,  # a folder is zipped by the CLI
+            "unzipped_bytes": unzipped_size(layer.asset) if is_zip else
+            sum(f.stat().st_size for f in layer.asset.rglob("*") if f.is_file()),
             "runtimes": list(layer.runtimes), "architectures": list(layer.architectures),
         })
     for fn in assembly.functions():
@@ -85,7 +86,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
         print(f"  stack {stack['name']}{after}")
     for layer in rows["layers"]:
         size = (f"{_human(layer['zipped_bytes'])} zipped, {_human(layer['unzipped_bytes'])} unzipped"
-                if layer["zipped_bytes"] is not None else "not bundled")
+                if layer["zipped_bytes"] is not None else f"{_human(layer['unzipped_bytes'])} folder")
         print(f"  layer {layer['name']:<14} {layer['id']}: {size}, asset {layer['s3_key'][:16]}, "
               f"{'/'.join(layer['runtimes'])} {'/'.join(layer['architectures'])}")
     for fn in rows["functions"]:

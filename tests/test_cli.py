@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -85,3 +86,18 @@ def test_no_command_is_a_usage_error():
     result = layerkit()
     assert result.returncode == 2
     assert "usage: layerkit" in result.stderr
+
+
+def test_describe_lists_stacks_layers_and_functions(example):
+    result = layerkit("describe", "--assembly", str(example.app.outdir), "--json")
+    assert result.returncode == 0, result.stderr
+    described = json.loads(result.stdout)
+    assert [s["name"] for s in described["stacks"]] == [
+        "lambda-layers-example", "lambda-layers-example-order-total", "lambda-layers-example-text-stats"]
+    layers = {layer["name"]: layer for layer in described["layers"]}
+    assert layers.keys() == {"my_layer", "another_layer"}
+    assert layers["my_layer"]["unzipped_bytes"] > layers["my_layer"]["zipped_bytes"] > 1_000_000
+    for function in described["functions"]:
+        assert [(u["name"], u["via"]) for u in function["layers"]] == [("my_layer", "ssm"), ("another_layer", "ssm")]
+    text = layerkit("describe", "--assembly", str(example.app.outdir)).stdout
+    assert "function lambda-layers-example-order-total/Function: handler.handler python3.12 x86_64 256 MB 10 s" in text
