@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import layerkit  # noqa: E402,F401  (first: quiets the jsii Node.js banner)
+from layerkit.archive import unzipped_size  # noqa: E402
 from layerkit.assembly import Assembly, LayerUse  # noqa: E402
 from layerkit.interpreters import find_python  # noqa: E402
 from layerkit.invoke.layout import prepare_layout  # noqa: E402
@@ -64,11 +65,6 @@ def run(command: list[str], **kwargs: object) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
-
-
-def unzipped(path: Path) -> int:
-    with zipfile.ZipFile(path) as archive:
-        return sum(info.file_size for info in archive.infolist())
 
 
 def figure(kit: float, baseline: float, target: str, passed: bool, unit: str, **extra: object) -> dict[str, object]:
@@ -144,8 +140,8 @@ def bench_layer_builds(runs: int) -> dict[str, dict[str, object]]:
                                    kit_runs=kit_warm, note="baseline: the kit's cold build"),
         "layer_zip_bytes": figure(kit_zip.stat().st_size, manual_zip.stat().st_size, "ratio <= 1.0",
                                   kit_zip.stat().st_size <= manual_zip.stat().st_size, "B"),
-        "layer_unzipped_bytes": figure(unzipped(kit_zip), unzipped(manual_zip), "ratio <= 1.0",
-                                       unzipped(kit_zip) <= unzipped(manual_zip), "B"),
+        "layer_unzipped_bytes": figure(unzipped_size(kit_zip), unzipped_size(manual_zip), "ratio <= 1.0",
+                                       unzipped_size(kit_zip) <= unzipped_size(manual_zip), "B"),
         "layer_determinism": {"identical": first["sha256"] == second["sha256"], "sha256": [first["sha256"],
                               second["sha256"]], "target": "identical", "pass": first["sha256"] == second["sha256"]},
     }
@@ -258,7 +254,7 @@ def bench_bytecode(runs: int) -> dict[str, dict[str, object]]:
         for bytecode, (variant, _) in variants.items():
             inits[bytecode] += sandbox_cold(variant, 1)[1]
     with_pyc, without = median(inits[True]), median(inits[False])
-    sizes = {b: (z.stat().st_size, unzipped(z)) for b, (_, z) in variants.items()}
+    sizes = {b: (z.stat().st_size, unzipped_size(z)) for b, (_, z) in variants.items()}
     return {"cold_start_import": figure(
         with_pyc, without, "report both; the better default wins", with_pyc < without, "s", runs=runs,
         kit_runs=inits[True], baseline_runs=inits[False],

@@ -42,7 +42,14 @@ def write_deterministic_zip(tree: Path, destination: Path) -> None:
                 archive.writestr(info, path.read_bytes(), compresslevel=6)
 
 
-def unzipped_size(archive_path: Path) -> int:
-    """Bytes the archive takes once extracted, as Lambda counts against its 250 MB limit."""
-    with zipfile.ZipFile(archive_path) as archive:
-        return sum(info.file_size for info in archive.infolist())
+def asset_sizes(asset: Path) -> dict[str, int]:
+    """Each file's unzipped size in an asset as the CDK stages it: a zip, or a folder the CLI zips later."""
+    if asset.is_file():
+        with zipfile.ZipFile(asset) as archive:
+            return {info.filename: info.file_size for info in archive.infolist() if not info.is_dir()}
+    return {p.relative_to(asset).as_posix(): p.stat().st_size for p in asset.rglob("*") if p.is_file()}
+
+
+def unzipped_size(asset: Path) -> int:
+    """Bytes the asset takes once extracted, as Lambda counts against its 250 MB limit."""
+    return sum(asset_sizes(asset).values())

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from layerkit import __version__
 from layerkit.archive import unzipped_size, write_deterministic_zip
@@ -138,15 +139,14 @@ def build_layer(
     layers_dir = (cache_dir or default_cache_dir()) / "layers"
     entry = layers_dir / key
 
-    cached = _read_entry(entry)
-    if cached is None:
+    meta, cache = _read_entry(entry), "hit"
+    if meta is None:
         layers_dir.mkdir(parents=True, exist_ok=True)
         with _locked(layers_dir / f"{key}.lock"):
-            cached = _read_entry(entry)  # another process may have built it while we waited
-            if cached is None:
-                _build_into(entry, source, target, report, python)
-                return _result(entry, source, target, asset_hash, "miss", started, report)
-    return _result(entry, source, target, asset_hash, "hit", started, report)
+            meta = _read_entry(entry)  # another process may have built it while we waited
+            if meta is None:
+                meta, cache = _build_into(entry, source, target, report, python), "miss"
+    return _result(entry, meta, source, target, asset_hash, cache, started, report)
 
 
 def _bytecode_python(source: LayerSource, target: Target, report: Reporter) -> Path | None:
@@ -190,7 +190,30 @@ def _compile_bytecode(python: Path, python_dir: Path) -> None:
         proc.wait()
 
 
-def _read_entry(entry: Path) -> dict[str, object] | None:
+def materialize(entry: Path, fill: Callable[[Path], None]) -> Path:
+    """The cache folder ``entry``, filled by ``fill`` (given an empty folder) the first time it is asked for.
+
+    It appears in one atomic rename, so a concurrent process either sees nothing or all of it, and an
+    interrupted fill leaves only a ``.tmp-`` folder nobody reads.
+    """
+    if entry.is_dir():
+        return entry
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=entry.parent))
+    try:
+        (work / "tree").mkdir()
+        fill(work / "tree")
+        try:
+            os.rename(work / "tree", entry)
+        except OSError:
+            if not entry.is_dir():  # anything but "another process made it first" is a real failure
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return entry
+
+
+def _read_entry(entry: Path) -> dict[str, Any] | None:
     try:
         return json.loads((entry / "build.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -208,10 +231,9 @@ def _locked(lock_path: Path) -> Iterator[None]:
 
 
 def _result(
-    entry: Path, source: LayerSource, target: Target, asset_hash: str, cache: str, started: float,
-    report: Reporter,
+    entry: Path, meta: dict[str, Any], source: LayerSource, target: Target, asset_hash: str, cache: str,
+    started: float, report: Reporter,
 ) -> LayerBuild:
-    meta = json.loads((entry / "build.json").read_text())
     build = LayerBuild(
         name=source.name,
         zip=entry / "layer.zip",
@@ -234,7 +256,10 @@ def _result(
     return build
 
 
-def _build_into(entry: Path, source: LayerSource, target: Target, report: Reporter, python: Path | None) -> None:
+def _build_into(
+    entry: Path, source: LayerSource, target: Target, report: Reporter, python: Path | None
+) -> dict[str, Any]:
+    """Build into a temporary folder, then rename it to ``entry``; returns the build's ``build.json``."""
     layers_dir = entry.parent
     for stale in layers_dir.glob(f".tmp-{entry.name}-*"):  # left by an interrupted build; we hold the lock
         shutil.rmtree(stale, ignore_errors=True)
@@ -278,6 +303,7 @@ def _build_into(entry: Path, source: LayerSource, target: Target, report: Report
         }
         (out / "build.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         os.replace(out, entry)  # the one step that makes the build visible
+        return meta
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -18,6 +18,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct, IConstruct
 
+from layerkit.archive import asset_sizes
 from layerkit.layer import SharedPythonLayer
 
 MAX_LAYERS = 5
@@ -44,10 +45,7 @@ class LayerContent:
 
     @cached_property
     def sizes(self) -> dict[str, int]:
-        if self.asset.is_file():
-            with zipfile.ZipFile(self.asset) as archive:
-                return {i.filename: i.file_size for i in archive.infolist() if not i.is_dir()}
-        return {p.relative_to(self.asset).as_posix(): p.stat().st_size for p in self.asset.rglob("*") if p.is_file()}
+        return asset_sizes(self.asset)
 
     @property
     def unzipped_bytes(self) -> int:

@@ -67,8 +67,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
         rows["layers"].append({
             "id": layer.id, "name": layer.name, "asset": layer.asset.name, "s3_key": layer.s3_key,
             "zipped_bytes": layer.asset.stat().st_size if is_zip else None,  # a folder is zipped by the CLI
-            "unzipped_bytes": unzipped_size(layer.asset) if is_zip else
-            sum(f.stat().st_size for f in layer.asset.rglob("*") if f.is_file()),
+            "unzipped_bytes": unzipped_size(layer.asset),
             "runtimes": list(layer.runtimes), "architectures": list(layer.architectures),
         })
     for fn in assembly.functions():

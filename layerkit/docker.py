@@ -6,12 +6,11 @@ Only ``docker info`` tells whether a daemon answers: the client alone (``docker 
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
+from layerkit.build import materialize
 from layerkit.source import LayerSource
 
 DOCKER_INFO_TIMEOUT_S = 20
@@ -42,23 +41,12 @@ def stage_for_python_layer_version(source: LayerSource, asset_hash: str, cache_d
     put the modules at ``python/python/<module>``, one level too deep for Lambda. Staged by content hash,
     in one atomic rename, so concurrent synths share it safely.
     """
-    staged = cache_dir / "staging" / asset_hash
-    if staged.is_dir():
-        return staged
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".tmp-{asset_hash}-", dir=staged.parent))
-    try:
+    def stage(folder: Path) -> None:
         for path in source.files:
-            dest = work / path.relative_to(source.python_dir)
+            dest = folder / path.relative_to(source.python_dir)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest)
         if source.requirements_file.exists():
-            shutil.copy2(source.requirements_file, work / "requirements.txt")
-        try:
-            os.rename(work, staged)
-        except OSError:
-            if not staged.is_dir():  # anything but "another synth staged it first" is a real failure
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return staged
+            shutil.copy2(source.requirements_file, folder / "requirements.txt")
+
+    return materialize(cache_dir / "staging" / asset_hash, stage)

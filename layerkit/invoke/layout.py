@@ -11,14 +11,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit.assembly import Function
-from layerkit.build import default_cache_dir, uv_binary
+from layerkit.build import default_cache_dir, materialize, uv_binary
 from layerkit.errors import InvokeError
 from layerkit.targets import Target
 
@@ -70,39 +68,21 @@ def _merge(source: Path, destination: Path) -> None:
         shutil.copytree(source, destination, dirs_exist_ok=True, symlinks=True)
 
 
-def _materialize(entry: Path, fill: Callable[[Path], None]) -> Path:
-    if entry.is_dir():
-        return entry
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=entry.parent))
-    try:
-        fill(work / "tree")
-        try:
-            os.rename(work / "tree", entry)
-        except OSError:
-            if not entry.is_dir():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return entry
-
-
 def prepare_layout(function: Function, cache_dir: Path | None = None) -> Layout:
     """The function's ``/var/task`` and merged ``/opt`` as host folders (mounted read-only later)."""
     root = (cache_dir or default_cache_dir()) / "invoke"
     if function.code.is_dir():
         task = function.code  # an asset folder of the assembly, named by its content hash
     else:
-        task = _materialize(root / f"task-{_digest_of(function.code)}", lambda d: _extract(function.code, d))
+        task = materialize(root / f"task-{_digest_of(function.code)}", lambda d: _extract(function.code, d))
     sources = [use.layer.asset for use in function.layers]
     key = hashlib.sha256("\0".join(_digest_of(s) for s in sources).encode()).hexdigest()
 
     def merge_in_order(destination: Path) -> None:
-        destination.mkdir(parents=True)
         for source in sources:
             _merge(source, destination)
 
-    return Layout(task=task, opt=_materialize(root / f"opt-{key}", merge_in_order))
+    return Layout(task=task, opt=materialize(root / f"opt-{key}", merge_in_order))
 
 
 def prepare_runtime(target: Target, cache_dir: Path | None = None) -> Path:
@@ -124,4 +104,4 @@ def prepare_runtime(target: Target, cache_dir: Path | None = None) -> Path:
             raise InvokeError(f"installing {AWSLAMBDARIC} for {target} failed: {proc.stderr.strip()[-300:]}")
         shutil.copy2(bootstrap, destination / "bootstrap.py")
 
-    return _materialize(entry, install)
+    return materialize(entry, install)
