@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_python_alpha as python_alpha
 
 from layerkit import SharedPythonLayer
 from tests.conftest import LAYERS, ROOT
@@ -148,4 +147,3 @@ def test_with_a_daemon_python_layer_version_builds_on_the_lambda_build_image(sta
     bundle = tmp_path / "out" / uploaded["source"]["path"]
     assert uploaded["source"]["packaging"] == "zip"
     assert (bundle / "python" / "built_in_docker.txt").exists()
-    assert python_alpha.PythonLayerVersion  # the construct type asserted above comes from this package
