@@ -29,6 +29,7 @@ from typing import Any
 from layerkit import __version__
 from layerkit.archive import unzipped_size, write_deterministic_zip
 from layerkit.errors import BuildError, LayerSourceError, MissingInterpreterError, MissingWheelError
+from layerkit.installed import Overlap, losing_copies, overlaps, read_distributions
 from layerkit.interpreters import find_python
 from layerkit.source import LayerSource
 from layerkit.targets import Target
@@ -336,6 +337,17 @@ def _install(source: LayerSource, target: Target, deps: Path, report: Reporter) 
         f"(cp{target.python_version.replace('.', '')}, {target.platform_tag}) with uv {uv_version()}"
     )
     started = time.perf_counter()
+    _run_uv(source, target, deps, "--require-hashes" if source.requirements.hashed else None)
+    _settle_overlaps(source, target, deps, report)
+    packages = sorted(
+        p.name.removesuffix(".dist-info").replace("-", "==", 1) for p in deps.glob("*.dist-info")
+    )
+    report(f"{source.name}: installed {len(packages)} packages in {time.perf_counter() - started:.1f} s")
+    return packages
+
+
+def _run_uv(source: LayerSource, target: Target, deps: Path, *extra: str | None) -> None:
+    """``uv pip install`` of the layer's requirements into ``deps``, for the target, plus ``extra`` options."""
     command = [
         uv_binary(), "pip", "install",
         "--requirements", str(source.requirements_file),
@@ -348,20 +360,47 @@ def _install(source: LayerSource, target: Target, deps: Path, report: Reporter) 
         "--no-compile",  # .pyc for the build machine's Python would be dead weight on Lambda
         "--link-mode", "copy",  # a hardlinked file edited later would edit uv's cache
         "--no-progress",
+        *(option for option in extra if option),
     ]
-    if source.requirements.hashed:
-        command.append("--require-hashes")
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
     proc = subprocess.run(
         command, capture_output=True, text=True, env=env, cwd=source.root, preexec_fn=_dies_with_us()
     )
     if proc.returncode != 0:
         raise _install_error(source, target, proc.stderr)
-    packages = sorted(
-        p.name.removesuffix(".dist-info").replace("-", "==", 1) for p in deps.glob("*.dist-info")
-    )
-    report(f"{source.name}: installed {len(packages)} packages in {time.perf_counter() - started:.1f} s")
-    return packages
+
+
+def _settle_overlaps(source: LayerSource, target: Target, deps: Path, report: Reporter) -> None:
+    """Where two distributions ship one path, keep the copy pip's order would: the same layer every build."""
+    found = overlaps(read_distributions(deps))
+    if undecided := [overlap for overlap in found if overlap.winner is None]:
+        raise BuildError(
+            f"layer {source.name}: {undecided[0].describe()}, and neither depends on the other, so the layer "
+            "would change with the order the files happen to be written in; keep only one of them in "
+            f"{source.requirements_file.name} (or only one of the requirements that pull them in)"
+        )
+    groups: dict[tuple[str, ...], list[Overlap]] = {}
+    for overlap in found:
+        groups.setdefault(overlap.claimants, []).append(overlap)
+    for claimants, group in groups.items():
+        winner = group[0].winner
+        others = " and ".join(name for name in claimants if name != winner.name)
+        report(
+            f"{source.name}: {' and '.join(claimants)} both ship {group[0].path}"
+            f"{f' (and {len(group) - 1} more files)' if len(group) > 1 else ''}; the layer keeps "
+            f"{winner.name}'s, which depends on {others}, as pip's install order would"
+        )
+    if not (stale := losing_copies(found, deps)):
+        return
+    winners = sorted({overlap.winner.name: overlap.winner for overlap in stale}.values(), key=lambda d: d.name)
+    reinstall = [option for dist in winners for option in ("--reinstall-package", dist.name)]
+    if source.requirements.hashed:  # then every installed distribution is in the file, with its hashes
+        _run_uv(source, target, deps, "--no-deps", "--require-hashes", *reinstall)
+    else:
+        _run_uv(source, target, deps, "--no-deps", *reinstall, *(dist.pin for dist in winners))
+    if left := losing_copies(found, deps):
+        raise BuildError(f"layer {source.name}: {left[0].describe()}, and installing {left[0].winner.name} "
+                         "again did not restore its copy; report this with the layer's requirements")
 
 
 def _install_error(source: LayerSource, target: Target, stderr: str) -> Exception:

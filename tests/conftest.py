@@ -51,6 +51,32 @@ def extract(zip_path: Path, destination: Path) -> Path:
     return destination
 
 
+def make_wheel(folder: Path, name: str, files: dict[str, str], requires: tuple[str, ...] = ()) -> Path:
+    """A pure-Python wheel ``name`` 1.0 holding ``files``, for a layer that installs with ``--find-links``."""
+    import base64
+    import hashlib
+
+    dist = f"{name.replace('-', '_')}-1.0"
+    files = {
+        **files,
+        f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"
+        + "".join(f"Requires-Dist: {req}\n" for req in requires),
+        f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = [
+        f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},"
+        f"{len(text.encode())}"
+        for path, text in files.items()
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{dist}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(f"{dist}.dist-info/RECORD", "\n".join([*record, f"{dist}.dist-info/RECORD,,"]) + "\n")
+    return wheel
+
+
 def run_isolated(python: Path, code: str, *paths: Path) -> tuple[int, str, str]:
     """Run ``code`` under ``python -I -S`` with only ``paths`` in front of the standard library."""
     import subprocess

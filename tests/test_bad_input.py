@@ -14,8 +14,9 @@ from aws_cdk.assertions import Annotations, Match
 
 from layerkit import SharedPythonLayer
 from layerkit.build import build_layer
-from layerkit.errors import LayerSourceError, MissingWheelError, UnsupportedTargetError
+from layerkit.errors import BuildError, LayerSourceError, MissingWheelError, UnsupportedTargetError
 from layerkit.targets import Target
+from tests.conftest import make_wheel
 
 PY312 = Target("python3.12", "x86_64")
 
@@ -103,6 +104,17 @@ def test_unreadable_requirement_names_the_line(tmp_path):
 def test_module_that_a_requirement_also_installs_is_refused(tmp_path):
     layer = make_layer(tmp_path, "six==1.17.0\n", module="six.py")
     with pytest.raises(LayerSourceError, match=r"python/six.py is also installed by a requirement; rename"):
+        build_layer(layer, PY312, cache_dir=tmp_path / "cache")
+    assert_nothing_cached(tmp_path / "cache")
+
+
+def test_two_unrelated_requirements_shipping_one_file_are_refused(tmp_path):
+    # Neither needs the other, so no install order says whose helpers.py the layer should hold.
+    layer = make_layer(tmp_path, "--no-index\n--find-links wheels\nkit-one==1.0\nkit-two==1.0\n")
+    make_wheel(layer / "wheels", "kit-one", {"helpers.py": "WHO = 'one'\n"})
+    make_wheel(layer / "wheels", "kit-two", {"helpers.py": "WHO = 'two'\n"})
+    with pytest.raises(BuildError, match=r"kit-one and kit-two both ship helpers.py with different content, and "
+                                         r"neither depends on the other.*keep only one of them in requirements.txt"):
         build_layer(layer, PY312, cache_dir=tmp_path / "cache")
     assert_nothing_cached(tmp_path / "cache")
 

@@ -17,7 +17,7 @@ import pytest
 
 from layerkit.build import build_layer
 from layerkit.targets import Target
-from tests.conftest import LAYERS, extract, run_isolated
+from tests.conftest import LAYERS, extract, make_wheel, run_isolated
 
 ELF_MACHINE = {62: "x86_64", 183: "arm64"}  # e_machine values: EM_X86_64, EM_AARCH64
 
@@ -106,6 +106,35 @@ def test_two_builds_from_clean_caches_are_byte_identical(tmp_path):
     assert first.sha256 == second.sha256
     assert first.zip.read_bytes() == second.zip.read_bytes()
     assert hashlib.sha256(first.zip.read_bytes()).hexdigest() == first.sha256
+
+
+@pytest.mark.parametrize("hashed", [False, True], ids=["pinned", "with-hashes"])
+def test_a_file_two_requirements_ship_is_the_dependents_copy_in_every_build(tmp_path, hashed):
+    # uv writes wheels in parallel, so which copy of shared/__init__.py lands last changes between runs; pip's
+    # order (a dependency first, then what needs it) must decide, every time. The smaller wheel, kit-base, is
+    # the one uv tends to write last.
+    layer = tmp_path / "overlap"
+    (layer / "python").mkdir(parents=True)
+    wheels = [
+        make_wheel(layer / "wheels", "kit-base", {"shared/__init__.py": "WHO = 'base'\n"}),
+        make_wheel(layer / "wheels", "kit-plugin", {"shared/__init__.py": "WHO = 'plugin'\n", "big.py": "#" * 200_000},
+                   requires=("kit-base==1.0",)),
+    ]
+    pins = ["kit-plugin==1.0"] if not hashed else [  # with hashes, every distribution is listed
+        f"{name}==1.0 --hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}"
+        for name, wheel in zip(("kit-base", "kit-plugin"), wheels, strict=True)
+    ]
+    (layer / "requirements.txt").write_text("\n".join(["--no-index", "--find-links wheels", *pins]) + "\n")
+    reports: list[str] = []
+    builds = [build_layer(layer, Target("python3.12", "x86_64"), cache_dir=tmp_path / f"cache{i}", bytecode=False,
+                          report=reports.append) for i in range(4)]
+    for build in builds:
+        with zipfile.ZipFile(build.zip) as archive:
+            assert archive.read("python/shared/__init__.py") == b"WHO = 'plugin'\n"
+            assert {"python/big.py", "python/kit_base-1.0.dist-info/RECORD"} <= set(archive.namelist())
+    assert len({build.sha256 for build in builds}) == 1
+    assert any("kit-base and kit-plugin both ship shared/__init__.py; the layer keeps kit-plugin's" in line
+               for line in reports), reports
 
 
 def test_second_build_is_a_cache_hit_with_the_same_asset_hash(tmp_path):
