@@ -115,7 +115,7 @@ def kit_build(layer: Path, name: str, *, cache: Path | None = None, uv_cache: Pa
 
 def bench_layer_builds(runs: int) -> dict[str, dict[str, object]]:
     requirements = MY_LAYER / "requirements.txt"
-    kit_cold, manual_cold, kit_warm = [], [], []
+    kit_cold, manual_cold, kit_warm, kit_warm_inside = [], [], [], []
     kit_result: dict[str, object] = {}
     manual_zip = Path()
     for i in range(runs):
@@ -127,6 +127,7 @@ def bench_layer_builds(runs: int) -> dict[str, dict[str, object]]:
         seconds, warm = kit_build(MY_LAYER, "kit-warm", cache=WORK / "kit-cache", uv_cache=WORK / "kit-uv-cache")
         assert warm["cache"] == "hit"
         kit_warm.append(seconds)
+        kit_warm_inside.append(float(warm["seconds"]))  # build_layer's own time: what `cdk synth` pays per layer
     first, second = (kit_build(MY_LAYER, f"determinism-{n}")[1] for n in ("a", "b"))
     kit_zip = Path(str(kit_result["zip"]))
     cold = median(kit_cold)
@@ -138,6 +139,9 @@ def bench_layer_builds(runs: int) -> dict[str, dict[str, object]]:
         "layer_build_warm": figure(median(kit_warm), cold, "under 0.3 s and ratio <= 0.05",
                                    median(kit_warm) < 0.3 and median(kit_warm) / cold <= 0.05, "s", runs=runs,
                                    kit_runs=kit_warm, note="baseline: the kit's cold build"),
+        "layer_build_warm_in_synth": figure(median(kit_warm_inside), cold, "none (what a synth pays per layer)",
+                                            None, "s", runs=runs, kit_runs=kit_warm_inside,
+                                            note="the same cache hits, timed inside build_layer (no process start)"),
         "layer_zip_bytes": figure(kit_zip.stat().st_size, manual_zip.stat().st_size, "ratio <= 1.0",
                                   kit_zip.stat().st_size <= manual_zip.stat().st_size, "B"),
         "layer_unzipped_bytes": figure(unzipped_size(kit_zip), unzipped_size(manual_zip), "ratio <= 1.0",
@@ -294,6 +298,9 @@ def fmt(value: object, unit: str) -> str:
     return f"{value / 1e6:.2f} MB"
 
 
+MET = {True: "yes", False: "**no**", None: "-"}
+
+
 def table(results: dict[str, object]) -> str:
     lines = ["| figure | kit | baseline | ratio | target | met |", "|---|---|---|---|---|---|"]
     for key, data in results["figures"].items():
@@ -302,7 +309,7 @@ def table(results: dict[str, object]) -> str:
                          f"{data['target']} | {'yes' if data['pass'] else '**no**'} |")
             continue
         lines.append(f"| {key} | {fmt(data['kit'], data['unit'])} | {fmt(data['baseline'], data['unit'])} | "
-                     f"{data['ratio']:.3f} | {data['target']} | {'yes' if data['pass'] else '**no**'} |")
+                     f"{data['ratio']:.3f} | {data['target']} | {MET[data['pass']]} |")
     if scaling := results.get("scaling"):
         lines += ["", "| dependencies (locked packages) | arch | build | zipped | unzipped |", "|---|---|---|---|---|"]
         for row in scaling["rows"]:

@@ -14,7 +14,6 @@ import hashlib
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from email.parser import HeaderParser
 from pathlib import Path
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -49,17 +48,26 @@ def read_distributions(site_dir: Path) -> list[Distribution]:
     """Every distribution installed in ``site_dir``, by name."""
     found = []
     for info in sorted(site_dir.glob("*.dist-info")):
-        metadata = HeaderParser().parsestr((info / "METADATA").read_text(encoding="utf-8", errors="replace"))
-        requires = {
-            normalize(match.group(1))
-            for line in metadata.get_all("Requires-Dist") or []
-            if (match := _NAME.match(line))
-        }
+        headers = _headers(info / "METADATA")
+        requires = {normalize(match.group(1)) for line in headers["requires-dist"] if (match := _NAME.match(line))}
         record = info / "RECORD"
         rows = csv.reader(record.read_text(encoding="utf-8").splitlines()) if record.exists() else []
         files = {row[0]: row[1] for row in rows if len(row) >= 2 and row[1]}
-        found.append(Distribution(normalize(metadata["Name"]), metadata["Version"], files, frozenset(requires)))
+        name, version = headers["name"][0], headers["version"][0]
+        found.append(Distribution(normalize(name), version, files, frozenset(requires)))
     return found
+
+
+def _headers(metadata: Path) -> dict[str, list[str]]:
+    """The fields of a METADATA file (RFC 822 style; the description after the first blank line is skipped)."""
+    fields: dict[str, list[str]] = defaultdict(list)
+    for line in metadata.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            break
+        key, sep, value = line.partition(":")
+        if sep and not line[0].isspace():  # a continuation line only extends a field we do not read
+            fields[key.strip().lower()].append(value.strip())
+    return fields
 
 
 @dataclass(frozen=True)
