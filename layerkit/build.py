@@ -136,7 +136,9 @@ def build_layer(
     python = _bytecode_python(source, target, report) if bytecode else None
     asset_hash = source.fingerprint(target, bytecode=python is not None)
     key = hashlib.sha256(f"{asset_hash}\0{builder_version()}".encode()).hexdigest()
-    layers_dir = (cache_dir or default_cache_dir()) / "layers"
+    # Absolute: uv runs in the layer folder (for relative --find-links), where a relative cache path would
+    # send the install into the layer folder and leave the layer without its dependencies.
+    layers_dir = Path(cache_dir or default_cache_dir()).absolute() / "layers"
     entry = layers_dir / key
 
     meta, cache = _read_entry(entry), "hit"

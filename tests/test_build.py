@@ -137,6 +137,16 @@ def test_a_file_two_requirements_ship_is_the_dependents_copy_in_every_build(tmp_
                for line in reports), reports
 
 
+def test_a_relative_cache_dir_still_puts_the_dependencies_in_the_layer(tmp_path, monkeypatch):
+    layer = copy_layer("my_layer", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    build = build_layer(layer, Target("python3.12", "x86_64"), cache_dir=Path("cache"), bytecode=False)
+    with zipfile.ZipFile(build.zip) as archive:
+        assert "python/pydantic/__init__.py" in archive.namelist()
+    assert build.zip.is_relative_to(tmp_path / "cache")
+    assert sorted(p.name for p in layer.iterdir()) == ["python", "requirements.txt"], "the build wrote into the layer"
+
+
 def test_second_build_is_a_cache_hit_with_the_same_asset_hash(tmp_path):
     target = Target("python3.12", "x86_64")
     cold = build_layer(LAYERS / "my_layer", target, cache_dir=tmp_path)

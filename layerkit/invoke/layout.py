@@ -70,7 +70,7 @@ def _merge(source: Path, destination: Path) -> None:
 
 def prepare_layout(function: Function, cache_dir: Path | None = None) -> Layout:
     """The function's ``/var/task`` and merged ``/opt`` as host folders (mounted read-only later)."""
-    root = (cache_dir or default_cache_dir()) / "invoke"
+    root = Path(cache_dir or default_cache_dir()).absolute() / "invoke"  # mounted by path in the sandbox
     if function.code.is_dir():
         task = function.code  # an asset folder of the assembly, named by its content hash
     else:
