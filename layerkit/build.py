@@ -29,6 +29,7 @@ from typing import Any
 from layerkit import __version__
 from layerkit.archive import unzipped_size, write_deterministic_zip
 from layerkit.errors import BuildError, LayerSourceError, MissingInterpreterError, MissingWheelError
+from layerkit.installed import Overlap, drop_installer_bookkeeping, losing_copies, overlaps, read_distributions
 from layerkit.interpreters import find_python
 from layerkit.source import LayerSource
 from layerkit.targets import Target
@@ -340,6 +341,7 @@ def _install(source: LayerSource, target: Target, deps: Path, report: Reporter) 
     started = time.perf_counter()
     _run_uv(source, target, deps, "--require-hashes" if source.requirements.hashed else None)
     _settle_overlaps(source, target, deps, report)
+    drop_installer_bookkeeping(deps)
     packages = sorted(
         p.name.removesuffix(".dist-info").replace("-", "==", 1) for p in deps.glob("*.dist-info")
     )
@@ -373,8 +375,6 @@ def _run_uv(source: LayerSource, target: Target, deps: Path, *extra: str | None)
 
 def _settle_overlaps(source: LayerSource, target: Target, deps: Path, report: Reporter) -> None:
     """Where two distributions ship one path, keep the copy pip's order would: the same layer every build."""
-    from layerkit.installed import Overlap, losing_copies, overlaps, read_distributions  # a cache hit needs none
-
     found = overlaps(read_distributions(deps))
     if undecided := [overlap for overlap in found if overlap.winner is None]:
         raise BuildError(

@@ -122,3 +122,21 @@ def losing_copies(found: list[Overlap], site_dir: Path) -> list[Overlap]:
             and record_hash(site_dir / overlap.path) == overlap.winner.files[overlap.path]
         )
     ]
+
+
+def drop_installer_bookkeeping(site_dir: Path) -> None:
+    """Remove uv's ``uv_cache.json`` from dist-infos, and its line from their ``RECORD``.
+
+    uv writes it for a wheel from a local path (``--find-links``) with the time it cached the wheel, so two
+    builds from empty uv caches would differ; nothing reads it at run time.
+    """
+    for info in site_dir.glob("*.dist-info"):
+        bookkeeping = info / "uv_cache.json"
+        if not bookkeeping.exists():
+            continue
+        bookkeeping.unlink()
+        record = info / "RECORD"
+        if record.exists():
+            entry = f"{info.name}/{bookkeeping.name},"
+            lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+            record.write_text("".join(line for line in lines if not line.startswith(entry)), encoding="utf-8")

@@ -137,6 +137,23 @@ def test_a_file_two_requirements_ship_is_the_dependents_copy_in_every_build(tmp_
                for line in reports), reports
 
 
+def test_a_layer_of_local_wheels_is_byte_identical_from_two_empty_uv_caches(tmp_path, monkeypatch):
+    # uv records when it cached a wheel from a local path (uv_cache.json, listed in RECORD); the layer must not.
+    layer = tmp_path / "vendored"
+    (layer / "python").mkdir(parents=True)
+    make_wheel(layer / "wheels", "kit-local", {"kit_local.py": "X = 1\n"})
+    (layer / "requirements.txt").write_text("--no-index\n--find-links wheels\nkit-local==1.0\n")
+    builds = []
+    for run in ("a", "b"):
+        monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / f"uv-{run}"))
+        builds.append(build_layer(layer, Target("python3.12", "x86_64"), cache_dir=tmp_path / run, bytecode=False))
+        time.sleep(1.1)  # uv's timestamp counts seconds
+    assert builds[0].zip.read_bytes() == builds[1].zip.read_bytes()
+    with zipfile.ZipFile(builds[0].zip) as archive:
+        assert "python/kit_local.py" in archive.namelist()
+        assert "uv_cache.json" not in archive.read("python/kit_local-1.0.dist-info/RECORD").decode()
+
+
 def test_a_relative_cache_dir_still_puts_the_dependencies_in_the_layer(tmp_path, monkeypatch):
     layer = copy_layer("my_layer", tmp_path)
     monkeypatch.chdir(tmp_path)
