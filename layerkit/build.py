@@ -53,6 +53,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "layerkit"
 
 
+def resolve_cache_dir(cache_dir: str | Path | None = None) -> Path:
+    """``cache_dir``, else the default, made absolute.
+
+    uv runs in the layer folder (for relative ``--find-links``) and the sandbox mounts folders by path: a
+    relative cache path would point somewhere else there (a build once installed into the layer folder).
+    """
+    return Path(cache_dir or default_cache_dir()).absolute()
+
+
 @functools.cache
 def uv_binary() -> str:
     """The uv executable pinned by the project (the ``uv`` package), else one on PATH."""
@@ -137,9 +146,7 @@ def build_layer(
     python = _bytecode_python(source, target, report) if bytecode else None
     asset_hash = source.fingerprint(target, bytecode=python is not None)
     key = hashlib.sha256(f"{asset_hash}\0{builder_version()}".encode()).hexdigest()
-    # Absolute: uv runs in the layer folder (for relative --find-links), where a relative cache path would
-    # send the install into the layer folder and leave the layer without its dependencies.
-    layers_dir = Path(cache_dir or default_cache_dir()).absolute() / "layers"
+    layers_dir = resolve_cache_dir(cache_dir) / "layers"
     entry = layers_dir / key
 
     meta, cache = _read_entry(entry), "hit"

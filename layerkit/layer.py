@@ -16,7 +16,7 @@ from aws_cdk import aws_lambda_python_alpha as python_alpha
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from layerkit.build import build_layer, default_cache_dir
+from layerkit.build import build_layer, resolve_cache_dir
 from layerkit.docker import docker_available, stage_for_python_layer_version
 from layerkit.errors import LayerkitError
 from layerkit.share import LayerPublication, Sharing, resolve_sharing
@@ -139,7 +139,7 @@ class SharedPythonLayer(Construct):
             # A function still on an old version must keep working during a rollout or a rollback.
             "removal_policy": RemovalPolicy.RETAIN,
         }
-        cache_dir = default_cache_dir()
+        cache_dir = resolve_cache_dir()
         if self.builder == "docker":
             self.asset_hash = self.source.fingerprint(self.target, bytecode=bytecode)
             staged = stage_for_python_layer_version(self.source, self.asset_hash, cache_dir)

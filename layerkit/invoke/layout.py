@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit.assembly import Function
-from layerkit.build import default_cache_dir, materialize, uv_binary
+from layerkit.build import materialize, resolve_cache_dir, uv_binary
 from layerkit.errors import InvokeError
 from layerkit.targets import Target
 
@@ -70,7 +70,7 @@ def _merge(source: Path, destination: Path) -> None:
 
 def prepare_layout(function: Function, cache_dir: Path | None = None) -> Layout:
     """The function's ``/var/task`` and merged ``/opt`` as host folders (mounted read-only later)."""
-    root = Path(cache_dir or default_cache_dir()).absolute() / "invoke"  # mounted by path in the sandbox
+    root = resolve_cache_dir(cache_dir) / "invoke"
     if function.code.is_dir():
         task = function.code  # an asset folder of the assembly, named by its content hash
     else:
@@ -90,7 +90,7 @@ def prepare_runtime(target: Target, cache_dir: Path | None = None) -> Path:
     bootstrap = Path(__file__).with_name("bootstrap.py")
     revision = hashlib.sha256(bootstrap.read_bytes()).hexdigest()[:12]  # a changed bootstrap gets a new folder
     name = f"{AWSLAMBDARIC.replace('==', '-')}-{target.runtime}-{target.machine}-{revision}"
-    entry = (cache_dir or default_cache_dir()) / "runtime" / name
+    entry = resolve_cache_dir(cache_dir) / "runtime" / name
 
     def install(destination: Path) -> None:
         proc = subprocess.run(
