@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.1"
+__version__ = "0.2.0"
 
 # The one place the jsii runtime's Node.js end-of-life banner is quieted: Node 20 is what these machines
 # have, and the banner buries every `cdk synth` and test run. It only takes effect when this module is
@@ -17,18 +17,23 @@ __version__ = "0.1.1"
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 if TYPE_CHECKING:
-    from layerkit.build import LayerBuild, build_layer
+    from layerkit.build import Build, LayerBuild, build_function, build_layer
     from layerkit.checks import check
     from layerkit.errors import LayerkitError
+    from layerkit.function import PythonFunction
     from layerkit.layer import SharedPythonLayer
     from layerkit.share import Sharing
     from layerkit.targets import Target
 
-__all__ = ["LayerBuild", "LayerkitError", "SharedPythonLayer", "Sharing", "Target", "build_layer", "check"]
+__all__ = ["Build", "LayerBuild", "LayerkitError", "PythonFunction", "SharedPythonLayer", "Sharing", "Target",
+           "build_function", "build_layer", "check"]
 
 _LAZY = {
+    "Build": "layerkit.build",
     "LayerBuild": "layerkit.build",
     "LayerkitError": "layerkit.errors",
+    "PythonFunction": "layerkit.function",
+    "build_function": "layerkit.build",
     "build_layer": "layerkit.build",
     "SharedPythonLayer": "layerkit.layer",
     "Sharing": "layerkit.share",

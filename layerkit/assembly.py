@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit.errors import AssemblyError
+from layerkit.targets import Target
 
 STACK_ARTIFACT = "aws:cloudformation:stack"
 ASSET_MANIFEST_ARTIFACT = "cdk:asset-manifest"
@@ -63,6 +64,11 @@ class Function:
     code: Path
     layers: tuple[LayerUse, ...]
     unresolved_environment: tuple[str, ...] = field(default=())
+
+    @property
+    def target(self) -> Target:
+        """The runtime and architecture it runs on."""
+        return Target(self.runtime, self.architecture)
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Guardrails for a whole app, applied at synth with one call: ``layerkit.check(app)``.
 
 Each mistake becomes an error or a warning on the construct at fault (the CDK prints its path), in one
-sentence that names the rule and the fix. ``cdk synth`` fails on errors, before anything is deployed.
+sentence that names the rule and the fix. ``cdk synth`` fails on errors, before anything is deployed. The
+content rules are :mod:`layerkit.rules`, the ones ``layerkit build`` applies too; this module finds what each
+function runs (its code and its layers, resolved by construct, across stacks) and applies them.
 """
 
 from __future__ import annotations
@@ -13,13 +15,28 @@ from functools import cached_property
 from pathlib import Path
 
 import jsii
-from aws_cdk import Annotations, Aspects, CfnParameter, IAspect, Stack, Stage
+from aws_cdk import (
+    Annotations,
+    Aspects,
+    CfnParameter,
+    DefaultTokenResolver,
+    IAspect,
+    Reference,
+    Stage,
+    StringConcat,
+    Tokenization,
+)
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct, IConstruct
 
+from layerkit import native, rules
 from layerkit.archive import asset_sizes
+from layerkit.errors import LayerkitError
+from layerkit.installed import distributions_in
 from layerkit.layer import SharedPythonLayer
+from layerkit.rules import Finding, Severity
+from layerkit.targets import RUNTIMES, Target
 
 MAX_LAYERS = 5
 #: Lambda's limit for a function's code plus all its layers, unzipped (250 MB as Lambda counts: 262,144,000 B).
@@ -27,18 +44,10 @@ MAX_UNZIPPED_BYTES = 262_144_000
 WARN_AT = 0.8
 #: Above this a zip cannot be uploaded to Lambda directly; the CDK uploads through S3, which is fine.
 DIRECT_UPLOAD_BYTES = 50 * 1024 * 1024
-ELF_MACHINES = {62: "x86_64", 183: "arm64"}
 
 
-@dataclass(frozen=True)
-class Finding:
-    severity: str  # "error", "warning" or "info"
-    rule: str
-    message: str
-
-
-class LayerContent:
-    """What a layer (or function code) ships, read from its staged asset: a zip or a folder."""
+class Content:
+    """What a layer or function code ships, read from its staged asset: a zip, or a folder the CLI zips."""
 
     def __init__(self, asset: Path) -> None:
         self.asset = asset
@@ -55,7 +64,7 @@ class LayerContent:
     def zipped_bytes(self) -> int | None:
         return self.asset.stat().st_size if self.asset.is_file() else None
 
-    def read_head(self, name: str, size: int = 20) -> bytes:
+    def read_head(self, name: str, size: int = native.HEAD_BYTES) -> bytes:
         if self.asset.is_file():
             with zipfile.ZipFile(self.asset) as archive, archive.open(name) as member:
                 return member.read(size)
@@ -80,16 +89,10 @@ class LayerContent:
             names.add(top)
         return names
 
-    def native_machines(self) -> dict[str, str]:
-        """The architecture of each native library in the layer, from its ELF header."""
-        machines = {}
-        for path in self.sizes:
-            if path.endswith(".so") or ".so." in path.rsplit("/", 1)[-1]:
-                head = self.read_head(path)
-                if head[:4] == b"\x7fELF" and len(head) >= 20:
-                    order = "little" if head[5] == 1 else "big"
-                    machines[path] = ELF_MACHINES.get(int.from_bytes(head[18:20], order), "other")
-        return machines
+    def distributions(self, in_layer: bool) -> dict[str, str]:
+        """Installed distributions (canonical name -> version): a layer's in ``python/``, a function's at
+        its root."""
+        return distributions_in(self.sizes, in_layer=in_layer)
 
 
 @dataclass
@@ -101,169 +104,186 @@ class LayerRef:
     shared: SharedPythonLayer | None = None
     runtimes: list[str] = field(default_factory=list)
     architectures: list[str] = field(default_factory=list)
-    content: LayerContent | None = None
+    content: Content | None = None
 
 
-def layer_content_findings(label: str, content: LayerContent, shared: SharedPythonLayer | None) -> list[Finding]:
-    findings = []
-    paths = list(content.sizes)
-    if not any(p.startswith("python/") for p in paths):
-        stray = sorted(p for p in paths if p.endswith(".py"))[:3]
-        where = f" (found {', '.join(stray)})" if stray else ""
-        findings.append(Finding("error", "no-python-folder",
-                                f"layer {label} has no python/ folder{where}: Lambda only puts /opt/python on "
-                                "sys.path; move the modules into python/ at the root of the layer"))
-    deep = sorted({nested for p in paths if (nested := _nested_python_folder(p))})
-    if deep:
-        findings.append(Finding("error", "module-too-deep",
-                                f"layer {label} nests its modules one level too deep ({', '.join(deep[:3])}/...): "
-                                "they will not import on Lambda; move their content up into python/"))
-    if shared is not None:
-        for folder in _packages_without_init(shared):
-            findings.append(Finding(
-                "warning", "missing-init",
-                f"layer {label}: python/{folder}/ holds modules but no __init__.py, so it imports as a namespace "
-                f"package that any other layer or the function's own {folder}/ folder silently merges into; "
-                f"add an empty python/{folder}/__init__.py"))
-    if content.zipped_bytes is not None and content.zipped_bytes > DIRECT_UPLOAD_BYTES:
-        findings.append(Finding("info", "large-zip",
-                                f"layer {label} is {content.zipped_bytes / 1e6:.0f} MB zipped, over Lambda's 50 MB "
-                                "direct-upload limit: the CDK uploads it through S3, which is fine"))
+def layer_findings(ref: LayerRef) -> list[Finding]:
+    """The rules about one layer's own content."""
+    assert ref.content is not None
+    findings = rules.layer_layout(ref.label, ref.content.sizes)
+    if ref.shared is not None:
+        root = ref.shared.source.code_root
+        findings += rules.packages_without_init(
+            ref.label, [p.relative_to(root).as_posix() for p in ref.shared.source.code_files])
+        copies = ref.shared.source.installed_copies()
+        declaration = ref.shared.source.declaration
+        findings += rules.installed_copies(f"layer {ref.label}", "python/", [(c.name, c.version) for c in copies],
+                                           declaration.kind if declaration else "requirements.txt")
+    targets = [Target(r, a) for r in ref.runtimes if r in RUNTIMES for a in ref.architectures]
+    for target in targets[:1]:  # the target it declares; a mismatch with a function is reported per function
+        findings += rules.native_code(f"layer {ref.label}", ref.content.sizes, ref.content.read_head, target,
+                                      "rebuild the layer for its declared runtime and architecture")
+    if ref.content.zipped_bytes is not None and ref.content.zipped_bytes > DIRECT_UPLOAD_BYTES:
+        findings.append(Finding(Severity.INFO, "large-zip",
+                                f"layer {ref.label} is {ref.content.zipped_bytes / 1e6:.0f} MB zipped, over Lambda's "
+                                "50 MB direct-upload limit: the CDK uploads it through S3, which is fine"))
     return findings
 
 
-def _nested_python_folder(path: str) -> str | None:
-    """``python/python`` or ``python/<pkg>/python`` when ``path`` sits in a python/ folder one level too deep."""
-    parts = path.split("/")
-    for depth in (1, 2):
-        if len(parts) > depth + 1 and parts[0] == "python" and parts[depth] == "python":
-            return "/".join(parts[: depth + 1])
-    return None
-
-
-def _packages_without_init(shared: SharedPythonLayer) -> list[str]:
-    """Top-level folders of the layer's own code that hold modules but no ``__init__.py``."""
-    contents: dict[str, set[str]] = {}
-    for path in shared.source.files:
-        rel = path.relative_to(shared.source.python_dir)
-        if len(rel.parts) >= 2 and rel.parts[0] != "python":  # python/python/ is reported as too deep
-            contents.setdefault(rel.parts[0], set()).add("/".join(rel.parts[1:]))
-    return sorted(folder for folder, names in contents.items()
-                  if "__init__.py" not in names and any(name.endswith(".py") for name in names))
-
-
-def function_findings(
-    runtime: str, architecture: str, code: LayerContent | None, layers: list[LayerRef]
-) -> list[Finding]:
+def function_findings(runtime: str, architecture: str, code: Content | None, layers: list[LayerRef]) -> list[Finding]:
+    """The rules about what one function runs: its code plus its layers, in order."""
     findings = []
     if len(layers) > MAX_LAYERS:
-        findings.append(Finding("error", "too-many-layers",
+        findings.append(Finding(Severity.ERROR, "too-many-layers",
                                 f"the function has {len(layers)} layers; Lambda allows {MAX_LAYERS}: merge layers "
                                 "(e.g. put shared dependencies in one layer)"))
     total = (code.unzipped_bytes if code else 0) + sum(r.content.unzipped_bytes for r in layers if r.content)
     mb = total / 1024 / 1024
     if total > MAX_UNZIPPED_BYTES:
-        findings.append(Finding("error", "too-large",
+        findings.append(Finding(Severity.ERROR, "too-large",
                                 f"code plus layers is {mb:.0f} MB unzipped; Lambda allows 250 MB: drop unused "
                                 "dependencies, or ship the function as a container image (10 GB)"))
     elif total > WARN_AT * MAX_UNZIPPED_BYTES:
-        findings.append(Finding("warning", "nearly-too-large",
+        findings.append(Finding(Severity.WARNING, "nearly-too-large",
                                 f"code plus layers is {mb:.0f} MB unzipped, over 80% of Lambda's 250 MB limit: "
                                 "the next dependency may not fit; trim the layers"))
     for ref in layers:
         if ref.runtimes and runtime not in ref.runtimes:
-            findings.append(Finding("error", "runtime-mismatch",
+            findings.append(Finding(Severity.ERROR, "runtime-mismatch",
                                     f"layer {ref.label} is built for {', '.join(ref.runtimes)}, the function runs "
                                     f"{runtime}: build the layer for {runtime} (its compiled wheels are ABI-tagged)"))
         if ref.architectures and architecture not in ref.architectures:
-            findings.append(Finding("error", "architecture-mismatch",
+            findings.append(Finding(Severity.ERROR, "architecture-mismatch",
                                     f"layer {ref.label} is built for {', '.join(ref.architectures)}, the function "
                                     f"is {architecture}: build the layer with architecture={architecture}"))
-        elif ref.content:
-            wrong = sorted(p for p, m in ref.content.native_machines().items() if m != architecture)
-            if wrong:
-                findings.append(Finding("error", "architecture-mismatch",
-                                        f"layer {ref.label} ships native code for another architecture than the "
-                                        f"function's {architecture} ({wrong[0]}): rebuild it for {architecture}"))
+        elif ref.content and not (ref.runtimes or ref.architectures) and runtime in RUNTIMES:
+            # A layer that declares no target is checked against the function's (a declared one, at the layer).
+            findings += rules.native_code(f"layer {ref.label}", ref.content.sizes, ref.content.read_head,
+                                          Target(runtime, architecture), f"rebuild it for {runtime} on {architecture}")
+    if code is not None and runtime in RUNTIMES:
+        findings += rules.native_code("the function's code", code.sizes, code.read_head, Target(runtime, architecture),
+                                      "list its package in the function's requirements.txt instead")
+    findings += _shadowed(layers)
+    findings += _version_clashes(code, layers)
+    return findings
+
+
+def _shadowed(layers: list[LayerRef]) -> list[Finding]:
+    findings = []
     seen: dict[str, str] = {}
     for ref in layers:
         for name in sorted(ref.content.top_level_names if ref.content else ()):
             if name in seen and seen[name] != ref.label:
-                findings.append(Finding("warning", "shadowed-module",
+                findings.append(Finding(Severity.WARNING, "shadowed-module",
                                         f"layers {seen[name]} and {ref.label} both ship '{name}': the later one "
                                         f"({ref.label}) replaces the other's copy in /opt/python; keep it in one"))
             seen[name] = ref.label
     return findings
 
 
-def _asset_content(construct: IConstruct) -> LayerContent | None:
+def _version_clashes(code: Content | None, layers: list[LayerRef]) -> list[Finding]:
+    """A distribution the function's code ships at another version than one of its layers: on Lambda
+    ``/var/task`` comes before ``/opt``, so the function's copy wins and the layer's code runs against it."""
+    if code is None:
+        return []
+    own = code.distributions(in_layer=False)
+    findings = []
+    for ref in layers:
+        for name, version in sorted((ref.content.distributions(in_layer=True) if ref.content else {}).items()):
+            if name in own and own[name] != version:
+                findings.append(Finding(
+                    Severity.WARNING, "version-clash",
+                    f"the function ships {name} {own[name]} (its own dependencies, /var/task) and layer {ref.label} "
+                    f"ships {name} {version} (/opt/python): /var/task comes first on Lambda, so the layer's code runs "
+                    f"against {name} {own[name]}; use one version in both, or drop it from the function's "
+                    "requirements"))
+    return findings
+
+
+def _asset_content(construct: IConstruct) -> Content | None:
     asset = construct.node.try_find_child("Code")
     if isinstance(asset, s3_assets.Asset):
-        return LayerContent(Path(Stage.of(construct).outdir) / asset.asset_path)
+        return Content(Path(Stage.of(construct).outdir) / asset.asset_path)
     return None
 
 
-def _layer_index(
-    constructs: list[IConstruct],
-) -> tuple[dict[tuple[str, str], LayerRef], dict[str, LayerRef]]:
-    by_logical_id: dict[tuple[str, str], LayerRef] = {}
-    by_parameter: dict[str, LayerRef] = {}
-    for construct in constructs:
-        if not isinstance(construct, lambda_.LayerVersion):
-            continue
-        stack = Stack.of(construct)
-        cfn = construct.node.default_child
-        assert isinstance(cfn, lambda_.CfnLayerVersion)
-        shared = construct.node.scope if isinstance(construct.node.scope, SharedPythonLayer) else None
-        ref = LayerRef(
-            label=shared.name if shared else construct.node.path,
-            construct=construct,
-            shared=shared,
-            runtimes=list(cfn.compatible_runtimes or []),
-            architectures=list(cfn.compatible_architectures or []),
-            content=_asset_content(construct),
-        )
-        by_logical_id[(stack.stack_name, stack.resolve(cfn.logical_id))] = ref
-        if shared is not None:
-            by_parameter[shared.publication.parameter_name] = ref
-    return by_logical_id, by_parameter
+class _Targets(DefaultTokenResolver):
+    """Resolves a function's layer list, replacing each reference by the construct it points at."""
+
+    def __init__(self) -> None:
+        super().__init__(StringConcat())
+
+    def resolve_token(self, t: object, context: object, post_processor: object) -> object:
+        if isinstance(t, Reference):
+            return {"LayerkitTarget": t.target.node.path}
+        return super().resolve_token(t, context, post_processor)  # type: ignore[arg-type]
 
 
-def _function_layers(function: lambda_.Function, by_logical_id: dict[tuple[str, str], LayerRef],
-                     by_parameter: dict[str, LayerRef], all_parameters: list[CfnParameter]) -> list[LayerRef]:
-    stack = Stack.of(function)
-    cfn = function.node.default_child
-    assert isinstance(cfn, lambda_.CfnFunction)
-    parameters = {stack.resolve(p.logical_id): p for p in all_parameters if Stack.of(p) is stack}
-    refs = []
-    for entry in stack.resolve(cfn.layers) or []:
-        target = entry.get("Ref") if isinstance(entry, dict) else None
-        if target in parameters and parameters[target].default in by_parameter:
-            refs.append(by_parameter[parameters[target].default])
-        elif (stack.stack_name, target) in by_logical_id:
-            refs.append(by_logical_id[(stack.stack_name, target)])
-        elif matches := [ref for (_, lid), ref in by_logical_id.items() if lid == target]:
-            refs.append(matches[0])  # another stack's layer, referenced before the CDK adds the export
-        else:
-            refs.append(LayerRef(label=str(entry)))  # an external layer: counted, not inspected
-    return refs
+class _App:
+    """The app's layers and SSM parameters, found in one walk of the tree (each step is a call into Node.js)."""
+
+    def __init__(self, root: IConstruct) -> None:
+        self.constructs = root.node.find_all()
+        self.layers: dict[str, LayerRef] = {}  # construct path of the CfnLayerVersion -> layer
+        self.by_parameter_name: dict[str, LayerRef] = {}
+        self.parameters: dict[str, CfnParameter] = {}  # construct path -> SSM-typed template parameter
+        for construct in self.constructs:
+            if isinstance(construct, CfnParameter):
+                self.parameters[construct.node.path] = construct
+            if not isinstance(construct, lambda_.LayerVersion):
+                continue
+            cfn = construct.node.default_child
+            if not isinstance(cfn, lambda_.CfnLayerVersion):
+                raise LayerkitError(f"{construct.node.path}: a LayerVersion without its CfnLayerVersion resource; "
+                                    "layerkit cannot check it")
+            shared = construct.node.scope if isinstance(construct.node.scope, SharedPythonLayer) else None
+            ref = LayerRef(
+                label=shared.name if shared else construct.node.path, construct=construct, shared=shared,
+                runtimes=list(cfn.compatible_runtimes or []),
+                architectures=list(cfn.compatible_architectures or []), content=_asset_content(construct),
+            )
+            self.layers[cfn.node.path] = ref
+            if shared is not None:
+                self.by_parameter_name[shared.publication.parameter_name] = ref
+
+    def layers_of(self, function: lambda_.Function) -> list[LayerRef]:
+        """The function's layers in order, each found by the construct its reference points at."""
+        cfn = function.node.default_child
+        if not isinstance(cfn, lambda_.CfnFunction):
+            raise LayerkitError(f"{function.node.path}: a Function without its CfnFunction resource; layerkit "
+                                "cannot check it")
+        refs = []
+        for entry in Tokenization.resolve(cfn.layers, scope=function, resolver=_Targets()) or []:
+            target = entry.get("LayerkitTarget") if isinstance(entry, dict) else None
+            if target in self.layers:
+                refs.append(self.layers[target])
+            elif target in self.parameters and self.parameters[target].default in self.by_parameter_name:
+                refs.append(self.by_parameter_name[self.parameters[target].default])
+            else:
+                refs.append(LayerRef(label=str(entry)))  # an external layer: counted, not inspected
+        return refs
 
 
 def findings_for_app(root: IConstruct) -> Iterator[tuple[IConstruct, Finding]]:
     """Every finding, with the construct it belongs to."""
-    constructs = root.node.find_all()  # one walk of the tree: each step of it is a call into Node.js
-    by_logical_id, by_parameter = _layer_index(constructs)
-    parameters = [c for c in constructs if isinstance(c, CfnParameter)]
-    for ref in by_logical_id.values():
+    app = _App(root)
+    for ref in app.layers.values():
         if ref.content is not None and ref.construct is not None:
-            for finding in layer_content_findings(ref.label, ref.content, ref.shared):
+            for finding in layer_findings(ref):
                 yield (ref.shared or ref.construct), finding
-    for function in constructs:
+    for function in app.constructs:
         if isinstance(function, lambda_.Function):
-            layers = _function_layers(function, by_logical_id, by_parameter, parameters)
             for finding in function_findings(function.runtime.name, function.architecture.name,
-                                             _asset_content(function), layers):
-                yield function, finding
+                                             _asset_content(function), app.layers_of(function)):
+                yield _owner(function), finding
+
+
+def _owner(function: lambda_.Function) -> IConstruct:
+    """The construct a user wrote: the kit's function construct around a Function, else the Function."""
+    from layerkit.function import PythonFunction
+
+    scope = function.node.scope
+    return scope if isinstance(scope, PythonFunction) else function
 
 
 @jsii.implements(IAspect)
@@ -278,9 +298,9 @@ class LayerkitChecks:
             return
         for construct, finding in findings_for_app(node):
             text = f"[layerkit:{finding.rule}] {finding.message}"
-            if finding.severity == "error":
+            if finding.severity is Severity.ERROR:
                 Annotations.of(construct).add_error(text)
-            elif finding.severity == "warning":
+            elif finding.severity is Severity.WARNING:
                 Annotations.of(construct).add_warning_v2(f"layerkit:{finding.rule}", text)
             else:
                 Annotations.of(construct).add_info(text)

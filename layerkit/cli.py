@@ -149,7 +149,7 @@ def cmd_check_upgrade(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from layerkit import __version__
-    from layerkit.targets import MACHINES, MANYLINUX_CEILING
+    from layerkit.targets import ARCHITECTURES, RUNTIMES
 
     parser = argparse.ArgumentParser(prog="layerkit", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"layerkit {__version__}")
@@ -158,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", help="build one layer folder into a zip, without Docker")
     build.add_argument("layer_dir", metavar="LAYER_DIR", help="folder with python/ and requirements.txt")
-    build.add_argument("--runtime", required=True, choices=list(MANYLINUX_CEILING), help="Lambda runtime")
-    build.add_argument("--arch", required=True, choices=list(MACHINES), help="Lambda architecture")
+    build.add_argument("--runtime", required=True, choices=list(RUNTIMES), help="Lambda runtime")
+    build.add_argument("--arch", required=True, choices=list(ARCHITECTURES), help="Lambda architecture")
     build.add_argument("--out", metavar="FILE.zip", help="copy the layer zip here")
     build.add_argument("--json", action="store_true", help="print one JSON object describing the build")
     build.add_argument("--no-bytecode", dest="bytecode", action="store_false",

@@ -1,19 +1,33 @@
-"""The Docker side of layer builds: is there a daemon, and a folder ``PythonLayerVersion`` can bundle.
+"""The Docker side of builds: is there a daemon, and a folder ``PythonLayerVersion`` / ``PythonFunction`` can
+bundle so that the Lambda build image installs the same distributions the Docker-free build does.
 
 Only ``docker info`` tells whether a daemon answers: the client alone (``docker --version``) is not enough.
+The staged folder holds the code at its top and one ``requirements.txt``, whatever the folder declares its
+dependencies in: the kit's reading of the declaration (a lock's pinned, hashed set; ``-r`` and ``-c`` includes
+inlined; local wheels and local path packages copied into ``_layerkit/``, which the bundle drops), so the
+image's pip installs what the local build installs. A token in an index URL stays a ``${VAR}`` reference,
+expanded inside the container from the bundling environment.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
-from layerkit.build import materialize
-from layerkit.source import LayerSource
+from layerkit import cache
+from layerkit.sources import SourceFolder
 
 DOCKER_INFO_TIMEOUT_S = 20
+#: The folder of the staged entry that holds what pip needs and the bundle must not keep.
+EXTRAS = "_layerkit"
+_ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
+#: pip's settings for a private index; uv's are handed to pip under these names.
+INDEX_SETTINGS = {"PIP_INDEX_URL": "UV_INDEX_URL", "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL"}
 
 
 def docker_available() -> bool:
@@ -24,7 +38,7 @@ def docker_available() -> bool:
 
 @functools.cache
 def _daemon_answers(executable: str) -> bool:
-    # Cached per client path: a synth asks once per layer, and `docker info` takes a second when it fails.
+    # Cached per client path: a synth asks once per construct, and `docker info` takes a second when it fails.
     try:
         proc = subprocess.run(
             [executable, "info"], capture_output=True, timeout=DOCKER_INFO_TIMEOUT_S, check=False
@@ -34,19 +48,97 @@ def _daemon_answers(executable: str) -> bool:
     return proc.returncode == 0
 
 
-def stage_for_python_layer_version(source: LayerSource, asset_hash: str, cache_dir: Path) -> Path:
-    """A folder shaped for ``PythonLayerVersion``: the layer's ``python/`` content beside requirements.txt.
+def bundling_environment(source: SourceFolder) -> dict[str, str]:
+    """What the bundling container needs from this machine's environment to reach a private index: pip's
+    index settings (uv's, named as pip's) and every variable the declaration refers to as ``${VAR}``."""
+    env = {}
+    for pip_name, uv_name in INDEX_SETTINGS.items():
+        if value := os.environ.get(pip_name) or os.environ.get(uv_name):
+            env[pip_name] = value
+    declaration = source.declaration
+    if declaration is not None:
+        for name in _ENV_VAR.findall(declaration.requirements_text()):
+            if name in os.environ:
+                env[name] = os.environ[name]
+    return env
 
-    ``PythonLayerVersion`` copies its whole entry folder into ``python/``; given ``layers/<name>/`` it would
-    put the modules at ``python/python/<module>``, one level too deep for Lambda. Staged by content hash,
-    in one atomic rename, so concurrent synths share it safely.
+
+def stage(source: SourceFolder, asset_hash: str, cache_dir: Path) -> Path:
+    """The folder to hand to ``PythonLayerVersion`` (``entry``) or ``PythonFunction``, staged by asset hash.
+
+    ``PythonLayerVersion`` copies its whole entry into ``python/``: given ``layers/<name>/`` it would put the
+    modules at ``python/python/<module>``, one level too deep for Lambda, so a layer's ``python/`` content is
+    staged at the top.
     """
-    def stage(folder: Path) -> None:
-        for path in source.files:
-            dest = folder / path.relative_to(source.python_dir)
+    def fill(folder: Path) -> dict[str, Any]:
+        entry = folder / "entry"
+        for path in source.code_files:
+            dest = entry / path.relative_to(source.code_root)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest)
-        if source.requirements_file.exists():
-            shutil.copy2(source.requirements_file, folder / "requirements.txt")
+        if source.declaration is not None and source.declaration.requirements:
+            (entry / "requirements.txt").write_text(_staged_requirements(source, entry), encoding="utf-8")
+        return {"asset_hash": asset_hash}
 
-    return materialize(cache_dir / "staging" / asset_hash, stage)
+    root = cache_dir / "staging" / asset_hash
+    cache.materialize(root, fill)
+    return root / "entry"
+
+
+def _staged_requirements(source: SourceFolder, entry: Path) -> str:
+    """The declaration as one requirements file for pip in the container, local files copied beside it."""
+    declaration = source.declaration
+    assert declaration is not None
+    extras = entry / EXTRAS
+    lines = []
+    for option in declaration.options:
+        flag, _, value = option.partition(" ")
+        if flag == "--find-links" and "://" not in value:
+            copied = extras / f"find-links-{len(lines)}"
+            shutil.copytree(value, copied)
+            option = f"--find-links ./{copied.relative_to(entry).as_posix()}"
+        lines.append(option)
+    if declaration.constraints:
+        extras.mkdir(parents=True, exist_ok=True)
+        (extras / "constraints.txt").write_text("\n".join(c.line() for c in declaration.constraints) + "\n",
+                                                encoding="utf-8")
+        lines.append(f"-c ./{EXTRAS}/constraints.txt")
+    for requirement in declaration.requirements:
+        line = requirement.line()
+        if requirement.local is not None:
+            kind = "packages" if requirement.local.is_dir() else "wheels"
+            copied = extras / kind / requirement.local.name
+            if requirement.local.is_dir():
+                shutil.copytree(requirement.local, copied, ignore=shutil.ignore_patterns(
+                    "__pycache__", "*.pyc", ".venv", "build", "dist", "*.egg-info", ".git"))
+            else:
+                copied.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(requirement.local, copied)
+            marker = f" ; {requirement.marker}" if requirement.marker else ""
+            line = " ".join([f"./{copied.relative_to(entry).as_posix()}{marker}",
+                             *(f"--hash={h}" for h in requirement.hashes)])
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def alpha_image_dir(cache_dir: Path) -> Path:
+    """A folder with ``PythonLayerVersion``'s own Dockerfile, taken from the installed alpha package, so the kit
+    can build that image with a network (the alpha builds it with Docker's default one)."""
+    import tarfile
+
+    from aws_cdk.aws_lambda_python_alpha import _jsii
+
+    (tarball,) = Path(_jsii.__file__).parent.glob("*.jsii.tgz")
+
+    def fill(folder: Path) -> dict[str, Any]:
+        with tarfile.open(tarball) as archive:
+            member = archive.extractfile("package/lib/docker/Dockerfile")
+            if member is None:
+                raise FileNotFoundError(f"{tarball} holds no lib/docker/Dockerfile")
+            (folder / "image").mkdir()
+            (folder / "image" / "Dockerfile").write_bytes(member.read())
+        return {"from": tarball.name}
+
+    entry = cache_dir / "images" / tarball.name.removesuffix(".jsii.tgz")
+    cache.materialize(entry, fill)
+    return entry / "image"

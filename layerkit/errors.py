@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class LayerkitError(Exception):
     """Base of every mistake the kit reports; the CLI prints it on one line, without a traceback."""
@@ -12,11 +14,19 @@ class UnsupportedTargetError(LayerkitError):
 
 
 class LayerSourceError(LayerkitError):
-    """A layer folder that cannot become a working layer (no ``python/``, unreadable requirements...)."""
+    """A layer or function folder that cannot become working code (no ``python/``, a missing index file...)."""
+
+
+class DeclarationError(LayerSourceError):
+    """A dependency declaration the kit cannot honour: an unreadable line, a stale lock, two that disagree."""
 
 
 class MissingWheelError(LayerkitError):
     """A requirement has no binary wheel for the target runtime and platform."""
+
+
+class NativeCodeError(LayerkitError):
+    """A compiled file built for another Python, operating system or machine than the target's."""
 
 
 class BuildError(LayerkitError):
@@ -33,3 +43,12 @@ class MissingInterpreterError(LayerkitError):
 
 class InvokeError(LayerkitError):
     """A local invoke that could not start: bad event, missing interpreter, missing sandbox tool."""
+
+
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of every URL in it replaced by ``***``: a private index's token
+    (CodeArtifact's, say) never reaches a message, a log or a file."""
+    return _CREDENTIALS.sub(r"\g<scheme>***@", text)

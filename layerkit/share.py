@@ -13,6 +13,7 @@ while another stack imports it: a changed layer then fails to deploy (aws-cdk is
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
@@ -22,6 +23,15 @@ from constructs import Construct
 from layerkit.errors import LayerkitError
 
 SHARING_CONTEXT_KEY = "layerkit:sharing"
+
+#: Layer versions handed out by a publication -> the construct that publishes them (kept alive with them).
+_ORIGINS: dict[int, tuple[lambda_.ILayerVersion, Construct]] = {}
+
+
+def shared_layer_of(layer_version: lambda_.ILayerVersion) -> Any:
+    """The :class:`~layerkit.layer.SharedPythonLayer` behind a layer version that ``for_stack`` returned, or None."""
+    found = _ORIGINS.get(id(layer_version))
+    return found[1] if found and found[0] is layer_version else None
 
 
 class Sharing(StrEnum):
@@ -73,11 +83,14 @@ class LayerPublication:
         consumer_stack = Stack.of(consumer)
         owner_stack = Stack.of(self.owner)
         if consumer_stack is owner_stack or self.sharing is Sharing.EXPORT:
-            return self.layer_version  # same stack: a plain Ref; export: the CDK adds Export/ImportValue
-        key = consumer_stack.node.path
-        if key not in self._imports:
-            consumer_stack.add_stack_dependency(owner_stack, "reads a layer version ARN it publishes in SSM")
-            arn = ssm.StringParameter.value_for_string_parameter(consumer_stack, self.parameter_name)
-            import_id = f"Layer{self.owner.node.addr[:12]}"
-            self._imports[key] = lambda_.LayerVersion.from_layer_version_arn(consumer_stack, import_id, arn)
-        return self._imports[key]
+            version = self.layer_version  # same stack: a plain Ref; export: the CDK adds Export/ImportValue
+        else:
+            key = consumer_stack.node.path
+            if key not in self._imports:
+                consumer_stack.add_stack_dependency(owner_stack, "reads a layer version ARN it publishes in SSM")
+                arn = ssm.StringParameter.value_for_string_parameter(consumer_stack, self.parameter_name)
+                import_id = f"Layer{self.owner.node.addr[:12]}"
+                self._imports[key] = lambda_.LayerVersion.from_layer_version_arn(consumer_stack, import_id, arn)
+            version = self._imports[key]
+        _ORIGINS[id(version)] = (version, self.owner)
+        return version

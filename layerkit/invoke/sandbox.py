@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import queue
 import shutil
 import signal
@@ -25,12 +24,12 @@ from layerkit.invoke.environment import LANG_DIR, RUNTIME_DIR, TASK_ROOT
 from layerkit.invoke.layout import Layout
 from layerkit.invoke.result import Invocation
 from layerkit.invoke.runtime_api import Outcome, RuntimeApi
+from layerkit.targets import host_architecture
 
 #: Lambda gives a function's init phase 10 s of its own; the invoke's timeout counts from then on.
 INIT_TIMEOUT_S = 10.0
 #: Lambda runs functions as sbx_user1051.
 LAMBDA_UID, LAMBDA_GID = 993, 990
-HOST_ARCHITECTURES = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 #: Read-only host files a Python process commonly needs (certificates, name resolution).
 HOST_ETC = ("ssl", "pki", "ca-certificates", "resolv.conf", "hosts", "nsswitch.conf")
 
@@ -46,7 +45,7 @@ def bwrap_binary() -> str:
 
 
 def check_architecture(function: Function) -> None:
-    host = HOST_ARCHITECTURES.get(platform.machine(), platform.machine())
+    host = host_architecture()
     if function.architecture != host:
         raise InvokeError(
             f"function {function.id} is {function.architecture} and this machine is {host}: the sandbox runs "
@@ -72,7 +71,7 @@ def sandbox_command(
 ) -> list[str]:
     """The bwrap command line that starts the function's execution environment."""
     prefix = python.parent.parent
-    version = function.runtime.removeprefix("python")
+    version = function.target.python_version
     command = [
         bwrap_binary(), "--unshare-all", "--share-net", "--die-with-parent", "--new-session",
         "--uid", str(LAMBDA_UID), "--gid", str(LAMBDA_GID),

@@ -17,7 +17,6 @@ from layerkit.invoke.environment import lambda_environment
 from layerkit.invoke.layout import prepare_layout, prepare_runtime
 from layerkit.invoke.result import Invocation
 from layerkit.invoke.sandbox import SandboxEnvironment, check_architecture, sandbox_command
-from layerkit.targets import Target
 
 BACKENDS = ("auto", "sandbox", "docker")
 
@@ -49,7 +48,7 @@ def open_environment(
     if timeout <= 0:
         raise InvokeError(f"--timeout must be a positive number of seconds, not {timeout}")
     chosen = choose_backend(backend)
-    target = Target(function.runtime, function.architecture)
+    target = function.target
     layout = prepare_layout(function, cache_dir)
     environment: Environment
     if chosen == "docker":

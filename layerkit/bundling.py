@@ -1,0 +1,200 @@
+"""How a construct's code asset is produced: which builder, and the code each builder gives the CDK.
+
+``local``: the Docker-free build (:mod:`layerkit.build`), a zip registered under the folder's fingerprint.
+
+``docker``: the CDK's own ``PythonLayerVersion`` / ``PythonFunction`` bundles the folder on the Lambda build
+image, staged so that it installs what the local build installs (:func:`layerkit.docker.stage`), with a hook
+that makes the bundle what the local build makes (no dependency files, no ``bin/``, the kit's ``.pyc``). The
+CDK mixes the bundling image and command into a bundled asset's hash and registers the asset as it builds it,
+so the alpha construct is built in a scratch stack that is removed from the app once the bundle exists; the
+bundle is then registered once, under the same fingerprint the local build uses. Switching between a machine
+with Docker and one without never creates a new layer version or code asset, and ``cdk deploy`` uploads the
+bundle once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import jsii
+from aws_cdk import AssetHashType, DockerImage, Stack, Stage
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_python_alpha as python_alpha
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from layerkit import bytecode as pyc
+from layerkit.build import Build, build_source
+from layerkit.cache import resolve_cache_dir
+from layerkit.docker import EXTRAS, alpha_image_dir, bundling_environment, docker_available, stage
+from layerkit.errors import LayerkitError
+from layerkit.sources import DEPENDENCY_FILES, SourceFolder
+from layerkit.targets import Destination, Target
+
+BUILDER_CONTEXT_KEY = "layerkit:builder"
+BYTECODE_CONTEXT_KEY = "layerkit:bytecode"
+NETWORK_CONTEXT_KEY = "layerkit:docker-network"
+BUNDLING_STACKS = "aws:cdk:bundling-stacks"
+
+
+class Builder(StrEnum):
+    """Who builds the code: ``docker`` (the CDK's bundling in the Lambda build image) or ``local``."""
+
+    AUTO = "auto"
+    DOCKER = "docker"
+    LOCAL = "local"
+
+
+def resolve_builder(scope: Construct, explicit: Builder | str | None) -> Builder:
+    """``docker`` or ``local``: the explicit choice, else the context key, else ``auto`` (Docker if it answers)."""
+    choice = explicit or scope.node.try_get_context(BUILDER_CONTEXT_KEY) or Builder.AUTO
+    try:
+        builder = Builder(choice)
+    except ValueError:
+        raise LayerkitError(
+            f"{scope.node.path}: unknown builder {choice!r}; use one of {', '.join(b.value for b in Builder)} "
+            f"(argument builder= or -c {BUILDER_CONTEXT_KEY}=...)"
+        ) from None
+    if builder is Builder.AUTO:
+        return Builder.DOCKER if docker_available() else Builder.LOCAL
+    return builder
+
+
+def resolve_bytecode(scope: Construct, explicit: bool | None) -> bool:
+    """The explicit choice, else the ``layerkit:bytecode`` context key, else ``True``."""
+    if explicit is not None:
+        return explicit
+    return str(scope.node.try_get_context(BYTECODE_CONTEXT_KEY) or "true").lower() not in ("false", "0")
+
+
+def resolve_network(scope: Construct, explicit: str | None) -> str | None:
+    """The explicit network, else the ``layerkit:docker-network`` context key, else Docker's default."""
+    return explicit or scope.node.try_get_context(NETWORK_CONTEXT_KEY) or None
+
+
+@dataclass(frozen=True)
+class DockerOptions:
+    """How the Docker builder runs: the image folder (a Dockerfile taking the build arg ``IMAGE``) and the
+    network of the image build and of the bundling container."""
+
+    image_dir: str | Path | None = None
+    network: str | None = None
+
+
+@dataclass
+class CodeAsset:
+    """A construct's code, and how it was made."""
+
+    code: lambda_.Code
+    asset_hash: str
+    builder: Builder
+    content: Path  # the zip or folder that is uploaded
+    build: Build | None = None  # the local build
+    bundled_by: Construct | None = None  # the alpha construct that bundled it (in its removed scratch stack)
+
+
+@jsii.implements(python_alpha.ICommandHooks)
+class FinishBundle:
+    """Makes the Docker bundle what the local build makes: no dependency files and no ``bin/`` (scripts whose
+    shebang is the image's Python), no installer bookkeeping, none of the distributions the layers already
+    provide, and (with ``bytecode``) ``.pyc`` that Lambda uses as they are, compiled by the image's Python."""
+
+    def __init__(self, destination: Destination, bytecode: bool, provided: tuple[str, ...] = ()) -> None:
+        self.destination = destination
+        self.bytecode = bytecode
+        self.provided = provided
+
+    def before_bundling(self, input_dir: str, output_dir: str) -> list[str]:
+        return []
+
+    def after_bundling(self, input_dir: str, output_dir: str) -> list[str]:
+        dropped = " ".join(f"{output_dir}/{name}" for name in sorted({*DEPENDENCY_FILES, EXTRAS, "bin"}))
+        commands = [
+            f"rm -rf {dropped}",
+            f"rm -f {output_dir}/*.dist-info/direct_url.json {output_dir}/*.dist-info/uv_cache.json",
+            f"(sed -i -e '/[.]dist-info[/]direct_url[.]json,/d' -e '/[.]dist-info[/]uv_cache[.]json,/d' "
+            f"{output_dir}/*.dist-info/RECORD 2>/dev/null || true)",
+        ]
+        if self.provided:
+            commands.append(f"python -c {_shell_quote(_REMOVE_DISTRIBUTIONS)} {output_dir} {' '.join(self.provided)}")
+        if self.bytecode:
+            commands.append(
+                f"(find {output_dir} -name __pycache__ -type d -prune -exec rm -rf {{}} + ; "
+                f"{pyc.compileall_command('python', output_dir, self.destination.value)} || true)"
+            )
+        return commands
+
+
+#: Removes installed distributions (named after the folder) by their RECORD: run in the bundling container.
+_REMOVE_DISTRIBUTIONS = (
+    "import csv,os,re,sys,glob;d=sys.argv[1];w={re.sub(r'[-_.]+','-',n).lower() for n in sys.argv[2:]}\n"
+    "for i in glob.glob(os.path.join(d,'*.dist-info')):\n"
+    " n=re.sub(r'[-_.]+','-',os.path.basename(i).rsplit('-',1)[0]).lower()\n"
+    " if n in w:\n"
+    "  [os.remove(os.path.join(d,r[0])) for r in csv.reader(open(os.path.join(i,'RECORD'))) "
+    "if r and os.path.isfile(os.path.join(d,r[0]))]\n"
+)
+
+
+def _shell_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def code_asset(scope: Construct, scratch_id: str, source: SourceFolder, target: Target, *, builder: Builder,
+               bytecode: bool, docker: DockerOptions, runtime: lambda_.Runtime,
+               architecture: lambda_.Architecture, provided: dict[str, str] | None = None,
+               index: str = "index.py", handler: str = "handler") -> CodeAsset:
+    """The code of a layer (``source.destination`` is LAYER) or function, built by ``builder``.
+
+    ``scope`` hosts the Docker builder's scratch stack (``scratch_id``) while it bundles.
+    """
+    provided = provided or {}
+    if builder is not Builder.DOCKER:
+        build = build_source(source, target, cache_dir=resolve_cache_dir(), bytecode=bytecode, provided=provided)
+        code = lambda_.Code.from_asset(str(build.zip), asset_hash=build.asset_hash,
+                                       asset_hash_type=AssetHashType.CUSTOM)
+        return CodeAsset(code, build.asset_hash, builder, build.zip, build=build)
+    extra = tuple(f"provided {name}=={version}" for name, version in sorted(provided.items()))
+    asset_hash = source.fingerprint(target, bytecode=bytecode, extra=extra)
+    staged = stage(source, asset_hash, resolve_cache_dir())
+    if not Stack.of(scope).bundling_required:  # not a stack this synth deploys: the CDK stages the source too
+        return CodeAsset(_registered(staged, asset_hash), asset_hash, builder, staged)
+    network = resolve_network(scope, docker.network)
+    options = python_alpha.BundlingOptions(
+        asset_hash=asset_hash, asset_hash_type=AssetHashType.CUSTOM, network=network,
+        image=_image(docker.image_dir, target, network),
+        command_hooks=FinishBundle(source.destination, bytecode, tuple(sorted(provided))),
+        environment=bundling_environment(source) or None,
+    )
+    scratch = Stack(scope, scratch_id)
+    scratch.node.set_context(BUNDLING_STACKS, ["**"])  # bundle exactly when the real stack does (checked above)
+    alpha: Construct
+    if source.destination is Destination.LAYER:
+        alpha = python_alpha.PythonLayerVersion(scratch, "Layer", entry=str(staged), compatible_runtimes=[runtime],
+                                                compatible_architectures=[architecture], bundling=options)
+    else:
+        alpha = python_alpha.PythonFunction(scratch, "Function", entry=str(staged), index=index, handler=handler,
+                                            runtime=runtime, architecture=architecture, bundling=options)
+    bundle = alpha.node.try_find_child("Code")
+    if not isinstance(bundle, s3_assets.Asset):
+        raise LayerkitError(f"{scope.node.path}: the bundled code of {type(alpha).__name__} was not found; this "
+                            "version of aws-lambda-python-alpha is not supported by layerkit")
+    scope.node.try_remove_child(scratch_id)  # its asset registration goes with it: the bundle is uploaded once
+    bundle_dir = Path(Stage.of(scope).outdir) / bundle.asset_path
+    return CodeAsset(_registered(bundle_dir, asset_hash), asset_hash, builder, bundle_dir, bundled_by=alpha)
+
+
+def _registered(folder: Path, asset_hash: str) -> lambda_.Code:
+    return lambda_.Code.from_asset(str(folder), asset_hash=asset_hash, asset_hash_type=AssetHashType.CUSTOM)
+
+
+def _image(image_dir: str | Path | None, target: Target, network: str | None) -> DockerImage | None:
+    """The bundling image: the given folder's Dockerfile, or (where a network must be set for its build)
+    the alpha's own, which ``PythonLayerVersion`` builds without one."""
+    if image_dir is None and network is None:
+        return None  # PythonLayerVersion / PythonFunction build their default image themselves
+    folder = Path(image_dir).resolve() if image_dir is not None else alpha_image_dir(resolve_cache_dir())
+    return DockerImage.from_build(str(folder), build_args={"IMAGE": target.bundling_image},
+                                  platform=target.docker_platform, network=network)

@@ -1,0 +1,94 @@
+"""``.pyc`` that Lambda uses as they are: compiled by the target's Python, hash-based, never re-checked.
+
+pip compiles ``.pyc`` stamped with each source's modification time; the CDK CLI zips every file with a 1980
+date, so on Lambda such a ``.pyc`` is stale and the module is compiled again, in memory, at every cold start.
+An ``unchecked-hash`` ``.pyc`` (PEP 552) is used without looking at the source. Each one records the path the
+source has on Lambda (``/opt/python/...`` or ``/var/task/...``, always with ``/``), as tracebacks show it.
+
+The compiler is the target Python itself (a ``.pyc`` is specific to a minor version), run isolated (``-I -S``:
+none of the build machine's site hooks), one process per core, each killed if the build stops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from layerkit import children
+
+#: PEP 552 mode, for the local build and for the Docker bundle's compileall alike.
+INVALIDATION_MODE = "unchecked-hash"
+
+_DRIVER = """
+import json, py_compile, sys
+failed = []
+for source, shown_as in json.load(open(sys.argv[1], encoding="utf-8")):
+    try:
+        py_compile.compile(source, dfile=shown_as, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    except py_compile.PyCompileError as error:
+        failed.append([source, error.exc_type_name + ": " + str(error.exc_value).splitlines()[0]])
+json.dump(failed, sys.stdout)
+"""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A source file that does not compile for the target (it ships as source, as pip leaves it)."""
+
+    path: Path
+    reason: str
+
+
+def sources_of(tree: Path, shown_under: str) -> list[tuple[Path, str]]:
+    """Every ``.py`` file under ``tree``, with the path Lambda shows it at (``shown_under`` + ``/`` + rel)."""
+    found = []
+    for folder, dirnames, filenames in os.walk(tree):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                path = Path(folder) / name
+                found.append((path, f"{shown_under.rstrip('/')}/{path.relative_to(tree).as_posix()}"))
+    return found
+
+
+def compile_sources(python: Path, sources: Iterable[tuple[Path, str]], workers: int | None = None) -> list[Failure]:
+    """Compile each ``(source, shown_as)`` with ``python``; returns the files that did not compile.
+
+    Raises :class:`OSError` if a compiler process itself fails (not a source it could not compile).
+    """
+    jobs = [(str(path), shown) for path, shown in sources]
+    if not jobs:
+        return []
+    count = max(1, min(workers or os.cpu_count() or 1, 8, len(jobs)))
+    failures: list[Failure] = []
+    with tempfile.TemporaryDirectory(prefix="layerkit-pyc-") as work:
+        processes = []
+        try:
+            for index in range(count):
+                share = Path(work) / f"share-{index}.json"
+                share.write_text(json.dumps(jobs[index::count]), encoding="utf-8")
+                processes.append(children.start([str(python), "-I", "-S", "-c", _DRIVER, str(share)],
+                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                                encoding="utf-8"))
+            outputs = [process.communicate() for process in processes]
+        except BaseException:
+            for process in processes:
+                children.stop(process)
+            raise
+    for process, (out, err) in zip(processes, outputs, strict=True):
+        if process.returncode != 0:
+            raise OSError(f"{python} could not compile .pyc (exit {process.returncode}): {err.strip()[-300:]}")
+        failures += [Failure(Path(path), reason) for path, reason in json.loads(out or "[]")]
+    return failures
+
+
+def compileall_command(python: str, tree: str, shown_under: str) -> str:
+    """The same compilation as a shell command, for the Docker bundle (run by the build image's Python)."""
+    return (f"{python} -m compileall -q -j 0 --invalidation-mode {INVALIDATION_MODE} -s {tree} -p {shown_under} "
+            f"{tree}")

@@ -1,0 +1,115 @@
+"""The kit's cache on disk: where it is, and how an entry gets into it.
+
+Every entry (a built layer or function, an installed package, a staged folder, an invoke layout) is filled in
+a private ``.tmp-`` folder and appears in one atomic rename, under a lock held by the one process that fills
+it: two ``cdk synth`` at once share the work, and nothing half-written is ever read. Each ``.tmp-`` folder has
+a lock of its own, held while it is in use: one whose lock is free was left by an interrupted process, and the
+next fill in the same folder removes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+#: The name of the file that marks an entry complete, written last inside the private folder.
+DONE = "entry.json"
+
+
+def default_cache_dir() -> Path:
+    """``$LAYERKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/layerkit``, else ``~/.cache/layerkit``."""
+    if env := os.environ.get("LAYERKIT_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "layerkit"
+
+
+def resolve_cache_dir(cache_dir: str | Path | None = None) -> Path:
+    """``cache_dir``, else the default, made absolute.
+
+    Installers run in the source folder (for relative ``--find-links``) and the sandbox mounts folders by path:
+    a relative cache path would point somewhere else there (a build once installed into the layer folder).
+    """
+    return Path(cache_dir or default_cache_dir()).absolute()
+
+
+def read_entry(entry: Path) -> dict[str, Any] | None:
+    """The metadata of a complete entry, or None (missing, half-written or unreadable: never trusted)."""
+    try:
+        data = json.loads((entry / DONE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@contextmanager
+def scratch(parent: Path, label: str) -> Iterator[Path]:
+    """A private, empty ``.tmp-`` folder in ``parent``, removed afterwards; stale ones are swept first."""
+    from filelock import FileLock
+
+    parent.mkdir(parents=True, exist_ok=True)
+    sweep(parent)
+    folder = parent / f".tmp-{label}-{uuid.uuid4().hex[:12]}"
+    lock = FileLock(f"{folder}.lock")
+    with lock:  # held before the folder exists, so no sweep can take it for an abandoned one
+        folder.mkdir()
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    Path(f"{folder}.lock").unlink(missing_ok=True)
+
+
+def sweep(parent: Path) -> None:
+    """Remove the ``.tmp-`` folders of ``parent`` whose process is gone (their lock is free)."""
+    from filelock import FileLock, Timeout
+
+    for stale in parent.glob(".tmp-*"):
+        if stale.name.endswith(".lock"):
+            continue
+        lock = FileLock(f"{stale}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue  # in use by a live build
+        try:
+            shutil.rmtree(stale, ignore_errors=True)
+        finally:
+            lock.release()
+        Path(f"{stale}.lock").unlink(missing_ok=True)
+
+
+def materialize(entry: Path, fill: Callable[[Path], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """The metadata of cache entry ``entry``, filled by ``fill`` the first time; ``(metadata, filled_now)``.
+
+    ``fill`` gets an empty folder and returns the entry's metadata (JSON), written as its completion marker.
+    An entry that exists without a readable marker (from an older kit, or damaged) is replaced.
+    """
+    if (meta := read_entry(entry)) is not None:
+        return meta, False
+    from filelock import FileLock  # here: a cache hit needs no lock
+
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(entry.parent / f".{entry.name}.lock")):
+        if (meta := read_entry(entry)) is not None:  # another process filled it while we waited
+            return meta, False
+        with scratch(entry.parent, entry.name[:16]) as work:
+            tree = work / "tree"
+            tree.mkdir()
+            meta = fill(tree)
+            (tree / DONE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+            if entry.exists():  # damaged or from an older kit: never read, replaced here under the lock
+                shutil.rmtree(entry)
+            os.replace(tree, entry)  # the one step that makes the entry visible
+    return meta, True
+
+
+def entry_files(entry: Path) -> list[Path]:
+    """The files of an entry, without its completion marker."""
+    return sorted(p for p in entry.rglob("*") if p.is_file() and p.name != DONE)

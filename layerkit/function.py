@@ -1,0 +1,135 @@
+"""``PythonFunction``: a Lambda function from a folder, with its own dependencies, built like the layers.
+
+It takes the arguments of ``aws_cdk.aws_lambda_python_alpha.PythonFunction`` where they mean the same thing
+(``entry``, ``index``, ``handler``, ``runtime``, ``architecture``, ``layers``, ``bundling``'s ``asset_excludes``,
+and every other ``lambda.Function`` property), so switching is a change of import. Its code is the ``entry``
+folder (without ``events/``, ``tests/``, ``__pycache__``, ``.venv`` and the dependency files) with the
+dependencies it declares, in any format a layer accepts, installed at the zip's root for the function's runtime
+and architecture: by the CDK's ``PythonFunction`` on the Lambda build image where Docker answers, by the kit's
+own build where it does not, under the same asset hash either way.
+
+Choose a layer for what several functions share, or what changes less often than their code (a new layer
+version, deployed once); choose the function's own ``requirements.txt`` for what only it needs (it ships in the
+function's code, and changing it is a new code asset, not a new layer version). A dependency both ship at the
+same version is installed once, in the layer; at different versions ``layerkit.check`` reports it, since on
+Lambda ``/var/task`` comes before ``/opt``.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from layerkit.bundling import Builder, DockerOptions, code_asset, resolve_builder, resolve_bytecode
+from layerkit.errors import LayerSourceError, UnsupportedTargetError
+from layerkit.layer import SharedPythonLayer
+from layerkit.share import shared_layer_of
+from layerkit.sources import SourceFolder
+from layerkit.targets import Target
+
+
+def _defines(path: Path, name: str) -> bool:
+    """Whether module ``path`` binds ``name`` at its top level (a def, an assignment or an import)."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except SyntaxError as error:
+        raise LayerSourceError(f"{path}:{error.lineno}: does not parse ({error.msg}); fix the syntax") from None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
+            return True
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                return True
+        if isinstance(node, ast.Import | ast.ImportFrom) and any(
+                (alias.asname or alias.name.split(".")[0]) == name for alias in node.names):
+            return True
+    return False
+
+
+class PythonFunction(lambda_.Function):
+    """A Python function from ``entry``, with its dependencies installed beside its code.
+
+    Example::
+
+        PythonFunction(self, "Parse", entry="lambdas/parser", index="handler.py", handler="handler",
+                       runtime=lambda_.Runtime.PYTHON_3_12, layers=[shared_layer.for_stack(self)])
+
+    Args:
+        entry: the function's folder. Its dependencies may be declared in ``Pipfile.lock``, ``poetry.lock``,
+            ``uv.lock``, ``requirements.txt`` or ``pyproject.toml``.
+        runtime: a Python runtime.
+        index: the file, relative to ``entry``, that holds the handler. Default: ``index.py``.
+        handler: the name of the handler function in ``index``. Default: ``handler``.
+        architecture: ``X86_64`` or ``ARM_64``; wheels are chosen for it. Default: ``X86_64``.
+        layers: layer versions, or :class:`SharedPythonLayer` objects (referenced as their sharing mode says).
+            A distribution they ship at the version the function would install is not installed again.
+        asset_excludes: glob patterns of files in ``entry`` that never deploy, beside ``events/`` and ``tests/``.
+        builder, bytecode, docker_image_dir, docker_network: as for :class:`SharedPythonLayer`.
+        **function_props: every other ``lambda.Function`` property, passed through.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        entry: str | Path,
+        runtime: lambda_.Runtime,
+        index: str = "index.py",
+        handler: str = "handler",
+        architecture: lambda_.Architecture = lambda_.Architecture.X86_64,
+        layers: Sequence[lambda_.ILayerVersion | SharedPythonLayer] | None = None,
+        asset_excludes: Sequence[str] = (),
+        builder: Builder | str | None = None,
+        bytecode: bool | None = None,
+        docker_image_dir: str | Path | None = None,
+        docker_network: str | None = None,
+        **function_props: Any,
+    ) -> None:
+        label = f"function {scope.node.path}/{construct_id}"
+        if runtime.family != lambda_.RuntimeFamily.PYTHON:
+            raise UnsupportedTargetError(f"{label}: runtime {runtime.name} is not Python; use a Python runtime")
+        if not index.endswith(".py"):
+            raise LayerSourceError(f"{label}: index {index!r} is not a .py file; name the module that holds the "
+                                   "handler, e.g. index='handler.py'")
+        target = Target(runtime.name, architecture.name)
+        source = SourceFolder.function(entry, tuple(asset_excludes), label)
+        index_file = source.root / index
+        if not index_file.is_file():
+            raise LayerSourceError(f"{label}: {index_file} does not exist; create it, or pass index= the file "
+                                   "(relative to entry) that holds the handler")
+        if not _defines(index_file, handler):
+            raise LayerSourceError(f"{label}: {index_file} defines no {handler!r}; add 'def {handler}(event, "
+                                   "context)' there, or pass handler= the name of the function to call")
+        shared = [layer if isinstance(layer, SharedPythonLayer) else shared_layer_of(layer) for layer in layers or ()]
+        provided: dict[str, str] = {}
+        for layer in shared:
+            if layer is not None:
+                provided.update(layer.packages)
+        chosen = resolve_builder(scope, builder)
+        code = code_asset(scope, f"{construct_id}DockerBundle", source, target, builder=chosen,
+                          bytecode=resolve_bytecode(scope, bytecode),
+                          docker=DockerOptions(docker_image_dir, docker_network), runtime=runtime,
+                          architecture=architecture, provided=provided, index=index, handler=handler)
+        super().__init__(
+            scope, construct_id, code=code.code, runtime=runtime, architecture=architecture,
+            handler=f"{index[:-3]}.{handler}".replace("/", "."), **function_props,
+        )
+        self.source = source
+        self.target = target
+        self.code_asset = code
+        self.builder = chosen
+        self.asset_hash = code.asset_hash
+        self.build = code.build
+        for layer in layers or ():
+            self.add_layers(layer.for_stack(self) if isinstance(layer, SharedPythonLayer) else layer)
+        self.node.add_metadata("layerkit:function", {
+            "name": source.name, "runtime": target.runtime, "architecture": target.architecture,
+            "builder": chosen.value, "asset_hash": code.asset_hash,
+        })

@@ -1,0 +1,171 @@
+"""Running uv, the installer behind the Docker-free build: the one place its command lines are made.
+
+Every command installs or resolves for the target, never for the interpreter running the kit: the runtime's
+Python version, Lambda's Linux and the function's machine (``--python-version``, ``--python-platform``), binary
+wheels only. uv does not read pip's settings, so a private index configured for pip (``PIP_INDEX_URL``,
+``PIP_EXTRA_INDEX_URL``) is handed to uv as its own (``UV_INDEX_URL``, ``UV_EXTRA_INDEX_URL``), through the
+environment, never on a command line or in a file; netrc is read by uv itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from layerkit import children
+from layerkit.errors import BuildError, DeclarationError, MissingWheelError, redact
+from layerkit.targets import Target
+
+#: pip's settings for a private index -> uv's (uv's own, when set, win).
+_INDEX_SETTINGS = {"PIP_INDEX_URL": "UV_INDEX_URL", "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL"}
+
+
+@functools.cache
+def binary() -> str:
+    """The uv executable pinned by the project (the ``uv`` package), else one on PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if not found:
+            raise BuildError("uv is not installed; run 'pip install uv' (or 'make setup')") from None
+        return found
+
+
+@functools.cache
+def version() -> str:
+    """uv's version: it decides the bytes of what it installs, so it is part of every cache key."""
+    executable = Path(binary())
+    # The pinned `uv` package names its version in its dist-info folder: no need to start uv on a cache hit.
+    for site_dir in (Path(p) for p in sys.path if p.endswith("site-packages")):
+        for info in site_dir.glob("uv-*.dist-info"):
+            if executable.parent == Path(sys.prefix) / ("Scripts" if os.name == "nt" else "bin") \
+                    or executable.is_relative_to(site_dir):
+                return info.name.removeprefix("uv-").removesuffix(".dist-info")
+    proc = children.run([str(executable), "--version"])
+    return proc.stdout.split()[1]
+
+
+def environment() -> dict[str, str]:
+    """The environment of a uv child: the user's, with pip's index settings as uv's, no Python downloads."""
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
+    for pip_name, uv_name in _INDEX_SETTINGS.items():
+        if os.environ.get(pip_name) and not os.environ.get(uv_name):
+            env[uv_name] = os.environ[pip_name]
+    return env
+
+
+def target_options(target: Target) -> list[str]:
+    """Resolve and install for ``target``: the interpreter only runs the resolver."""
+    return ["--python", sys.executable, "--python-version", target.python_version,
+            "--python-platform", target.uv_platform, "--only-binary", ":all:"]
+
+
+def _run(arguments: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return children.run([binary(), *arguments], cwd=cwd, env=environment())
+
+
+def export_lock(project: Path) -> str:
+    """``uv.lock`` as pinned, hashed requirements: main dependencies, no groups, no project itself."""
+    proc = _run(["export", "--frozen", "--no-dev", "--no-emit-project", "--no-editable", "--no-header",
+                 "--no-annotate", "--format", "requirements-txt", "--python", sys.executable, "--quiet"],
+                project)
+    if proc.returncode != 0:
+        raise DeclarationError(f"{project / 'uv.lock'}: uv cannot read it: {_last_lines(proc.stderr)}; "
+                               "run 'uv lock' in that folder")
+    return proc.stdout
+
+
+def pin(requirements: Path, target: Target, *, no_deps: bool, constraints: Path | None, cwd: Path,
+        what: str) -> dict[str, Any]:
+    """The distribution uv picks for ``target`` for each requirement (and, unless ``no_deps``, for each of
+    their dependencies), as a PEP 751 lock: one wheel per package, with its URL and sha256."""
+    import tomllib
+
+    output = requirements.with_name("pylock.toml")
+    arguments = ["pip", "compile", str(requirements), *target_options(target), "--format", "pylock.toml",
+                 "-o", str(output), "--quiet", "--no-header"]
+    if no_deps:
+        arguments.append("--no-deps")
+    if constraints is not None:
+        arguments += ["--constraints", str(constraints)]
+    proc = _run(arguments, cwd)
+    if proc.returncode != 0:
+        raise install_error(what, target, proc.stderr)
+    return tomllib.loads(output.read_text(encoding="utf-8"))
+
+
+def install(requirement: str, destination: Path, target: Target, *, options: Sequence[str], cwd: Path,
+            what: str, pinned: bool = True) -> None:
+    """Install exactly one distribution (a pinned, hashed line) into ``destination``, without dependencies;
+    or, when not ``pinned``, a requirement with the dependencies uv resolves for it.
+
+    ``options`` are the declaration's index lines: uv learns from them the credentials of the index host.
+    """
+    line = destination.with_name(destination.name + ".requirements.txt")
+    line.parent.mkdir(parents=True, exist_ok=True)
+    line.write_text("\n".join([*options, requirement]) + "\n", encoding="utf-8")
+    try:
+        proc = _run(["pip", "install", "--requirements", str(line), "--target", str(destination),
+                     *target_options(target), *(["--no-deps", "--require-hashes"] if pinned else []),
+                     "--no-compile",  # .pyc for the build machine's Python would be dead weight on Lambda
+                     "--link-mode", "copy",  # a hardlinked file edited later would edit uv's cache
+                     "--quiet"], cwd)
+    finally:
+        line.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        raise install_error(what, target, proc.stderr)
+
+
+def build_wheel(package: Path, out_dir: Path, what: str) -> Path:
+    """A wheel of the local path package ``package`` (its own build backend, in an isolated environment)."""
+    proc = _run(["build", "--wheel", "--out-dir", str(out_dir), "--python", sys.executable, "--quiet",
+                 str(package)], package)
+    wheels = sorted(out_dir.glob("*.whl"))
+    if proc.returncode != 0 or len(wheels) != 1:
+        raise BuildError(f"{what}: building the local package {package} into a wheel failed: "
+                         f"{_last_lines(proc.stderr)}; check that 'uv build --wheel {package}' works")
+    return wheels[0]
+
+
+_HASH_MISMATCH = re.compile(r"Hash mismatch for `([^`]+)`")
+_NO_WHEEL = re.compile(r"Wheels are required for `([^`]+)`|Because (\S+?)(?:==\S+)? has no (?:usable )?wheels"
+                       r"|(\S+?)(?:==\S+)? has no wheels with a matching platform tag")
+_NOT_FOUND = re.compile(r"Because (\S+) was not found in the package registry|No solution found")
+
+
+def _last_lines(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    return redact(" ".join(lines))[-500:] or "no output"
+
+
+def install_error(what: str, target: Target, stderr: str) -> Exception:
+    """The one-line error for a failed resolve or install, with the fix, and never a credential."""
+    if match := _NO_WHEEL.search(stderr):
+        package = next(group for group in match.groups() if group)
+        return MissingWheelError(
+            f"{what}: {package} has no wheel for {target.runtime} on {target.platform_tag}; pin a version of "
+            f"{package} that publishes a manylinux wheel for {target.machine} (see its files on PyPI), replace it, "
+            "or build with Docker (-c layerkit:builder=docker) so that it is compiled in the Lambda build image"
+        )
+    if mismatch := _HASH_MISMATCH.search(stderr):
+        return BuildError(
+            f"{what}: the file downloaded for {mismatch.group(1)} does not match any of its --hash; if the new file "
+            "is trusted, regenerate the hashes (uv pip compile --generate-hashes, or refresh the lock), otherwise "
+            "check which index served it"
+        )
+    if "401 Unauthorized" in stderr or "403 Forbidden" in stderr:
+        return BuildError(
+            f"{what}: the package index refused the credentials ({_last_lines(stderr)}); set them in "
+            "PIP_INDEX_URL / UV_INDEX_URL (https://user:token@host/simple) or in ~/.netrc"
+        )
+    return BuildError(f"{what}: installing for {target} failed: {_last_lines(stderr)}")
