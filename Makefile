@@ -8,7 +8,16 @@ SANDBOX_PACKAGES := bubblewrap
 
 .PHONY: setup run synth test lint bench clean
 
+LOCKTOOLS := .venv-locktools
+
 setup: $(VENV)/.installed node_modules/.installed sandbox-tools
+
+# poetry and pipenv, for the tests only (they lock fixture projects): their own environment, so that their
+# dependencies never meet the app's.
+$(LOCKTOOLS)/.installed: requirements-locktools.txt $(VENV)/.installed
+	test -x $(LOCKTOOLS)/bin/python || $(PYTHON) -m venv $(LOCKTOOLS)
+	UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip install --quiet --python $(LOCKTOOLS)/bin/python -r requirements-locktools.txt
+	touch $@
 
 # Python: a virtual environment with the pinned uv, which installs the rest (pip alone is 10x slower here).
 # compileall: aws-cdk-lib's Python modules are 240 MB of source; without .pyc on disk (uv writes none, and
@@ -57,7 +66,7 @@ run: setup
 synth: setup
 	npx cdk synth --quiet
 
-test: setup
+test: setup $(LOCKTOOLS)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

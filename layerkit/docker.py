@@ -72,6 +72,7 @@ def stage(source: SourceFolder, asset_hash: str, cache_dir: Path) -> Path:
     """
     def fill(folder: Path) -> dict[str, Any]:
         entry = folder / "entry"
+        entry.mkdir()
         for path in source.code_files:
             dest = entry / path.relative_to(source.code_root)
             dest.parent.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,26 @@ def example(kit_cache: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Three layer folders locked by uv, poetry and pipenv against the tests' own index (see lock_projects)."""
+    from tests.lock_projects import LOCKED_ORJSON, NEWER_ORJSON, downloads, lock_all, publish
+    from tests.package_index import PackageIndex, fill_wheelhouse
+
+    work = tmp_path_factory.mktemp("locked")
+    wheels = work / "wheels"
+    publish(wheels, [f"orjson=={LOCKED_ORJSON}", "python-dateutil==2.9.0.post0", "six==1.17.0"])
+    make_wheel(wheels, "kit-armonly", {"kit_armonly.py": "ARM = True\n"})
+    make_wheel(wheels, "kit-devtool", {"kit_devtool.py": "DEV = True\n"})
+    index = PackageIndex(wheels)
+    projects = lock_all(work, index, wheels)
+    publish(wheels, [f"orjson=={NEWER_ORJSON}"])  # a fresh resolution would now pick this one
+    # What a laptop's `pip install -t python/` with Python 3.11 gets (a test installs it by hand).
+    fill_wheelhouse(wheels, [f"orjson=={LOCKED_ORJSON}"], [("3.11", "x86_64-manylinux_2_17")], downloads())
+    yield projects
+    index.close()
+
+
+@pytest.fixture(scope="session")
 def python312() -> Path:
     from layerkit.interpreters import find_python
 

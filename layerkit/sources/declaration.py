@@ -89,6 +89,19 @@ class Declaration:
         return "\n".join([*self.options, *(r.line() for r in self.requirements)]) + "\n"
 
 
+#: The default index of every installer: it stays the default (or the mirror the environment names).
+PYPI = "https://pypi.org/simple"
+
+
+def index_options(urls: list[str]) -> tuple[str, ...]:
+    """Installer options for the indexes a lock's packages come from, in the lock's order: PyPI stays the
+    installer's default; another index is added to it, or is the only one when every package comes from it."""
+    ordered = list(dict.fromkeys(url.rstrip("/") for url in urls if url))
+    uses_pypi = PYPI in ordered
+    others = [url for url in ordered if url != PYPI]
+    return tuple(f"--{'extra-' if uses_pypi or index else ''}index-url {url}" for index, url in enumerate(others))
+
+
 def parse_pep508(text: str, origin: str, base: Path) -> Requirement:
     """A PEP 508 requirement (``name[extra]>=1 ; marker`` or ``name @ url``); ``file:`` URLs become paths."""
     from packaging.requirements import InvalidRequirement

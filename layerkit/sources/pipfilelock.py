@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from layerkit.errors import DeclarationError
-from layerkit.sources.declaration import Declaration, Requirement, local_requirement, parse_pep508, refuse_vcs
+from layerkit.sources.declaration import (
+    Declaration,
+    Requirement,
+    index_options,
+    local_requirement,
+    parse_pep508,
+    refuse_vcs,
+)
 from layerkit.sources.pyproject import load_toml
 
 FILE_NAME = "Pipfile.lock"
@@ -82,9 +89,7 @@ def read_pipfile_lock(lock_path: Path) -> Declaration:
     if recorded not in pipfile_hashes(load_toml(pipfile_path)):
         raise DeclarationError(f"{lock_path}: out of date with its Pipfile (the Pipfile changed since the lock "
                                f"was made); {_REFRESH}")
-    sources = [s["url"].rstrip("/") for s in lock.get("_meta", {}).get("sources", []) if s.get("url")]
-    options = [f"--{'extra-' if index else ''}index-url {url}" for index, url in enumerate(sources)
-               if url != _DEFAULT_SOURCE[0]["url"] or index]
+    sources = [str(source.get("url", "")) for source in lock.get("_meta", {}).get("sources", [])]
     requirements = tuple(_requirement(name, entry, lock_path) for name, entry in sorted(lock["default"].items()))
-    return Declaration(kind=FILE_NAME, path=lock_path, requirements=requirements, options=tuple(options),
+    return Declaration(kind=FILE_NAME, path=lock_path, requirements=requirements, options=index_options(sources),
                        locked=True, files=(lock_path, pipfile_path))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit.errors import DeclarationError
-from layerkit.sources.declaration import Declaration, Requirement, local_requirement
+from layerkit.sources.declaration import PYPI, Declaration, Requirement, index_options, local_requirement
 from layerkit.sources.pyproject import load_toml
 
 FILE_NAME = "poetry.lock"
@@ -90,7 +90,6 @@ def read_poetry_lock(lock_path: Path) -> Declaration:
         raise DeclarationError(f"{lock_path}: out of date with pyproject.toml (its content-hash differs); {_REFRESH}")
     requirements = []
     sources: set[str] = set()
-    uses_pypi = False
     for number, package in enumerate(lock.get("package", []), start=1):
         marker = _main_marker(package)
         if marker is False or (package.get("optional") and marker is None):
@@ -98,12 +97,6 @@ def read_poetry_lock(lock_path: Path) -> Declaration:
         origin = f"{FILE_NAME} (package {number}, {package.get('name')})"
         requirements.append(_requirement(package, marker, lock_path, origin))
         source = package.get("source", {})
-        if source.get("type") == "legacy":
-            sources.add(source["url"].rstrip("/"))
-        elif not source:
-            uses_pypi = True
-    # PyPI stays the installer's default index (or the mirror the environment names); other sources are added.
-    options = [f"--{'extra-' if uses_pypi or index else ''}index-url {url}"
-               for index, url in enumerate(sorted(sources))]
-    return Declaration(kind=FILE_NAME, path=lock_path, requirements=tuple(requirements), options=tuple(options),
-                       locked=True, files=(lock_path, pyproject_path))
+        sources.add(source["url"] if source.get("type") == "legacy" else PYPI if not source else "")
+    return Declaration(kind=FILE_NAME, path=lock_path, requirements=tuple(requirements),
+                       options=index_options(sorted(sources)), locked=True, files=(lock_path, pyproject_path))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit.errors import DeclarationError
-from layerkit.sources.declaration import Declaration
+from layerkit.sources.declaration import Declaration, index_options
 from layerkit.sources.pyproject import load_toml
 from layerkit.sources.requirements import read_requirements_text
 
@@ -93,6 +93,12 @@ def read_uv_lock(lock_path: Path) -> Declaration:
     exported = uv.export_lock(lock_path.parent)
     declaration = read_requirements_text(exported, lock_path, locked=True)
     return Declaration(
-        kind=FILE_NAME, path=lock_path, requirements=declaration.requirements, options=declaration.options,
+        kind=FILE_NAME, path=lock_path, requirements=declaration.requirements, options=_index_options(lock_path),
         locked=True, files=(lock_path, pyproject),
     )
+
+
+def _index_options(lock_path: Path) -> tuple[str, ...]:
+    """The indexes the lock's packages come from (``uv export`` names only the one configured now)."""
+    packages = load_toml(lock_path).get("package", [])
+    return index_options(sorted({str(p.get("source", {}).get("registry", "")) for p in packages}))
