@@ -35,15 +35,15 @@ class ExampleApp:
     functions: dict[str, FunctionStack]
 
 
-def build(app: App, layers_dir: Path = ROOT / "layers") -> ExampleApp:
-    """Wire the stacks into ``app``; the tests call this on apps of their own."""
+def build(app: App, layers_dir: Path = ROOT / "layers", lambdas_dir: Path = ROOT / "lambdas") -> ExampleApp:
+    """Wire the stacks into ``app``; the tests call this on apps of their own (and folders of their own)."""
     layers = LayersStack(app, LAYERS_STACK, layers_dir=layers_dir, docker_image_dir=ROOT / "docker",
                          runtime=RUNTIME, architecture=ARCHITECTURE)
     functions = {
         stack_name: FunctionStack(
             app,
             stack_name,
-            code_dir=ROOT / "lambdas" / folder,
+            code_dir=lambdas_dir / folder,
             layers=layers.layers,
             runtime=RUNTIME,
             architecture=ARCHITECTURE,

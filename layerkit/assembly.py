@@ -64,6 +64,7 @@ class Function:
     code: Path
     layers: tuple[LayerUse, ...]
     unresolved_environment: tuple[str, ...] = field(default=())
+    code_s3_key: str = ""
 
     @property
     def target(self) -> Target:
@@ -230,6 +231,7 @@ class Assembly:
             timeout_s=int(props.get("Timeout", 3)),
             environment=env,
             code=self._asset(props.get("Code"), meta, what),
+            code_s3_key=str((props.get("Code") or {}).get("S3Key", "")),
             layers=tuple(self._resolve_layer(stack, ref, what) for ref in props.get("Layers", [])),
             unresolved_environment=tuple(unresolved),
         )

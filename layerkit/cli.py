@@ -71,9 +71,14 @@ def cmd_describe(args: argparse.Namespace) -> int:
             "runtimes": list(layer.runtimes), "architectures": list(layer.architectures),
         })
     for fn in assembly.functions():
+        code_bytes = unzipped_size(fn.code)
         rows["functions"].append({
             "id": fn.id, "handler": fn.handler, "runtime": fn.runtime, "architecture": fn.architecture,
             "memory_mb": fn.memory_mb, "timeout_s": fn.timeout_s,
+            "code_zipped_bytes": fn.code.stat().st_size if fn.code.is_file() else None,
+            "code_unzipped_bytes": code_bytes,
+            # What Lambda counts against its 250 MB: the code, its own dependencies included, and every layer.
+            "total_unzipped_bytes": code_bytes + sum(unzipped_size(use.layer.asset) for use in fn.layers),
             "layers": [{"layer": use.layer.id, "name": use.layer.name, "via": use.via} for use in fn.layers],
         })
     if args.json:
@@ -91,7 +96,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
     for fn in rows["functions"]:
         uses = ", ".join(f"{u['name']} (via {u['via']})" for u in fn["layers"]) or "no layers"
         print(f"  function {fn['id']}: {fn['handler']} {fn['runtime']} {fn['architecture']} "
-              f"{fn['memory_mb']} MB {fn['timeout_s']} s; layers: {uses}")
+              f"{fn['memory_mb']} MB {fn['timeout_s']} s; code {_human(fn['code_unzipped_bytes'])} unzipped, "
+              f"{_human(fn['total_unzipped_bytes'])} with its layers (Lambda allows 262.1 MB); layers: {uses}")
     return 0
 
 

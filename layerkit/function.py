@@ -33,12 +33,13 @@ from layerkit.sources import SourceFolder
 from layerkit.targets import Target
 
 
-def _defines(path: Path, name: str) -> bool:
+def _defines(path: Path, name: str, label: str) -> bool:
     """Whether module ``path`` binds ``name`` at its top level (a def, an assignment or an import)."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except SyntaxError as error:
-        raise LayerSourceError(f"{path}:{error.lineno}: does not parse ({error.msg}); fix the syntax") from None
+        raise LayerSourceError(f"{label}: {path}:{error.lineno}: does not parse ({error.msg}); fix the syntax") \
+            from None
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
             return True
@@ -104,7 +105,7 @@ class PythonFunction(lambda_.Function):
         if not index_file.is_file():
             raise LayerSourceError(f"{label}: {index_file} does not exist; create it, or pass index= the file "
                                    "(relative to entry) that holds the handler")
-        if not _defines(index_file, handler):
+        if not _defines(index_file, handler, label):
             raise LayerSourceError(f"{label}: {index_file} defines no {handler!r}; add 'def {handler}(event, "
                                    "context)' there, or pass handler= the name of the function to call")
         shared = [layer if isinstance(layer, SharedPythonLayer) else shared_layer_of(layer) for layer in layers or ()]

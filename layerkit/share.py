@@ -26,6 +26,8 @@ SHARING_CONTEXT_KEY = "layerkit:sharing"
 
 #: Layer versions handed out by a publication -> the construct that publishes them (kept alive with them).
 _ORIGINS: dict[int, tuple[lambda_.ILayerVersion, Construct]] = {}
+#: (app, SSM parameter name) -> the construct that writes it: two writers would overwrite each other.
+_PARAMETERS: dict[tuple[str, str], str] = {}
 
 
 def shared_layer_of(layer_version: lambda_.ILayerVersion) -> Any:
@@ -71,6 +73,13 @@ class LayerPublication:
         self.parameter_name = name or parameter_name(Stack.of(owner).stack_name, layer_name)
         self._imports: dict[str, lambda_.ILayerVersion] = {}
         if sharing is Sharing.SSM:
+            key = (owner.node.root.node.addr, self.parameter_name)
+            if (other := _PARAMETERS.setdefault(key, owner.node.path)) != owner.node.path:
+                raise LayerkitError(
+                    f"{owner.node.path}: {other} already publishes its layer version in SSM parameter "
+                    f"{self.parameter_name} (the default name comes from the folder's name); give one of them "
+                    "parameter_name='/.../arn'"
+                )
             ssm.StringParameter(
                 owner, "VersionArn",
                 parameter_name=self.parameter_name,

@@ -30,6 +30,17 @@ class LayerChange:
 
 
 @dataclass
+class FunctionChange:
+    """A function whose code (its own files and dependencies) is a new asset: its next deploy updates it,
+    without any layer getting a new version."""
+
+    function: str
+    stack: str
+    asset_before: str
+    asset_after: str
+
+
+@dataclass
 class ExportLock:
     export: str
     producer: str
@@ -50,6 +61,7 @@ class ExportLock:
 class UpgradeReport:
     layers: list[LayerChange]
     locks: list[ExportLock]
+    functions: list[FunctionChange] = field(default_factory=list)
 
     @property
     def blocked(self) -> bool:
@@ -59,6 +71,7 @@ class UpgradeReport:
         return {
             "blocked": self.blocked,
             "layers": [asdict(change) for change in self.layers],
+            "functions": [asdict(change) for change in self.functions],
             "export_locks": [{**asdict(lock), "fix": lock.fix} for lock in self.locks],
         }
 
@@ -147,6 +160,15 @@ def _layer_changes(before: Assembly, after: Assembly) -> list[LayerChange]:
     return changes
 
 
+def _function_changes(before: Assembly, after: Assembly) -> list[FunctionChange]:
+    old = {fn.id: fn for fn in before.functions()}
+    return [
+        FunctionChange(fn.id, fn.stack, old[fn.id].code_s3_key, fn.code_s3_key)
+        for fn in after.functions()
+        if fn.id in old and old[fn.id].code_s3_key != fn.code_s3_key and fn.code_s3_key
+    ]
+
+
 def deployed_assembly(after: Assembly) -> Assembly:
     """The templates CloudFormation holds for ``after``'s stacks; needs boto3 and AWS credentials."""
     from layerkit.errors import LayerkitError
@@ -180,7 +202,8 @@ def deployed_assembly(after: Assembly) -> Assembly:
 
 def check_upgrade(before: Assembly, after: Assembly) -> UpgradeReport:
     """What deploying ``after`` over ``before`` (as deployed) does to layers and cross-stack exports."""
-    return UpgradeReport(layers=_layer_changes(before, after), locks=_export_locks(before, after))
+    return UpgradeReport(layers=_layer_changes(before, after), locks=_export_locks(before, after),
+                         functions=_function_changes(before, after))
 
 
 def render(report: UpgradeReport) -> str:
@@ -195,6 +218,9 @@ def render(report: UpgradeReport) -> str:
             lines.append(f"Layer {change.name} ({change.layer}) is {change.change}.")
         for user in change.functions:
             lines.append(f"  function {user['function']} moves to it (via {user['via']})")
+    for change in report.functions:
+        lines.append(f"Function {change.function} gets new code (its own files or dependencies): asset "
+                     f"{change.asset_before[:12]} -> {change.asset_after[:12]}.")
     for lock in report.locks:
         label = "BLOCKED" if lock.severity == "error" else "warning"
         lines.append(

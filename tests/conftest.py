@@ -71,15 +71,16 @@ def extract(zip_path: Path, destination: Path) -> Path:
     return destination
 
 
-def make_wheel(folder: Path, name: str, files: dict[str, str], requires: tuple[str, ...] = ()) -> Path:
-    """A pure-Python wheel ``name`` 1.0 holding ``files``, for a layer that installs with ``--find-links``."""
+def make_wheel(folder: Path, name: str, files: dict[str, str], requires: tuple[str, ...] = (),
+               version: str = "1.0") -> Path:
+    """A pure-Python wheel ``name`` ``version`` holding ``files``, for an index or ``--find-links``."""
     import base64
     import hashlib
 
-    dist = f"{name.replace('-', '_')}-1.0"
+    dist = f"{name.replace('-', '_')}-{version}"
     files = {
         **files,
-        f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"
+        f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
         + "".join(f"Requires-Dist: {req}\n" for req in requires),
         f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }

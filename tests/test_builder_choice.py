@@ -152,3 +152,61 @@ def test_with_a_daemon_python_layer_version_builds_on_the_lambda_build_image(sta
     assert (bundle / "python" / "built_in_docker.txt").exists()
     assert [s for s in json.loads((tmp_path / "out" / "manifest.json").read_text())["artifacts"]
             if s.endswith(".assets")] == ["S.assets"], "the scratch stack was synthesized"
+
+
+SYNTH_FUNCTION_WITH_DOCKER = textwrap.dedent("""
+    import json, sys
+    import layerkit
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_lambda as lambda_
+    from aws_cdk import aws_lambda_python_alpha as python_alpha
+    from layerkit import PythonFunction
+    app = App(outdir=sys.argv[2])
+    function = PythonFunction(Stack(app, "S"), "Fn", entry=sys.argv[1], index="handler.py",
+                              runtime=lambda_.Runtime.PYTHON_3_12)
+    template = app.synth().get_stack_by_name("S").template
+    bundled_by = function.code_asset.bundled_by
+    print(json.dumps({
+        "builder": function.builder,
+        "python_function": isinstance(bundled_by, python_alpha.PythonFunction),
+        "bundled_handler": bundled_by.node.default_child.handler,
+        "asset_hash": function.asset_hash,
+        "template": template,
+    }))
+""")
+
+
+def test_with_a_daemon_the_function_is_bundled_by_python_function(stand_in_docker, tmp_path):
+    calls = stand_in_docker(info_ok=True)
+    env = {**os.environ, "LAYERKIT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    entry = ROOT / "lambdas" / "order_total"
+    proc = subprocess.run([sys.executable, "-c", SYNTH_FUNCTION_WITH_DOCKER, str(entry), str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert (result["builder"], result["python_function"], result["bundled_handler"]) == (
+        "docker", True, "handler.handler")
+    commands = recorded(calls)
+    build = next(c for c in commands if c[0] == "build")
+    assert "IMAGE=public.ecr.aws/sam/build-python3.12" in build  # PythonFunction's own image
+    run = next(c for c in commands if c[0] == "run")
+    mounts = [run[i + 1] for i, flag in enumerate(run) if flag == "-v"]
+    source = Path(next(m.split(":")[0] for m in mounts if ":/asset-input" in m))
+    # The function's code and one requirements.txt; its sample events never reach the image.
+    assert sorted(p.name for p in source.iterdir()) == ["handler.py", "requirements.txt"]
+    assert (source / "requirements.txt").read_text() == "python-dateutil==2.9.0.post0\nsix==1.17.0\n"
+    assert "python -m pip install -r requirements.txt -t '/asset-output'" in run[-1]
+    dropped = next(c for c in run[-1].split(" && ") if c.startswith("rm -rf "))
+    assert "/asset-output/requirements.txt" in dropped.split()
+    assert "--invalidation-mode unchecked-hash -s /asset-output -p /var/task /asset-output" in run[-1]
+
+    from layerkit.build import build_function
+    from layerkit.targets import Target
+
+    local = build_function(entry, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache")
+    assert local.asset_hash == result["asset_hash"]
+    (function,) = [r for r in result["template"]["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    assert function["Properties"]["Handler"] == "handler.handler"
+    manifest = json.loads((tmp_path / "out" / "S.assets.json").read_text())
+    (uploaded,) = [a for a in manifest["files"].values() if a["source"]["packaging"] == "zip"]
+    assert [d["objectKey"] for d in uploaded["destinations"].values()] == [function["Properties"]["Code"]["S3Key"]]

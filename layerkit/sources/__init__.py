@@ -106,8 +106,11 @@ class SourceFolder:
             raise LayerSourceError(f"{label or 'function'}: entry folder {entry} does not exist; "
                                    "point entry= at the folder that holds the function's code")
         names = cls._declarations(root)
+        folder = cls(root, Destination.FUNCTION, (), names, label)
+        # What the declarations read (an included file, a local wheel) is an input, not code to deploy.
+        inputs = set(folder.inputs())
         files = tuple(p for p in _walk(root, (*FUNCTION_EXCLUDES, *excludes))
-                      if p.relative_to(root).as_posix() not in DEPENDENCY_FILES)
+                      if p.relative_to(root).as_posix() not in DEPENDENCY_FILES and p not in inputs)
         return cls(root, Destination.FUNCTION, files, names, label)
 
     @staticmethod
