@@ -52,6 +52,28 @@ sandbox-tools:
 		echo "make: bubblewrap is missing; install it (sudo apt-get install bubblewrap, dnf install bubblewrap)" >&2; \
 	fi
 
+# A Docker engine for the Docker tests, where none answers and we are root on Debian: Debian's docker.io, run
+# without a bridge network (containers use the host's network or none, so none gets a private address; local
+# servers stay on 127.0.0.1). Elsewhere, say how to get one. Idempotent.
+.PHONY: docker-engine docker-images
+docker-engine:
+	@docker info >/dev/null 2>&1 && exit 0; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "make: no Docker daemon answers; start Docker (or run 'make docker-engine' as root on Debian) to run the Docker tests" >&2; \
+		exit 0; \
+	fi; \
+	if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null; \
+	fi; \
+	setsid nohup dockerd --bridge=none --iptables=false </dev/null >/var/log/layerkit-dockerd.log 2>&1 & \
+	for i in $$(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; \
+	docker info >/dev/null 2>&1 || { echo "make: dockerd did not start; see /var/log/layerkit-dockerd.log" >&2; exit 1; }; \
+	echo "make: Docker engine $$(docker version --format '{{.Server.Version}}') running (no bridge network)"
+
+# The stand-ins for the AWS build and Lambda images (docker/standins/build.sh), built once per engine.
+docker-images: docker-engine
+	@docker info >/dev/null 2>&1 && bash docker/standins/build.sh || true
+
 # Synthesize with the real CDK CLI (which builds the layers), then invoke each function from cdk.out.
 run: setup
 	npx cdk synth --quiet

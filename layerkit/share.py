@@ -26,8 +26,6 @@ SHARING_CONTEXT_KEY = "layerkit:sharing"
 
 #: Layer versions handed out by a publication -> the construct that publishes them (kept alive with them).
 _ORIGINS: dict[int, tuple[lambda_.ILayerVersion, Construct]] = {}
-#: (app, SSM parameter name) -> the construct that writes it: two writers would overwrite each other.
-_PARAMETERS: dict[tuple[str, str], str] = {}
 
 
 def shared_layer_of(layer_version: lambda_.ILayerVersion) -> Any:
@@ -73,8 +71,9 @@ class LayerPublication:
         self.parameter_name = name or parameter_name(Stack.of(owner).stack_name, layer_name)
         self._imports: dict[str, lambda_.ILayerVersion] = {}
         if sharing is Sharing.SSM:
-            key = (owner.node.root.node.addr, self.parameter_name)
-            if (other := _PARAMETERS.setdefault(key, owner.node.path)) != owner.node.path:
+            # SSM parameter name -> the construct that writes it, per app: two writers would overwrite each other.
+            written = owner.node.root.__dict__.setdefault("_layerkit_ssm_parameters", {})
+            if (other := written.setdefault(self.parameter_name, owner.node.path)) != owner.node.path:
                 raise LayerkitError(
                     f"{owner.node.path}: {other} already publishes its layer version in SSM parameter "
                     f"{self.parameter_name} (the default name comes from the folder's name); give one of them "

@@ -58,6 +58,50 @@ def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     index.close()
 
 
+def docker_unavailable(reason: str) -> None:
+    """Skip a Docker test with how to enable it; in CI (LAYERKIT_REQUIRE_DOCKER=1) fail it instead."""
+    if os.environ.get("LAYERKIT_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"{reason} (LAYERKIT_REQUIRE_DOCKER=1: the Docker tests must run)")
+    pytest.skip(f"{reason}; to run the Docker tests, start Docker or run 'make docker-engine' as root on Debian")
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> str:
+    """A Docker daemon that answers ``docker info``."""
+    import shutil
+    import subprocess
+
+    docker = shutil.which("docker")
+    if docker is None or subprocess.run([docker, "info"], capture_output=True, timeout=60).returncode != 0:
+        docker_unavailable("no Docker daemon answers")
+    return docker
+
+
+@pytest.fixture(scope="session")
+def lambda_images(docker_engine: str) -> dict[str, str]:
+    """The AWS build and Lambda images for python3.13: the real ones where LAYERKIT_DOCKER_IMAGES=aws (pulled),
+    else the stand-ins of docker/standins/build.sh, built once per engine."""
+    import subprocess
+
+    images = {"build": "public.ecr.aws/sam/build-python3.13", "lambda": "public.ecr.aws/lambda/python:3.13"}
+    if os.environ.get("LAYERKIT_DOCKER_IMAGES") == "aws":
+        for image in images.values():
+            if subprocess.run([docker_engine, "pull", image], capture_output=True, timeout=1800).returncode != 0:
+                docker_unavailable(f"cannot pull {image}")
+        return images
+    proc = subprocess.run(["bash", str(ROOT / "docker" / "standins" / "build.sh")], capture_output=True, text=True,
+                          timeout=1800)
+    if proc.returncode != 0:
+        docker_unavailable(f"the stand-in images could not be built ({proc.stderr.strip()[-300:]})")
+    return images
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "docker_engine" in getattr(item, "fixturenames", ()) or "lambda_images" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.docker)
+
+
 @pytest.fixture(scope="session")
 def python312() -> Path:
     from layerkit.interpreters import find_python
@@ -109,3 +153,19 @@ def run_isolated(python: Path, code: str, *paths: Path) -> tuple[int, str, str]:
 
 
 sys.path.insert(0, str(ROOT))
+
+
+_SKIPPED_DOCKER_TESTS: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "docker" in report.keywords:
+        _SKIPPED_DOCKER_TESTS.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI the Docker tests must run: a skipped one fails the session (a green run would hide it)."""
+    if os.environ.get("LAYERKIT_REQUIRE_DOCKER") == "1" and _SKIPPED_DOCKER_TESTS:
+        print(f"\nLAYERKIT_REQUIRE_DOCKER=1 but {len(_SKIPPED_DOCKER_TESTS)} Docker test(s) were skipped: "
+              f"{', '.join(_SKIPPED_DOCKER_TESTS[:5])}", file=sys.stderr)
+        session.exitstatus = 1

@@ -1,122 +1,140 @@
-"""The Docker backend: the public Lambda base image, with its Runtime Interface Emulator, as ``sam local``.
+"""The Docker backend: the function's AWS Lambda base image, its own runtime client, the kit's Runtime API.
 
-The code and the merged layers are mounted read-only at ``/var/task`` and ``/opt``; the emulator inside the
-image serves the Runtime API and the invoke endpoint, which this module calls once per event.
+The image's entrypoint (``/lambda-entrypoint.sh``) execs its runtime (``/var/runtime/bootstrap``) directly when
+``AWS_LAMBDA_RUNTIME_API`` is set, exactly as on Lambda: the container joins the host's network and is pointed
+at the kit's Runtime API on 127.0.0.1, so no emulator and no published port are involved. As on Lambda, the code
+and the merged layers are mounted read-only at ``/var/task`` and ``/opt``, the rest of the file system is
+read-only but ``/tmp``, the function runs as Lambda's user, and its memory size is a hard limit: a function that
+exceeds it is killed, and the invoke gets Lambda's out-of-memory error.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from layerkit.assembly import Function
 from layerkit.errors import InvokeError
 from layerkit.invoke.layout import Layout
-from layerkit.invoke.result import Invocation
 
-INVOKE_PATH = "/2015-03-31/functions/function/invocations"
-#: How long the container may take to start before the kit gives up (pulls can be slow).
-STARTUP_TIMEOUT_S = 120.0
-
-
-def base_image(function: Function) -> str:
-    """``public.ecr.aws/lambda/python:3.12`` for a python3.12 function."""
-    return function.target.lambda_image
+#: How long a container may take to start, on top of the function's init (a first run loads the image).
+STARTUP_ALLOWANCE_S = 60.0
+#: Lambda runs functions as sbx_user1051, with 512 MB of /tmp by default.
+LAMBDA_USER = "993:990"
+TMP_SIZE = "512m"
 
 
-def docker_command(function: Function, layout: Layout, env: dict[str, str], port: int) -> list[str]:
-    docker = shutil.which("docker") or "docker"
+def docker_binary() -> str:
+    found = shutil.which("docker")
+    if not found:
+        raise InvokeError("the docker client is not installed; install Docker (docs.docker.com/get-docker) or use "
+                          "--backend sandbox on Linux")
+    return found
+
+
+def image_ready(image: str) -> str | None:
+    """None when ``image`` is in the engine (pulled now if need be), else why it cannot be had."""
+    docker = docker_binary()
+    if subprocess.run([docker, "image", "inspect", image], capture_output=True, check=False).returncode == 0:
+        return None
+    proc = subprocess.run([docker, "pull", "--quiet", image], capture_output=True, text=True, check=False)
+    if proc.returncode == 0:
+        return None
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else f"docker pull {image} failed"
+
+
+def docker_command(function: Function, layout: Layout, env: dict[str, str], name: str) -> list[str]:
+    """The ``docker run`` command line of one execution environment."""
     command = [
-        docker, "run", "--rm",
+        docker_binary(), "run", "--name", name, "--network", "host",
         "--platform", function.target.docker_platform,
-        "--publish", f"127.0.0.1:{port}:8080",
-        "--memory", f"{function.memory_mb}m",
+        "--memory", f"{function.memory_mb}m", "--memory-swap", f"{function.memory_mb}m",
+        "--read-only", "--tmpfs", f"/tmp:rw,exec,size={TMP_SIZE}", "--user", LAMBDA_USER,
         "--volume", f"{Path(layout.task).resolve()}:/var/task:ro",
         "--volume", f"{Path(layout.opt).resolve()}:/opt:ro",
     ]
     for key, value in env.items():
         command += ["--env", f"{key}={value}"]
-    return [*command, base_image(function), function.handler]
+    return [*command, function.target.lambda_image, function.handler]
 
 
-def container_environment(function: Function, lambda_env: dict[str, str]) -> dict[str, str]:
-    """What the emulator does not set by itself: the function's name, memory, timeout and own variables."""
-    keep = ("AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_REGION", "AWS_DEFAULT_REGION")
-    env = {key: lambda_env[key] for key in keep}
-    env["AWS_LAMBDA_FUNCTION_TIMEOUT"] = str(function.timeout_s)
-    env.update({k: v for k, v in lambda_env.items() if k in function.environment or k not in _RESERVED})
-    return env
+class ContainerLauncher:
+    """Runs the function's runtime in a container of its Lambda base image."""
 
+    startup_allowance_s = STARTUP_ALLOWANCE_S
 
-_RESERVED = {
-    "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_RUNTIME_API", "AWS_EXECUTION_ENV", "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR", "_HANDLER", "TZ", "LANG", "PATH", "LD_LIBRARY_PATH",
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class ContainerEnvironment:
-    """One container, started on the first invoke and reused for the next ones."""
-
-    def __init__(self, function: Function, layout: Layout, env: dict[str, str], timeout_s: float) -> None:
+    def __init__(self, function: Function, layout: Layout, env_for: Callable[[str], dict[str, str]]) -> None:
         self.function = function
         self.layout = layout
-        self.env = env
-        self.timeout_s = timeout_s
+        self._env_for = env_for  # Runtime API address -> the function's environment
         self._process: subprocess.Popen[bytes] | None = None
-        self._port = 0
+        self._name = ""
+        self._memory_file: Path | None = None
 
-    def _start(self) -> None:
-        self._port = _free_port()
-        command = docker_command(self.function, self.layout, self.env, self._port)
+    def start(self, runtime_api: str) -> None:
+        self._name = f"layerkit-{uuid.uuid4().hex[:12]}"
+        self._memory_file = None
+        command = docker_command(self.function, self.layout, self._env_for(runtime_api), self._name)
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
-                                         stderr=subprocess.PIPE)
+                                         stderr=sys.stderr.fileno())
 
-    def invoke(self, payload: bytes) -> Invocation:
-        cold = self._process is None
-        if cold:
-            self._start()
-        assert self._process is not None
-        started = time.perf_counter()
-        deadline = started + STARTUP_TIMEOUT_S + self.timeout_s
-        while True:
-            if self._process.poll() is not None:
-                detail = (self._process.stderr.read() if self._process.stderr else b"").decode().strip()
-                self._process = None
-                raise InvokeError(f"docker run failed for {self.function.id}: {detail[-400:] or 'no output'}")
-            request = urllib.request.Request(f"http://127.0.0.1:{self._port}{INVOKE_PATH}", data=payload)
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s + 5) as response:
-                    body = response.read()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if time.perf_counter() > deadline:
-                    self.close()
-                    raise InvokeError(f"the container for {self.function.id} did not answer in time") from None
-                time.sleep(0.1)
-        duration = (time.perf_counter() - started) * 1000
+    def exit_code(self) -> int | None:
+        return self._process.poll() if self._process is not None else -1
+
+    def kill(self) -> None:
+        """Stop and remove the container (kept after it exits until now, so that its OOM state can be read)."""
+        if self._process is None:
+            return
+        subprocess.run([docker_binary(), "rm", "--force", self._name], capture_output=True, check=False)
         try:
-            parsed = json.loads(body)
-        except json.JSONDecodeError:
-            parsed = None
-        ok = not (isinstance(parsed, dict) and {"errorType", "errorMessage"} <= parsed.keys())
-        return Invocation("", ok, body, duration, None, 0)
-
-    def close(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
             self._process.wait()
         self._process = None
+
+    def _inspect(self, template: str) -> str:
+        proc = subprocess.run([docker_binary(), "inspect", "--format", template, self._name], capture_output=True,
+                              text=True, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    def max_memory_mb(self) -> int:
+        """The container's peak memory, from its cgroup (v1 ``memory.max_usage_in_bytes``, v2 ``memory.peak``)."""
+        if self._memory_file is None:
+            self._memory_file = self._find_memory_file()
+        peak = 0
+        if self._memory_file is not None:
+            with contextlib.suppress(OSError, ValueError):
+                peak = int(self._memory_file.read_text().split()[0])
+        if not peak:  # a Docker engine in a VM (macOS, Windows): ask inside the container
+            proc = subprocess.run([docker_binary(), "exec", self._name, "/bin/sh", "-c",
+                                   "cat /sys/fs/cgroup/memory.peak 2>/dev/null || "
+                                   "cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes"],
+                                  capture_output=True, text=True, check=False)
+            with contextlib.suppress(ValueError):
+                peak = int(proc.stdout.split()[0]) if proc.stdout.split() else 0
+        return max(1, round(peak / 1024 / 1024))
+
+    def _find_memory_file(self) -> Path | None:
+        pid = self._inspect("{{.State.Pid}}")
+        try:
+            lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines() if pid and pid != "0" else []
+        except OSError:
+            return None
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            if "memory" in controllers.split(","):
+                return Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.max_usage_in_bytes"
+            if controllers == "" and Path("/sys/fs/cgroup/cgroup.controllers").exists():
+                return Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.peak"
+        return None
+
+    def out_of_memory(self) -> bool:
+        """Whether the kernel killed the container for exceeding its memory size."""
+        return self._inspect("{{.State.OOMKilled}}") == "true"

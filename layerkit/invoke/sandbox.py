@@ -7,14 +7,11 @@ writable ``/tmp``, Lambda's user id, no host environment variables, and the host
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,12 +19,8 @@ from layerkit.assembly import Function
 from layerkit.errors import InvokeError
 from layerkit.invoke.environment import LANG_DIR, RUNTIME_DIR, TASK_ROOT
 from layerkit.invoke.layout import Layout
-from layerkit.invoke.result import Invocation
-from layerkit.invoke.runtime_api import Outcome, RuntimeApi
 from layerkit.targets import host_architecture
 
-#: Lambda gives a function's init phase 10 s of its own; the invoke's timeout counts from then on.
-INIT_TIMEOUT_S = 10.0
 #: Lambda runs functions as sbx_user1051.
 LAMBDA_UID, LAMBDA_GID = 993, 990
 #: Read-only host files a Python process commonly needs (certificates, name resolution).
@@ -115,91 +108,35 @@ def _peak_rss_mb(pid: int) -> int:
     return max(1, round(peak_kb / 1024))
 
 
-def error_body(error_type: str, message: str) -> bytes:
-    return json.dumps({"errorType": error_type, "errorMessage": message, "stackTrace": []}).encode()
+class SandboxLauncher:
+    """Runs the function's runtime in a bubblewrap sandbox (see :func:`sandbox_command`)."""
 
+    startup_allowance_s = 0.0
 
-class SandboxEnvironment:
-    """One execution environment: started on the first invoke, reused by the next (warm), killed on timeout."""
-
-    def __init__(self, function: Function, command_for: Callable[[str], list[str]], timeout_s: float) -> None:
-        self.function = function
-        self.timeout_s = timeout_s
-        self._command_for = command_for  # runtime API address -> command line
+    def __init__(self, command_for: Callable[[str], list[str]]) -> None:
+        self._command_for = command_for  # Runtime API address -> command line
         self._process: subprocess.Popen[bytes] | None = None
-        self._api: RuntimeApi | None = None
-        self._started_at = 0.0
-        self._max_memory_mb = 1
 
-    @property
-    def function_arn(self) -> str:
-        return f"arn:aws:lambda:local:000000000000:function:{self.function.stack}-{self.function.logical_id}"
-
-    def _start(self) -> None:
-        self._api = RuntimeApi()
-        self._api.start()
-        self._started_at = time.perf_counter()
+    def start(self, runtime_api: str) -> None:
         self._process = subprocess.Popen(
-            self._command_for(self._api.address),
-            stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), stderr=sys.stderr.fileno(),
-            start_new_session=True,
+            self._command_for(runtime_api), stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
+            stderr=sys.stderr.fileno(), start_new_session=True,
         )
 
-    def invoke(self, payload: bytes) -> Invocation:
-        cold = self._process is None
-        if cold:
-            self._start()
-        api, process = self._api, self._process
-        assert api is not None
-        assert process is not None
-        pending = api.submit(payload, self.timeout_s, self.function_arn)
-        submitted = time.perf_counter()
-        outcome = self._wait(api, process, pending.request_id, submitted)
-        finished = time.perf_counter()
-        self._max_memory_mb = max(self._max_memory_mb, _peak_rss_mb(process.pid))
-        init_ms = None
-        if cold and api.first_poll_at is not None:
-            init_ms = (api.first_poll_at - self._started_at) * 1000
-            submitted = max(submitted, api.first_poll_at)
-        ok = outcome.kind == "response"
-        body = outcome.body
-        if outcome.kind == "timeout":
-            body = error_body("Sandbox.Timedout", f"Task timed out after {self.timeout_s:.2f} seconds")
-        elif outcome.kind == "exited":
-            body = error_body("Runtime.ExitError", f"RequestId: {pending.request_id} Error: Runtime exited "
-                                                   f"with error: exit status {outcome.body.decode()}")
-        if outcome.kind in ("timeout", "exited", "init_error"):
-            self.close()  # Lambda discards such an environment; the next invoke starts cold
-        return Invocation(pending.request_id, ok, body, (finished - submitted) * 1000, init_ms, self._max_memory_mb)
+    def exit_code(self) -> int | None:
+        return self._process.poll() if self._process is not None else -1
 
-    def _wait(self, api: RuntimeApi, process: subprocess.Popen[bytes], request_id: str, submitted: float) -> Outcome:
-        """The outcome of ``request_id``; the timeout counts from when the function took the event."""
-        while True:
-            took_event = api.first_poll_at
-            deadline = (submitted + INIT_TIMEOUT_S if took_event is None
-                        else max(submitted, took_event) + self.timeout_s)
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                return Outcome("timeout", request_id)
-            try:
-                outcome = api.outcomes.get(timeout=min(remaining, 0.05))
-            except queue.Empty:
-                code = process.poll()
-                if code is None:
-                    continue
-                try:  # an init error is posted just before the process exits
-                    return api.outcomes.get(timeout=0.2)
-                except queue.Empty:
-                    return Outcome("exited", request_id, str(code).encode())
-            if outcome.kind == "init_error" or outcome.request_id == request_id:
-                return outcome
+    def kill(self) -> None:
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.wait()
+        self._process = None
 
-    def close(self) -> None:
-        if self._process is not None:
-            if self._process.poll() is None:
-                os.killpg(self._process.pid, signal.SIGKILL)
-            self._process.wait()
-            self._process = None
-        if self._api is not None:
-            self._api.stop()
-            self._api = None
+    def max_memory_mb(self) -> int:
+        """Peak resident memory of the sandbox's processes (the sandbox does not enforce the memory size)."""
+        return _peak_rss_mb(self._process.pid) if self._process is not None else 1
+
+    def out_of_memory(self) -> bool:
+        return False

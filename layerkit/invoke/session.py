@@ -6,32 +6,45 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
 
 from layerkit.assembly import Function
 from layerkit.docker import docker_available
 from layerkit.errors import InvokeError
 from layerkit.interpreters import find_python
-from layerkit.invoke.container import ContainerEnvironment, container_environment
+from layerkit.invoke.container import ContainerLauncher, image_ready
 from layerkit.invoke.environment import lambda_environment
+from layerkit.invoke.execution import ExecutionEnvironment
 from layerkit.invoke.layout import prepare_layout, prepare_runtime
 from layerkit.invoke.result import Invocation
-from layerkit.invoke.sandbox import SandboxEnvironment, check_architecture, sandbox_command
+from layerkit.invoke.sandbox import SandboxLauncher, check_architecture, sandbox_command
 
 BACKENDS = ("auto", "sandbox", "docker")
 
 
-class Environment(Protocol):
-    def invoke(self, payload: bytes) -> Invocation: ...
-    def close(self) -> None: ...
-
-
-def choose_backend(requested: str) -> str:
+def choose_backend(requested: str, function: Function,
+                   log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> str:
+    """``docker`` where a daemon answers and has (or can pull) the function's Lambda image, or when asked; else
+    the sandbox, which needs Linux."""
     if requested not in BACKENDS:
         raise InvokeError(f"unknown backend {requested!r}; use one of {', '.join(BACKENDS)}")
-    if requested == "auto":
-        return "docker" if docker_available() else "sandbox"
-    return requested
+    linux = sys.platform.startswith("linux")
+    if requested in ("auto", "docker") and docker_available():
+        image = function.target.lambda_image
+        if (why := image_ready(image)) is None:
+            return "docker"
+        if requested == "docker" or not linux:
+            raise InvokeError(f"the Lambda image {image} is not in the Docker engine and cannot be pulled ({why}); "
+                              f"pull it (docker pull {image}){' or use --backend sandbox' if linux else ''}")
+        log(f"layerkit: {image} cannot be pulled ({why}): invoking in the sandbox")
+        return "sandbox"
+    if requested == "docker":
+        raise InvokeError("no Docker daemon answers; start Docker, or use --backend sandbox on Linux")
+    if not linux:
+        raise InvokeError(
+            "no Docker daemon answers, and the sandbox backend needs Linux (bubblewrap); install and start Docker "
+            "Desktop (docs.docker.com/get-docker), then invoke again"
+        )
+    return "sandbox"
 
 
 @contextmanager
@@ -42,28 +55,27 @@ def open_environment(
     env_overrides: dict[str, str] | None = None,
     timeout_s: float | None = None,
     cache_dir: Path | None = None,
-) -> Iterator[Environment]:
+) -> Iterator[ExecutionEnvironment]:
     """An execution environment for ``function``, reused by every invoke inside the ``with`` block."""
     timeout = float(timeout_s if timeout_s is not None else function.timeout_s)
     if timeout <= 0:
         raise InvokeError(f"--timeout must be a positive number of seconds, not {timeout}")
-    chosen = choose_backend(backend)
+    chosen = choose_backend(backend, function)
     target = function.target
     layout = prepare_layout(function, cache_dir)
-    environment: Environment
+    def env_for(api_address: str) -> dict[str, str]:
+        return lambda_environment(function, api_address, env_overrides or {})
+
+    launcher: ContainerLauncher | SandboxLauncher
     if chosen == "docker":
-        env = container_environment(function, lambda_environment(function, "", env_overrides or {}))
-        environment = ContainerEnvironment(function, layout, env, timeout)
+        launcher = ContainerLauncher(function, layout, env_for)
     else:
         check_architecture(function)
         python = find_python(target.python_version)
         runtime_dir = prepare_runtime(target, cache_dir)
-
-        def command_for(api_address: str) -> list[str]:
-            env = lambda_environment(function, api_address, env_overrides or {})
-            return sandbox_command(function, layout, runtime_dir, python, env)
-
-        environment = SandboxEnvironment(function, command_for, timeout)
+        launcher = SandboxLauncher(lambda address: sandbox_command(function, layout, runtime_dir, python,
+                                                                   env_for(address)))
+    environment = ExecutionEnvironment(function, launcher, timeout)
     try:
         yield environment
     finally:

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Stand-ins for the two AWS images the tests need and these machines cannot pull, built from Debian trixie
+# (Python 3.13) and tagged with the AWS names, so that the kit's production code path is the one tested:
+#
+#   public.ecr.aws/sam/build-python3.13  the CDK's bundling image: bash, python and pip on PATH, `python -m venv`,
+#                                        rsync, and this machine's CA bundle trusted (what PythonLayerVersion's
+#                                        Dockerfile and bundling command use)
+#   public.ecr.aws/lambda/python:3.13    the Lambda base image: /lambda-entrypoint.sh, which execs
+#                                        /var/runtime/bootstrap (awslambdaric) when AWS_LAMBDA_RUNTIME_API is set;
+#                                        /var/task as working folder; the handler as command
+#
+# Like the AWS images, Python lives under /var/lang (a venv, so that pip can upgrade itself there). Unlike them,
+# the system is Debian's (glibc 2.41, where Amazon Linux 2023 has 2.34): a _manylinux module (PEP 600) makes
+# pip accept wheels up to manylinux_2_34 only, as on Amazon Linux 2023. There is no Runtime Interface Emulator.
+#
+# Idempotent: images already in the engine are kept. LAYERKIT_REBUILD_STANDINS=1 builds them again.
+# Needs root, debootstrap, a Docker engine and the Debian mirror (DEBIAN_MIRROR, default deb.debian.org).
+set -euo pipefail
+
+BUILD_IMAGE=public.ecr.aws/sam/build-python3.13
+LAMBDA_IMAGE=public.ecr.aws/lambda/python:3.13
+AWSLAMBDARIC=awslambdaric==4.2.2
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+HERE=$(cd "$(dirname "$0")" && pwd)
+CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+PATH_IN_IMAGE=/var/lang/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+if [ "${LAYERKIT_REBUILD_STANDINS:-0}" != 1 ] && docker image inspect "$BUILD_IMAGE" "$LAMBDA_IMAGE" >/dev/null 2>&1; then
+    exit 0
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+rootfs=$work/rootfs
+
+echo "standins: debootstrap trixie (Python 3.13) from $MIRROR" >&2
+debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,rsync trixie "$rootfs" "$MIRROR" \
+    >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+cp "$CA_BUNDLE" "$rootfs$CA_BUNDLE"   # this machine's bundle: the package index is reached through its CA here
+cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+inside() {  # a command in the rootfs, with none of this machine's environment (its pip settings included)
+    chroot "$rootfs" env -i PATH="$PATH_IN_IMAGE" HOME=/root LANG=C.UTF-8 PIP_CERT="$CA_BUNDLE" \
+        PIP_DISABLE_PIP_VERSION_CHECK=1 "$@"
+}
+inside python3 -m venv /var/lang
+site=$(inside /var/lang/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+cp "$HERE/_manylinux.py" "$rootfs$site/_manylinux.py"
+inside /var/lang/bin/pip install --quiet --no-cache-dir --upgrade pip
+
+common=(--change "ENV PATH=$PATH_IN_IMAGE" --change "ENV LANG=C.UTF-8"
+        --change "ENV PIP_CERT=$CA_BUNDLE" --change "ENV SSL_CERT_FILE=$CA_BUNDLE"
+        --change "ENV REQUESTS_CA_BUNDLE=$CA_BUNDLE")
+
+echo "standins: $BUILD_IMAGE" >&2
+tar -C "$rootfs" -c . | docker import "${common[@]}" --change 'CMD ["bash"]' - "$BUILD_IMAGE" >/dev/null
+
+echo "standins: $LAMBDA_IMAGE" >&2
+inside /var/lang/bin/pip install --quiet --no-cache-dir --only-binary :all: --target /var/runtime "$AWSLAMBDARIC"
+cp "$HERE/../../layerkit/invoke/bootstrap.py" "$rootfs/var/runtime/bootstrap.py"
+install -m 0755 "$HERE/bootstrap" "$rootfs/var/runtime/bootstrap"
+install -m 0755 "$HERE/lambda-entrypoint.sh" "$rootfs/lambda-entrypoint.sh"
+mkdir -p "$rootfs/var/task" "$rootfs/opt"
+tar -C "$rootfs" -c . | docker import "${common[@]}" \
+    --change 'ENV LAMBDA_TASK_ROOT=/var/task' --change 'ENV LAMBDA_RUNTIME_DIR=/var/runtime' \
+    --change 'WORKDIR /var/task' --change 'ENTRYPOINT ["/lambda-entrypoint.sh"]' --change 'CMD ["handler.handler"]' \
+    - "$LAMBDA_IMAGE" >/dev/null
+echo "standins: built $BUILD_IMAGE and $LAMBDA_IMAGE" >&2

@@ -1,0 +1,106 @@
+"""The Docker builder on a real Docker engine: PythonLayerVersion and PythonFunction bundle on the (stand-in)
+Lambda build image, and the bundle is what the Docker-free build makes of the same folder."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_python_alpha as python_alpha
+
+from layerkit import PythonFunction, SharedPythonLayer
+from layerkit.build import build_function, build_layer
+from layerkit.installed import distributions_in
+from layerkit.targets import Target
+from tests.conftest import LAYERS, ROOT, run_isolated
+from tests.lock_projects import LOCKED_ORJSON
+
+PY313 = lambda_.Runtime.PYTHON_3_13
+TARGET = Target("python3.13", "x86_64")
+DOCKER = {"layerkit:builder": "docker", "layerkit:docker-network": "host"}
+
+
+def files_of(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def zip_files(path: Path) -> list[str]:
+    with zipfile.ZipFile(path) as archive:
+        return sorted(n for n in archive.namelist() if not n.endswith("/"))
+
+
+def uploaded_assets(outdir: Path, stack: str) -> list[dict]:
+    manifest = json.loads((outdir / f"{stack}.assets.json").read_text())
+    return [a for a in manifest["files"].values() if a["source"]["packaging"] == "zip"]
+
+
+@pytest.fixture(scope="module")
+def python313() -> Path:
+    from layerkit.interpreters import find_python
+
+    return find_python("3.13")
+
+
+@pytest.mark.parametrize("image", ["default", "docker/Dockerfile"])
+def test_a_layer_bundled_on_the_build_image_is_the_local_build_of_the_same_folder(lambda_images, kit_cache,
+                                                                                   tmp_path, image, python313):
+    app = App(outdir=str(tmp_path / "cdk.out"), context=DOCKER)
+    stack = Stack(app, "S")
+    layer = SharedPythonLayer(stack, "MyLayer", entry=LAYERS / "my_layer", runtime=PY313,
+                              docker_image_dir=ROOT / "docker" if image != "default" else None)
+    assembly = app.synth()
+    assert isinstance(layer.code.bundled_by, python_alpha.PythonLayerVersion)
+    bundle = layer.code.content
+    local = build_layer(LAYERS / "my_layer", TARGET, cache_dir=kit_cache)
+    # The same files (bytes may differ: another pip, another Python build) and the same distributions.
+    assert files_of(bundle) == zip_files(local.zip)
+    assert distributions_in(files_of(bundle), in_layer=True) == dict(p.split("==") for p in local.packages)
+    assert not {"python/requirements.txt", "python/bin", "python/_layerkit"} & {
+        "/".join(f.split("/")[:2]) for f in files_of(bundle)}
+    (extension,) = [f for f in files_of(bundle) if f.endswith(".so")]
+    assert ".cpython-313-x86_64-linux-gnu" in extension
+    assert (bundle / extension).read_bytes()[18:20] == (62).to_bytes(2, "little")
+    # The kit's .pyc: hash-based and unchecked (flags 0b01), recording the source's path on Lambda.
+    pyc = bundle / "python" / "__pycache__" / "my_layer.cpython-313.pyc"
+    assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01
+    code, out, err = run_isolated(python313, f"import marshal; print(marshal.loads(open({str(pyc)!r}, 'rb')"
+                                             ".read()[16:]).co_filename)")
+    assert (code, out.strip()) == (0, "/opt/python/my_layer.py"), err
+    # Deployed under the local build's key, and uploaded once.
+    (resource,) = [r for r in assembly.get_stack_by_name("S").template["Resources"].values()
+                   if r["Type"] == "AWS::Lambda::LayerVersion"]
+    (uploaded,) = uploaded_assets(Path(assembly.directory), "S")
+    assert layer.asset_hash == local.asset_hash
+    assert [d["objectKey"] for d in uploaded["destinations"].values()] == [resource["Properties"]["Content"]["S3Key"]]
+
+
+@pytest.mark.parametrize("tool", ["uv", "poetry", "pipenv"])
+def test_each_lock_format_goes_through_the_docker_builder(lambda_images, locked, kit_cache, tmp_path, tool):
+    project = getattr(locked, tool)
+    app = App(outdir=str(tmp_path / "cdk.out"), context=DOCKER)
+    layer = SharedPythonLayer(Stack(app, "S"), "Locked", entry=project, runtime=PY313)
+    app.synth()
+    local = build_layer(project, TARGET, cache_dir=kit_cache)
+    in_bundle = distributions_in(files_of(layer.code.content), in_layer=True)
+    assert in_bundle == dict(p.split("==") for p in local.packages)
+    assert in_bundle["orjson"] == LOCKED_ORJSON  # the lock's, though the index offers a newer one
+    assert "kit-devtool" not in in_bundle
+
+
+def test_a_function_bundled_by_python_function_is_the_local_build_of_the_same_folder(lambda_images, kit_cache,
+                                                                                     tmp_path):
+    entry = ROOT / "lambdas" / "order_total"
+    app = App(outdir=str(tmp_path / "cdk.out"), context=DOCKER)
+    function = PythonFunction(Stack(app, "S"), "Fn", entry=entry, index="handler.py", runtime=PY313)
+    app.synth()
+    assert isinstance(function.code_asset.bundled_by, python_alpha.PythonFunction)
+    local = build_function(entry, TARGET, cache_dir=kit_cache)
+    bundle = function.code_asset.content
+    assert files_of(bundle) == zip_files(local.zip)
+    assert {"handler.py", "six.py", "dateutil/parser/__init__.py"} <= set(files_of(bundle))
+    assert "requirements.txt" not in files_of(bundle)
+    assert function.asset_hash == local.asset_hash
