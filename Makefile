@@ -88,6 +88,16 @@ run: setup
 synth: setup
 	npx cdk synth --quiet
 
+# cdk.json's feature flags, as the pinned CDK CLI recommends them to a new app (`cdk init app --language python`),
+# with the kit's own context keys kept. Run after upgrading aws-cdk in package.json.
+.PHONY: cdk-flags
+cdk-flags: node_modules/.installed
+	@work=$$(mktemp -d) && (cd $$work && $(CURDIR)/node_modules/.bin/cdk init app --language python --generate-only >/dev/null 2>&1) && \
+	$(PYTHON) -c 'import json, sys; new = json.load(open(sys.argv[1]))["context"]; ours = json.load(open("cdk.json")); \
+	ours["context"] = {**{k: v for k, v in ours["context"].items() if k.startswith("layerkit:")}, **new}; \
+	open("cdk.json", "w").write(json.dumps(ours, indent=2) + "\n")' $$work/cdk.json && rm -rf $$work && \
+	echo "make: cdk.json has the $$(npx cdk --version | cut -d" " -f1) CLI's recommended feature flags"
+
 test: setup $(LOCKTOOLS)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest

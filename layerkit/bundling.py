@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import jsii
-from aws_cdk import AssetHashType, DockerImage, Stack, Stage
+from aws_cdk import Annotations, AssetHashType, DockerImage, Stack, Stage
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_python_alpha as python_alpha
 from aws_cdk import aws_s3_assets as s3_assets
@@ -28,7 +28,7 @@ from constructs import Construct
 from layerkit import bytecode as pyc
 from layerkit.build import Build, build_source
 from layerkit.cache import resolve_cache_dir
-from layerkit.docker import EXTRAS, alpha_image_dir, bundling_environment, docker_available, stage
+from layerkit.docker import EXTRAS, alpha_image_dir, bundling_environment, docker_available, image_unavailable, stage
 from layerkit.errors import LayerkitError
 from layerkit.sources import DEPENDENCY_FILES, SourceFolder
 from layerkit.targets import Destination, Target
@@ -47,8 +47,9 @@ class Builder(StrEnum):
     LOCAL = "local"
 
 
-def resolve_builder(scope: Construct, explicit: Builder | str | None) -> Builder:
-    """``docker`` or ``local``: the explicit choice, else the context key, else ``auto`` (Docker if it answers)."""
+def resolve_builder(scope: Construct, explicit: Builder | str | None, target: Target) -> Builder:
+    """``docker`` or ``local``: the explicit choice, else the context key, else ``auto``: Docker where a daemon
+    answers and has (or can pull) the runtime's build image, else the Docker-free build, with a warning."""
     choice = explicit or scope.node.try_get_context(BUILDER_CONTEXT_KEY) or Builder.AUTO
     try:
         builder = Builder(choice)
@@ -57,9 +58,16 @@ def resolve_builder(scope: Construct, explicit: Builder | str | None) -> Builder
             f"{scope.node.path}: unknown builder {choice!r}; use one of {', '.join(b.value for b in Builder)} "
             f"(argument builder= or -c {BUILDER_CONTEXT_KEY}=...)"
         ) from None
-    if builder is Builder.AUTO:
-        return Builder.DOCKER if docker_available() else Builder.LOCAL
-    return builder
+    if builder is not Builder.AUTO:
+        return builder
+    if not docker_available():
+        return Builder.LOCAL
+    if why := image_unavailable(target.bundling_image):
+        Annotations.of(scope).add_warning_v2(
+            "layerkit:no-build-image", f"{target.bundling_image} cannot be pulled ({why}): built without Docker; "
+            f"pull it, or set -c {BUILDER_CONTEXT_KEY}=local to say so")
+        return Builder.LOCAL
+    return Builder.DOCKER
 
 
 def resolve_bytecode(scope: Construct, explicit: bool | None) -> bool:

@@ -107,10 +107,9 @@ class LayerRef:
     content: Content | None = None
 
 
-def layer_findings(ref: LayerRef) -> list[Finding]:
+def layer_findings(ref: LayerRef, content: Content) -> list[Finding]:
     """The rules about one layer's own content."""
-    assert ref.content is not None
-    findings = rules.layer_layout(ref.label, ref.content.sizes)
+    findings = rules.layer_layout(ref.label, content.sizes)
     if ref.shared is not None:
         root = ref.shared.source.code_root
         findings += rules.packages_without_init(
@@ -121,11 +120,11 @@ def layer_findings(ref: LayerRef) -> list[Finding]:
                                            declaration.kind if declaration else "requirements.txt")
     targets = [Target(r, a) for r in ref.runtimes if r in RUNTIMES for a in ref.architectures]
     for target in targets[:1]:  # the target it declares; a mismatch with a function is reported per function
-        findings += rules.native_code(f"layer {ref.label}", ref.content.sizes, ref.content.read_head, target,
+        findings += rules.native_code(f"layer {ref.label}", content.sizes, content.read_head, target,
                                       "rebuild the layer for its declared runtime and architecture")
-    if ref.content.zipped_bytes is not None and ref.content.zipped_bytes > DIRECT_UPLOAD_BYTES:
+    if content.zipped_bytes is not None and content.zipped_bytes > DIRECT_UPLOAD_BYTES:
         findings.append(Finding(Severity.INFO, "large-zip",
-                                f"layer {ref.label} is {ref.content.zipped_bytes / 1e6:.0f} MB zipped, over Lambda's "
+                                f"layer {ref.label} is {content.zipped_bytes / 1e6:.0f} MB zipped, over Lambda's "
                                 "50 MB direct-upload limit: the CDK uploads it through S3, which is fine"))
     return findings
 
@@ -226,6 +225,7 @@ class _App:
         self.constructs = root.node.find_all()
         self.layers: dict[str, LayerRef] = {}  # construct path of the CfnLayerVersion -> layer
         self.by_parameter_name: dict[str, LayerRef] = {}
+        self.shared: list[tuple[SharedPythonLayer, LayerRef]] = []
         self.parameters: dict[str, CfnParameter] = {}  # construct path -> SSM-typed template parameter
         for construct in self.constructs:
             if isinstance(construct, CfnParameter):
@@ -245,6 +245,7 @@ class _App:
             self.layers[cfn.node.path] = ref
             if shared is not None:
                 self.by_parameter_name[shared.publication.parameter_name] = ref
+                self.shared.append((shared, ref))
 
     def layers_of(self, function: lambda_.Function) -> list[LayerRef]:
         """The function's layers in order, each found by the construct its reference points at."""
@@ -252,13 +253,18 @@ class _App:
         if not isinstance(cfn, lambda_.CfnFunction):
             raise LayerkitError(f"{function.node.path}: a Function without its CfnFunction resource; layerkit "
                                 "cannot check it")
+        by_export = {shared.publication.export_name: ref for shared, ref in self.shared
+                     if shared.publication.export_name}
         refs = []
         for entry in Tokenization.resolve(cfn.layers, scope=function, resolver=_Targets()) or []:
             target = entry.get("LayerkitTarget") if isinstance(entry, dict) else None
+            imported = entry.get("Fn::ImportValue") if isinstance(entry, dict) else None
             if target in self.layers:
                 refs.append(self.layers[target])
             elif target in self.parameters and self.parameters[target].default in self.by_parameter_name:
                 refs.append(self.by_parameter_name[self.parameters[target].default])
+            elif isinstance(imported, str) and imported in by_export:
+                refs.append(by_export[imported])
             else:
                 refs.append(LayerRef(label=str(entry)))  # an external layer: counted, not inspected
         return refs
@@ -269,7 +275,7 @@ def findings_for_app(root: IConstruct) -> Iterator[tuple[IConstruct, Finding]]:
     app = _App(root)
     for ref in app.layers.values():
         if ref.content is not None and ref.construct is not None:
-            for finding in layer_findings(ref):
+            for finding in layer_findings(ref, ref.content):
                 yield (ref.shared or ref.construct), finding
     for function in app.constructs:
         if isinstance(function, lambda_.Function):

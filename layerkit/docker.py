@@ -21,6 +21,7 @@ from typing import Any
 
 from layerkit import cache
 from layerkit.sources import SourceFolder
+from layerkit.sources.declaration import Declaration
 
 DOCKER_INFO_TIMEOUT_S = 20
 #: The folder of the staged entry that holds what pip needs and the bundle must not keep.
@@ -46,6 +47,19 @@ def _daemon_answers(executable: str) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return proc.returncode == 0
+
+
+@functools.cache
+def image_unavailable(image: str) -> str | None:
+    """None when ``image`` is in the engine (pulled now if need be), else why it cannot be had."""
+    docker = shutil.which("docker") or "docker"
+    if subprocess.run([docker, "image", "inspect", image], capture_output=True, check=False).returncode == 0:
+        return None
+    proc = subprocess.run([docker, "pull", "--quiet", image], capture_output=True, text=True, check=False)
+    if proc.returncode == 0:
+        return None
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else f"docker pull {image} failed"
 
 
 def bundling_environment(source: SourceFolder) -> dict[str, str]:
@@ -78,7 +92,8 @@ def stage(source: SourceFolder, asset_hash: str, cache_dir: Path) -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest)
         if source.declaration is not None and source.declaration.requirements:
-            (entry / "requirements.txt").write_text(_staged_requirements(source, entry), encoding="utf-8")
+            (entry / "requirements.txt").write_text(_staged_requirements(source.declaration, entry),
+                                                    encoding="utf-8")
         return {"asset_hash": asset_hash}
 
     root = cache_dir / "staging" / asset_hash
@@ -86,10 +101,8 @@ def stage(source: SourceFolder, asset_hash: str, cache_dir: Path) -> Path:
     return root / "entry"
 
 
-def _staged_requirements(source: SourceFolder, entry: Path) -> str:
+def _staged_requirements(declaration: Declaration, entry: Path) -> str:
     """The declaration as one requirements file for pip in the container, local files copied beside it."""
-    declaration = source.declaration
-    assert declaration is not None
     extras = entry / EXTRAS
     lines = []
     for option in declaration.options:

@@ -113,7 +113,7 @@ class PythonFunction(lambda_.Function):
         for layer in shared:
             if layer is not None:
                 provided.update(layer.packages)
-        chosen = resolve_builder(scope, builder)
+        chosen = resolve_builder(scope, builder, target)
         code = code_asset(scope, f"{construct_id}DockerBundle", source, target, builder=chosen,
                           bytecode=resolve_bytecode(scope, bytecode),
                           docker=DockerOptions(docker_image_dir, docker_network), runtime=runtime,

@@ -66,7 +66,7 @@ class SharedPythonLayer(Construct):
         super().__init__(scope, construct_id)
         self.target = Target(runtime.name, architecture.name)
         self.source = SourceFolder.layer(entry)
-        self.builder = resolve_builder(self, builder)
+        self.builder = resolve_builder(self, builder, self.target)
         bytecode = resolve_bytecode(self, bytecode)
         props = {
             "compatible_runtimes": [runtime],

@@ -6,8 +6,9 @@ CloudFormation export ties the stacks, so a new layer version never meets "Expor
 is in use by ...", and the CDK CLI never skips a stack that has such a parameter, so ``cdk deploy --all`` moves
 every consumer to the new version in the same pass.
 
-``export``: the CDK's automatic cross-stack reference (``Fn::ImportValue``). Simple, but the export is locked
-while another stack imports it: a changed layer then fails to deploy (aws-cdk issue 1972).
+``export``: a CloudFormation export of the owner stack, imported by each consumer (``Fn::ImportValue``), made
+explicitly so that it stays an export whatever ``@aws-cdk/core:defaultCrossStackReferences`` says. Simple, but
+the export is locked while another stack imports it: a changed layer then fails to deploy (aws-cdk issue 1972).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class LayerPublication:
         self.sharing = sharing
         self.parameter_name = name or parameter_name(Stack.of(owner).stack_name, layer_name)
         self._imports: dict[str, lambda_.ILayerVersion] = {}
+        self.export_name: str | None = None  # with export sharing, once a consumer imports it
         if sharing is Sharing.SSM:
             # SSM parameter name -> the construct that writes it, per app: two writers would overwrite each other.
             written = owner.node.root.__dict__.setdefault("_layerkit_ssm_parameters", {})
@@ -90,13 +92,18 @@ class LayerPublication:
         """The layer version as ``consumer`` (any construct) must reference it."""
         consumer_stack = Stack.of(consumer)
         owner_stack = Stack.of(self.owner)
-        if consumer_stack is owner_stack or self.sharing is Sharing.EXPORT:
-            version = self.layer_version  # same stack: a plain Ref; export: the CDK adds Export/ImportValue
+        if consumer_stack is owner_stack:
+            version = self.layer_version  # same stack: a plain Ref
         else:
             key = consumer_stack.node.path
             if key not in self._imports:
-                consumer_stack.add_stack_dependency(owner_stack, "reads a layer version ARN it publishes in SSM")
-                arn = ssm.StringParameter.value_for_string_parameter(consumer_stack, self.parameter_name)
+                if self.sharing is Sharing.EXPORT:
+                    consumer_stack.add_stack_dependency(owner_stack, "imports a layer version ARN it exports")
+                    arn = owner_stack.export_value(self.layer_version.layer_version_arn)
+                    self.export_name = owner_stack.resolve(arn)["Fn::ImportValue"]
+                else:
+                    consumer_stack.add_stack_dependency(owner_stack, "reads a layer version ARN it publishes in SSM")
+                    arn = ssm.StringParameter.value_for_string_parameter(consumer_stack, self.parameter_name)
                 import_id = f"Layer{self.owner.node.addr[:12]}"
                 self._imports[key] = lambda_.LayerVersion.from_layer_version_arn(consumer_stack, import_id, arn)
             version = self._imports[key]

@@ -11,11 +11,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from layerkit.assembly import Assembly, Stack
+from layerkit.rules import Severity
 
 LAYER_TYPE = "AWS::Lambda::LayerVersion"
+
+
+class ChangeKind(StrEnum):
+    """What a deploy does to a layer."""
+
+    NEW_VERSION = "new version"
+    ADDED = "added"
+    REMOVED = "removed"
 
 
 @dataclass
@@ -23,7 +33,7 @@ class LayerChange:
     layer: str
     name: str
     stack: str
-    change: str  # "new version", "added" or "removed"
+    change: ChangeKind
     asset_before: str = ""
     asset_after: str = ""
     functions: list[dict[str, str]] = field(default_factory=list)
@@ -46,7 +56,7 @@ class ExportLock:
     producer: str
     consumers: list[str]
     reason: str
-    severity: str  # "error": the deploy fails; "warning": it fails if the update replaces the resource
+    severity: Severity  # error: the deploy fails; warning: it fails if the update replaces the resource
 
     @property
     def fix(self) -> str:
@@ -65,7 +75,7 @@ class UpgradeReport:
 
     @property
     def blocked(self) -> bool:
-        return any(lock.severity == "error" for lock in self.locks)
+        return any(lock.severity is Severity.ERROR for lock in self.locks)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -119,10 +129,10 @@ def _export_locks(before: Assembly, after: Assembly) -> list[ExportLock]:
         if not isinstance(name, str) or not consumers:
             continue  # an export nobody imports can change freely
         if name not in after_exports:
-            locks.append(ExportLock(name, producer.name, consumers, "the export disappears", "error"))
+            locks.append(ExportLock(name, producer.name, consumers, "the export disappears", Severity.ERROR))
             continue
         if json.dumps(after_exports[name], sort_keys=True) != json.dumps(value, sort_keys=True):
-            locks.append(ExportLock(name, producer.name, consumers, "its value expression changes", "error"))
+            locks.append(ExportLock(name, producer.name, consumers, "its value expression changes", Severity.ERROR))
             continue
         for logical_id in sorted(_resource_refs(value)):
             if not _changed(producer, after.stacks.get(producer.name), logical_id):
@@ -130,10 +140,10 @@ def _export_locks(before: Assembly, after: Assembly) -> list[ExportLock]:
             resource_type = producer.resources.get(logical_id, {}).get("Type")
             if resource_type == LAYER_TYPE:
                 reason = f"layer version {logical_id} is replaced (a changed layer is a new version, a new ARN)"
-                locks.append(ExportLock(name, producer.name, consumers, reason, "error"))
+                locks.append(ExportLock(name, producer.name, consumers, reason, Severity.ERROR))
             else:
                 reason = f"{resource_type} {logical_id} changes; its value changes if the update replaces it"
-                locks.append(ExportLock(name, producer.name, consumers, reason, "warning"))
+                locks.append(ExportLock(name, producer.name, consumers, reason, Severity.WARNING))
     return locks
 
 
@@ -148,15 +158,16 @@ def _layer_changes(before: Assembly, after: Assembly) -> list[LayerChange]:
     for path, layer in new.items():
         previous = old.get(path)
         if previous is None:
-            changes.append(LayerChange(path, layer.name, layer.stack, "added", "", layer.s3_key, users.get(path, [])))
+            changes.append(LayerChange(path, layer.name, layer.stack, ChangeKind.ADDED, "", layer.s3_key,
+                                       users.get(path, [])))
             continue
         stack_before = before.stacks[previous.stack]
         if _changed(stack_before, after.stacks.get(layer.stack), previous.logical_id):
-            changes.append(LayerChange(path, layer.name, layer.stack, "new version", previous.s3_key,
+            changes.append(LayerChange(path, layer.name, layer.stack, ChangeKind.NEW_VERSION, previous.s3_key,
                                        layer.s3_key, users.get(path, [])))
     for path, layer in old.items():
         if path not in new:
-            changes.append(LayerChange(path, layer.name, layer.stack, "removed", layer.s3_key, ""))
+            changes.append(LayerChange(path, layer.name, layer.stack, ChangeKind.REMOVED, layer.s3_key, ""))
     return changes
 
 
@@ -211,7 +222,7 @@ def render(report: UpgradeReport) -> str:
     if not report.layers:
         lines.append("No layer gets a new version: every layer's content is unchanged.")
     for change in report.layers:
-        if change.change == "new version":
+        if change.change is ChangeKind.NEW_VERSION:
             lines.append(f"Layer {change.name} ({change.layer}) gets a new version: asset "
                          f"{change.asset_before[:12]} -> {change.asset_after[:12]}.")
         else:
@@ -222,7 +233,7 @@ def render(report: UpgradeReport) -> str:
         lines.append(f"Function {change.function} gets new code (its own files or dependencies): asset "
                      f"{change.asset_before[:12]} -> {change.asset_after[:12]}.")
     for lock in report.locks:
-        label = "BLOCKED" if lock.severity == "error" else "warning"
+        label = "BLOCKED" if lock.severity is Severity.ERROR else "warning"
         lines.append(
             f"{label}: export {lock.export} of stack {lock.producer} is imported by {', '.join(lock.consumers)} "
             f"and {lock.reason}: CloudFormation would stop the deploy with \"Export {lock.export} cannot be "

@@ -16,6 +16,31 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ROOT / "layers"
 
 
+def app_context(**overrides: object) -> dict[str, object]:
+    """The context ``cdk synth`` gives the example app (cdk.json's, its feature flags included), built locally."""
+    import json
+
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    return {**context, "layerkit:builder": "local", **{key.replace("__", ":"): v for key, v in overrides.items()}}
+
+
+def synth_messages(app: object) -> list[tuple[str, str, str]]:
+    """``(construct path, level, text)`` of every annotation, as ``cdk synth`` reports them. With the recommended
+    feature flags (cdk.json) an error fails the synth and lands in the validation report, which is read then."""
+    import json
+
+    try:
+        assembly = app.synth()  # type: ignore[attr-defined]
+    except RuntimeError as error:
+        if "ValidationFailed" not in str(error):
+            raise
+        report = json.loads((Path(app.outdir) / "validation-report.json").read_text())  # type: ignore[attr-defined]
+        return [("/" + construct["constructPath"], violation["severity"], violation["description"])
+                for plugin in report["pluginReports"] if plugin["pluginName"] == "Construct Annotations"
+                for violation in plugin["violations"] for construct in violation["violatingConstructs"]]
+    return [(m.id, m.level.value.lower(), str(m.entry.data)) for stack in assembly.stacks for m in stack.messages]
+
+
 @pytest.fixture(scope="session")
 def kit_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A layerkit cache of this test session only, so no test trusts a build made outside it."""
@@ -33,7 +58,7 @@ def example(kit_cache: Path, tmp_path_factory: pytest.TempPathFactory):
     from app import build
 
     outdir = tmp_path_factory.mktemp("cdk.out")
-    example = build(App(outdir=str(outdir), context={"layerkit:builder": "local"}))
+    example = build(App(outdir=str(outdir), context=app_context()))
     example.app.synth()
     return example
 

@@ -16,7 +16,7 @@ from layerkit import SharedPythonLayer
 from layerkit.build import build_layer
 from layerkit.errors import BuildError, LayerSourceError, MissingWheelError, UnsupportedTargetError
 from layerkit.targets import Target
-from tests.conftest import make_wheel
+from tests.conftest import app_context, make_wheel
 
 PY312 = Target("python3.12", "x86_64")
 
@@ -83,7 +83,7 @@ def test_unpinned_requirement_builds_with_a_warning(tmp_path, capfd):
 
 def test_unpinned_requirement_is_a_synth_warning_on_the_construct(tmp_path, kit_cache):
     layer = make_layer(tmp_path, "six\n")
-    stack = Stack(App(context={"layerkit:builder": "local"}), "S")
+    stack = Stack(App(context=app_context()), "S")
     SharedPythonLayer(stack, "Six", entry=layer, runtime=lambda_.Runtime.PYTHON_3_12)
     Annotations.from_stack(stack).has_warning("/S/Six", Match.string_like_regexp("'six' is not pinned"))
 
@@ -138,7 +138,7 @@ def test_unknown_runtime_on_the_command_line_is_a_usage_error(tmp_path):
 
 def test_unknown_runtime_in_the_construct(tmp_path):
     layer = make_layer(tmp_path, None)
-    stack = Stack(App(context={"layerkit:builder": "local"}), "S")
+    stack = Stack(App(context=app_context()), "S")
     with pytest.raises(UnsupportedTargetError, match=r"unknown runtime 'python3\.9'"):
         SharedPythonLayer(stack, "Old", entry=layer, runtime=lambda_.Runtime.PYTHON_3_9)
 

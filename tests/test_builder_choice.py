@@ -15,7 +15,7 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 
 from layerkit import SharedPythonLayer
-from tests.conftest import LAYERS, ROOT
+from tests.conftest import LAYERS, ROOT, app_context
 
 STAND_IN = """\
 #!{python}
@@ -70,7 +70,7 @@ def test_without_a_daemon_the_local_builder_is_chosen(stand_in_docker, kit_cache
 
 def test_the_context_key_forces_the_local_builder_without_asking_docker(stand_in_docker, kit_cache):
     calls = stand_in_docker(info_ok=True)
-    stack = Stack(App(context={"layerkit:builder": "local"}), "S")
+    stack = Stack(App(context=app_context()), "S")
     layer = SharedPythonLayer(stack, "L", entry=LAYERS / "another_layer", runtime=lambda_.Runtime.PYTHON_3_12)
     assert layer.builder == "local"
     assert recorded(calls) == []
@@ -134,7 +134,7 @@ def test_with_a_daemon_python_layer_version_builds_on_the_lambda_build_image(sta
     local = build_layer(LAYERS / "my_layer", Target("python3.12", "arm64"), cache_dir=tmp_path / "cache")
     assert local.asset_hash == result["asset_hash"]
     (layer,) = [r for r in result["template"]["Resources"].values() if r["Type"] == "AWS::Lambda::LayerVersion"]
-    local_app = App(outdir=str(tmp_path / "local-out"), context={"layerkit:builder": "local"})
+    local_app = App(outdir=str(tmp_path / "local-out"), context=app_context())
     local_stack = Stack(local_app, "S")
     SharedPythonLayer(local_stack, "L", entry=LAYERS / "my_layer", runtime=lambda_.Runtime.PYTHON_3_12,
                       architecture=lambda_.Architecture.ARM_64)

@@ -16,7 +16,7 @@ from layerkit import PythonFunction, SharedPythonLayer
 from layerkit.assembly import Assembly
 from layerkit.errors import LayerSourceError, MissingWheelError
 from layerkit.invoke import invoke_function
-from tests.conftest import ROOT, make_wheel
+from tests.conftest import ROOT, app_context, make_wheel, synth_messages
 from tests.lock_projects import LOCKED_ORJSON
 
 PY312 = lambda_.Runtime.PYTHON_3_12
@@ -56,7 +56,7 @@ def app(locked, kit_cache, tmp_path_factory):
                        "requirements.txt": f"{index}orjson=={LOCKED_ORJSON}\nsix==1.17.0\n"})
     write(src / "clash", {"app.py": "import kit_shared\n\ndef main(event, context):\n    return kit_shared.VERSION\n",
                           "requirements.txt": f"{index}kit-shared==2.0\n"})
-    cdk_app = App(outdir=str(tmp_path_factory.mktemp("cdk.out")), context={"layerkit:builder": "local"})
+    cdk_app = App(outdir=str(tmp_path_factory.mktemp("cdk.out")), context=app_context())
     owners, users = Stack(cdk_app, "layers"), Stack(cdk_app, "functions")
     layers = {arch: SharedPythonLayer(owners, f"Shared{arch}", entry=src / "shared", runtime=PY312,
                                       architecture=architecture, parameter_name=f"/tests/layers/shared-{arch}/arn")
@@ -134,12 +134,12 @@ def test_the_size_limit_counts_the_functions_own_dependencies(tmp_path, kit_cach
     layer_zip = tmp_path / "layer.zip"
     with zipfile.ZipFile(layer_zip, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         archive.writestr("python/data.bin", bytes(200 * 1024 * 1024))
-    cdk_app = App(outdir=str(tmp_path / "cdk.out"), context={"layerkit:builder": "local"})
+    cdk_app = App(outdir=str(tmp_path / "cdk.out"), context=app_context())
     stack = Stack(cdk_app, "S")
     layer = lambda_.LayerVersion(stack, "Data", code=lambda_.Code.from_asset(str(layer_zip)))
     PythonFunction(stack, "Heavy", entry=entry, runtime=PY312, layers=[layer], bytecode=False)
     layerkit.check(cdk_app)
-    found = messages(cdk_app.synth(), "S")
+    found = [m for m in synth_messages(cdk_app) if "[layerkit:" in m[2]]
     (too_large,) = [m for m in found if "[layerkit:too-large]" in m[2]]
     assert too_large[:2] == ("/S/Heavy", "error")
     assert "code plus layers is 260 MB unzipped; Lambda allows 250 MB" in too_large[2]
@@ -154,7 +154,7 @@ def test_a_changed_function_dependency_is_new_code_not_a_new_layer_version(kit_c
     for name, requirements in [("before", None), ("after", "python-dateutil==2.9.0\nsix==1.17.0\n")]:
         if requirements:
             (lambdas / "order_total" / "requirements.txt").write_text(requirements)
-        cdk_app = App(outdir=str(tmp_path / name), context={"layerkit:builder": "local"})
+        cdk_app = App(outdir=str(tmp_path / name), context=app_context())
         build(cdk_app, lambdas_dir=lambdas)
         cdk_app.synth()
         assemblies.append(Assembly.load(tmp_path / name))
@@ -178,7 +178,7 @@ BAD = {
 def test_a_function_folder_mistake_stops_the_synth_naming_the_construct_the_file_and_the_fix(case, tmp_path):
     files, options, expected = BAD[case]
     entry = write(tmp_path / "fn", files)
-    stack = Stack(App(context={"layerkit:builder": "local"}), "S")
+    stack = Stack(App(context=app_context()), "S")
     with pytest.raises(LayerSourceError) as error:
         PythonFunction(stack, "Fn", entry=entry, runtime=PY312, **options)
     assert str(error.value).startswith("function S/Fn: ")
@@ -188,7 +188,7 @@ def test_a_function_folder_mistake_stops_the_synth_naming_the_construct_the_file
 def test_a_dependency_without_a_wheel_for_the_target_names_the_function(tmp_path, kit_cache):
     entry = write(tmp_path / "fn", {"index.py": "def handler(e, c):\n    return 1\n",
                                     "requirements.txt": "docopt==0.6.2\n"})  # a source archive only
-    stack = Stack(App(context={"layerkit:builder": "local"}), "S")
+    stack = Stack(App(context=app_context()), "S")
     with pytest.raises(MissingWheelError) as error:
         PythonFunction(stack, "Fn", entry=entry, runtime=PY312)
     assert str(error.value).startswith("function S/Fn: docopt has no wheel for python3.12 on manylinux_2_34_x86_64")

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from functools import cached_property
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from layerkit import SharedPythonLayer
 from layerkit.build import build_layer
 from layerkit.errors import DeclarationError, LayerSourceError
 from layerkit.targets import Target
+from tests.conftest import app_context, synth_messages
 
 PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
 X86, ARM = lambda_.Architecture.X86_64, lambda_.Architecture.ARM_64
@@ -35,10 +37,14 @@ class Checked:
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp = tmp_path
-        self.app = App(outdir=str(tmp_path / "cdk.out"), context={"layerkit:builder": "local"})
+        self.app = App(outdir=str(tmp_path / "cdk.out"), context=app_context())
         self.stack = Stack(self.app, "S")
-        self.consumer = Stack(self.app, "C")  # uses S's layers through SSM, where the CDK cannot see them
         self.code = tree(tmp_path / "code", {"index.py": "def handler(e, c):\n    return 1\n"})
+
+    @cached_property
+    def consumer(self) -> Stack:
+        """A second stack that uses S's layers through SSM, where the CDK cannot see them."""
+        return Stack(self.app, "C")
 
     def layer(self, name: str, files: dict[str, str], **options) -> SharedPythonLayer:
         options.setdefault("runtime", PY312)
@@ -53,9 +59,7 @@ class Checked:
 
     def messages(self, level: str | None = None) -> list[tuple[str, str, str]]:
         layerkit.check(self.app)
-        assembly = self.app.synth()
-        found = [(m.id, m.level.value.lower(), str(m.entry.data)) for stack in assembly.stacks
-                 for m in stack.messages if "[layerkit:" in str(m.entry.data)]
+        found = [m for m in synth_messages(self.app) if "[layerkit:" in m[2]]
         return [m for m in found if level is None or m[1] == level]
 
 
@@ -211,7 +215,7 @@ def test_hashed_requirements_are_verified(tmp_path):
 def guarded_example(tmp_path_factory, kit_cache):
     from app import build, guard
 
-    app = App(outdir=str(tmp_path_factory.mktemp("cdk.out")), context={"layerkit:builder": "local"})
+    app = App(outdir=str(tmp_path_factory.mktemp("cdk.out")), context=app_context())
     example = build(app)
     guard(app)
     return example, app.synth()

@@ -20,6 +20,7 @@ from aws_cdk import aws_lambda as lambda_
 from layerkit import SharedPythonLayer
 from layerkit.assembly import Assembly
 from layerkit.invoke import invoke_function
+from tests.conftest import app_context
 
 PROBE = textwrap.dedent('''
     import importlib.util, json, os, sys, time
@@ -91,7 +92,7 @@ def app(request, tmp_path_factory, kit_cache) -> Invokable:
     write(src / "probe" / "handler.py", PROBE)
     write(src / "deep" / "handler.py", "import mod\n\ndef handler(event, context):\n    return mod.VALUE\n")
 
-    cdk_app = App(outdir=str(tmp_path_factory.mktemp("cdk.out")), context={"layerkit:builder": "local"})
+    cdk_app = App(outdir=str(tmp_path_factory.mktemp("cdk.out")), context=app_context())
     owner = Stack(cdk_app, "owner")
     layers: dict[str, object] = {name: SharedPythonLayer(owner, name, entry=src / name, runtime=runtime)
                                  for name in ("first", "second", "vendor")}
@@ -279,7 +280,7 @@ def example_functions(request, kit_cache, tmp_path_factory):
     request.getfixturevalue("lambda_images")
     import app as example_app
 
-    cdk_app = App(outdir=str(tmp_path_factory.mktemp("cdk.out-313")), context={"layerkit:builder": "local"})
+    cdk_app = App(outdir=str(tmp_path_factory.mktemp("cdk.out-313")), context=app_context())
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(example_app, "RUNTIME", lambda_.Runtime.PYTHON_3_13)
         example_app.build(cdk_app)

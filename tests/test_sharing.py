@@ -15,13 +15,13 @@ from aws_cdk.assertions import Template
 from app import LAYERS_STACK, build
 from layerkit.assembly import Assembly
 from layerkit.upgrade import check_upgrade
-from tests.conftest import LAYERS
+from tests.conftest import LAYERS, app_context
 
 CONSUMERS = ["lambda-layers-example-order-total", "lambda-layers-example-text-stats"]
 
 
 def synth(outdir: Path, sharing: str, layers_dir: Path = LAYERS) -> Assembly:
-    app = App(outdir=str(outdir), context={"layerkit:builder": "local", "layerkit:sharing": sharing})
+    app = App(outdir=str(outdir), context=app_context(layerkit__sharing=sharing))
     build(app, layers_dir)
     app.synth()
     return Assembly.load(outdir)
@@ -151,7 +151,7 @@ def test_two_layers_that_would_publish_to_one_parameter_are_refused(tmp_path, ki
     from layerkit import SharedPythonLayer
     from layerkit.errors import LayerkitError
 
-    stack = Stack(App(context={"layerkit:builder": "local"}), "owner")
+    stack = Stack(App(context=app_context()), "owner")
     options = {"entry": LAYERS / "another_layer", "runtime": lambda_.Runtime.PYTHON_3_12}
     SharedPythonLayer(stack, "X86", architecture=lambda_.Architecture.X86_64, **options)
     with pytest.raises(LayerkitError, match=r"owner/Arm: owner/X86 already publishes its layer version in SSM "

@@ -8,10 +8,11 @@ from aws_cdk.assertions import Template
 
 import layerkit
 from app import build
+from tests.conftest import app_context
 
 
 def test_a_third_consumer_stack_still_shares_one_layer_version(tmp_path, kit_cache):
-    app = App(outdir=str(tmp_path), context={"layerkit:builder": "local"})
+    app = App(outdir=str(tmp_path), context=app_context())
     example = build(app)
     shared: layerkit.SharedPythonLayer = example.layers.my_layer
     third = Stack(app, "third-consumer")

@@ -37,18 +37,6 @@ def docker_binary() -> str:
     return found
 
 
-def image_ready(image: str) -> str | None:
-    """None when ``image`` is in the engine (pulled now if need be), else why it cannot be had."""
-    docker = docker_binary()
-    if subprocess.run([docker, "image", "inspect", image], capture_output=True, check=False).returncode == 0:
-        return None
-    proc = subprocess.run([docker, "pull", "--quiet", image], capture_output=True, text=True, check=False)
-    if proc.returncode == 0:
-        return None
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else f"docker pull {image} failed"
-
-
 def docker_command(function: Function, layout: Layout, env: dict[str, str], name: str) -> list[str]:
     """The ``docker run`` command line of one execution environment."""
     command = [

@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from layerkit.assembly import Function
-from layerkit.docker import docker_available
+from layerkit.docker import docker_available, image_unavailable
 from layerkit.errors import InvokeError
 from layerkit.interpreters import find_python
-from layerkit.invoke.container import ContainerLauncher, image_ready
+from layerkit.invoke.container import ContainerLauncher
 from layerkit.invoke.environment import lambda_environment
 from layerkit.invoke.execution import ExecutionEnvironment
 from layerkit.invoke.layout import prepare_layout, prepare_runtime
@@ -30,7 +30,7 @@ def choose_backend(requested: str, function: Function,
     linux = sys.platform.startswith("linux")
     if requested in ("auto", "docker") and docker_available():
         image = function.target.lambda_image
-        if (why := image_ready(image)) is None:
+        if (why := image_unavailable(image)) is None:
             return "docker"
         if requested == "docker" or not linux:
             raise InvokeError(f"the Lambda image {image} is not in the Docker engine and cannot be pulled ({why}); "

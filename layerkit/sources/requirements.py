@@ -147,8 +147,7 @@ def _read_option_line(line: str, origin: str, base: Path, path: Path, reading: _
     except ValueError as exc:
         raise DeclarationError(f"{origin}: cannot read {line!r} ({exc})") from None
     for option, value in _split_options(tokens, origin):
-        if option in ("requirement", "constraint"):
-            assert value is not None
+        if option in ("requirement", "constraint") and value is not None:
             _read_file((base / _expand(value)).resolve(), reading, constraint=constraint or option == "constraint",
                        chain=(*chain, path))
         elif option == "editable":
