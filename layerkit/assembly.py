@@ -41,7 +41,8 @@ class Layer:
 
 @dataclass(frozen=True)
 class LayerUse:
-    """A function's reference to a layer, and how it crosses stacks (``ref``, ``ssm`` or ``export``)."""
+    """A function's reference to a layer, and how it crosses stacks (``ref``, ``ssm``, ``export`` or
+    ``stack-output``, the CDK's weak reference)."""
 
     layer: Layer
     via: str
@@ -248,6 +249,14 @@ class Assembly:
         if isinstance(ref, dict) and "Fn::ImportValue" in ref and isinstance(ref["Fn::ImportValue"], str):
             export = ref["Fn::ImportValue"]
             return LayerUse(self._layer_behind_export(export, what), "export", export)
+        if isinstance(ref, dict) and isinstance(output := ref.get("Fn::GetStackOutput"), dict):
+            # The CDK's weak cross-stack reference (@aws-cdk/core:defaultCrossStackReferences=weak).
+            producer = self.stacks.get(str(output.get("StackName")))
+            value = (producer.template.get("Outputs", {}).get(str(output.get("OutputName")), {}).get("Value")
+                     if producer else None)
+            if isinstance(value, dict) and producer and (producer.name, value.get("Ref")) in self._layers:
+                return LayerUse(self._layers[(producer.name, value["Ref"])], "stack-output",
+                                f"{producer.name}.{output.get('OutputName')}")
         raise AssemblyError(
             f"{what}: cannot resolve its layer {json.dumps(ref)} within this assembly (a layer of another app "
             "or a literal ARN); layerkit invokes functions whose layers the app itself builds"

@@ -20,6 +20,7 @@ from aws_cdk import (
     Aspects,
     CfnParameter,
     DefaultTokenResolver,
+    FeatureFlags,
     IAspect,
     Reference,
     Stage,
@@ -44,6 +45,7 @@ MAX_UNZIPPED_BYTES = 262_144_000
 WARN_AT = 0.8
 #: Above this a zip cannot be uploaded to Lambda directly; the CDK uploads through S3, which is fine.
 DIRECT_UPLOAD_BYTES = 50 * 1024 * 1024
+RECOGNIZE_LAYER_VERSION = "@aws-cdk/aws-lambda:recognizeLayerVersion"
 
 
 class Content:
@@ -129,8 +131,10 @@ def layer_findings(ref: LayerRef, content: Content) -> list[Finding]:
     return findings
 
 
-def function_findings(runtime: str, architecture: str, code: Content | None, layers: list[LayerRef]) -> list[Finding]:
-    """The rules about what one function runs: its code plus its layers, in order."""
+def function_findings(runtime: str, architecture: str, code: Content | None, layers: list[LayerRef],
+                      sorted_by_cdk: bool = False) -> list[Finding]:
+    """The rules about what one function runs: its code plus its layers, in order (``sorted_by_cdk``: the CDK
+    reordered them, see :func:`_shadowed`)."""
     findings = []
     if len(layers) > MAX_LAYERS:
         findings.append(Finding(Severity.ERROR, "too-many-layers",
@@ -162,20 +166,26 @@ def function_findings(runtime: str, architecture: str, code: Content | None, lay
     if code is not None and runtime in RUNTIMES:
         findings += rules.native_code("the function's code", code.sizes, code.read_head, Target(runtime, architecture),
                                       "list its package in the function's requirements.txt instead")
-    findings += _shadowed(layers)
+    findings += _shadowed(layers, sorted_by_cdk)
     findings += _version_clashes(code, layers)
     return findings
 
 
-def _shadowed(layers: list[LayerRef]) -> list[Finding]:
+def _shadowed(layers: list[LayerRef], sorted_by_cdk: bool) -> list[Finding]:
+    """Two layers that ship one module: the later one's copy is the one in /opt/python. With the recommended
+    feature flag ``@aws-cdk/aws-lambda:recognizeLayerVersion`` a ``lambda.Function`` deploys its layers sorted by
+    construct path, not in the order given, so which one is later is not what its code says."""
     findings = []
     seen: dict[str, str] = {}
+    note = (" (this Function's layers deploy sorted by construct path, as @aws-cdk/aws-lambda:recognizeLayerVersion "
+            "makes the CDK sort them; layerkit.PythonFunction keeps the order you give)") if sorted_by_cdk else ""
     for ref in layers:
         for name in sorted(ref.content.top_level_names if ref.content else ()):
             if name in seen and seen[name] != ref.label:
                 findings.append(Finding(Severity.WARNING, "shadowed-module",
                                         f"layers {seen[name]} and {ref.label} both ship '{name}': the later one "
-                                        f"({ref.label}) replaces the other's copy in /opt/python; keep it in one"))
+                                        f"({ref.label}) replaces the other's copy in /opt/python{note}; keep it "
+                                        "in one"))
             seen[name] = ref.label
     return findings
 
@@ -279,17 +289,17 @@ def findings_for_app(root: IConstruct) -> Iterator[tuple[IConstruct, Finding]]:
                 yield (ref.shared or ref.construct), finding
     for function in app.constructs:
         if isinstance(function, lambda_.Function):
+            sorted_by_cdk = not _keeps_layer_order(function) and FeatureFlags.of(function).is_enabled(
+                RECOGNIZE_LAYER_VERSION) is True
             for finding in function_findings(function.runtime.name, function.architecture.name,
-                                             _asset_content(function), app.layers_of(function)):
-                yield _owner(function), finding
+                                             _asset_content(function), app.layers_of(function), sorted_by_cdk):
+                yield function, finding
 
 
-def _owner(function: lambda_.Function) -> IConstruct:
-    """The construct a user wrote: the kit's function construct around a Function, else the Function."""
+def _keeps_layer_order(function: lambda_.Function) -> bool:
     from layerkit.function import PythonFunction
 
-    scope = function.node.scope
-    return scope if isinstance(scope, PythonFunction) else function
+    return isinstance(function, PythonFunction)
 
 
 @jsii.implements(IAspect)

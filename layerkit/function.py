@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jsii
+from aws_cdk import IStableListProducer, Lazy
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -128,9 +130,31 @@ class PythonFunction(lambda_.Function):
         self.builder = chosen
         self.asset_hash = code.asset_hash
         self.build = code.build
-        for layer in layers or ():
-            self.add_layers(layer.for_stack(self) if isinstance(layer, SharedPythonLayer) else layer)
+        self._ordered_layers: list[lambda_.ILayerVersion] = []
+        cfn = self.node.default_child
+        if isinstance(cfn, lambda_.CfnFunction):
+            # With @aws-cdk/aws-lambda:recognizeLayerVersion (a recommended flag) the CDK sorts a function's layers
+            # by construct path; the order decides which layer's file wins in /opt, so the order given is kept.
+            cfn.layers = Lazy.list(_LayerArns(self._ordered_layers), omit_empty=True)
+        self.add_layers(*[layer.for_stack(self) if isinstance(layer, SharedPythonLayer) else layer
+                          for layer in layers or ()])
         self.node.add_metadata("layerkit:function", {
             "name": source.name, "runtime": target.runtime, "architecture": target.architecture,
             "builder": chosen.value, "asset_hash": code.asset_hash,
         })
+
+    def add_layers(self, *layers: lambda_.ILayerVersion) -> None:
+        """Add layers after the ones already given, in this order (the order they are extracted to /opt)."""
+        super().add_layers(*layers)
+        self._ordered_layers.extend(layers)
+
+
+@jsii.implements(IStableListProducer)
+class _LayerArns:
+    """The ARNs of a function's layers in the order they were given, produced at synth."""
+
+    def __init__(self, layers: list[lambda_.ILayerVersion]) -> None:
+        self.layers = layers
+
+    def produce(self) -> list[str] | None:
+        return [layer.layer_version_arn for layer in self.layers] or None

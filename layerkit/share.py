@@ -13,6 +13,7 @@ the export is locked while another stack imports it: a changed layer then fails 
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -55,8 +56,9 @@ def resolve_sharing(scope: Construct, explicit: Sharing | str | None) -> Sharing
 
 
 def parameter_name(owner_stack_name: str, layer_name: str) -> str:
-    """The documented SSM parameter that holds a layer's current version ARN."""
-    return f"/{owner_stack_name}/layers/{layer_name}/arn"
+    """The documented SSM parameter that holds a layer's current version ARN (a character SSM does not accept in
+    a name, such as a space in the folder's name, becomes ``-``)."""
+    return re.sub(r"[^A-Za-z0-9._/-]", "-", f"/{owner_stack_name}/layers/{layer_name}/arn")
 
 
 class LayerPublication:

@@ -143,14 +143,36 @@ def test_unknown_runtime_in_the_construct(tmp_path):
         SharedPythonLayer(stack, "Old", entry=layer, runtime=lambda_.Runtime.PYTHON_3_9)
 
 
-def test_every_lambda_python_runtime_builds_for_both_architectures(tmp_path):
+#: The glibc of each runtime's OS, written here from AWS's documentation, not taken from the kit's own table.
+GLIBC = {"python3.11": (2, 26), "python3.12": (2, 34), "python3.13": (2, 34), "python3.14": (2, 34)}
+ELF_MACHINE = {"x86_64": 62, "arm64": 183}
+
+
+@pytest.mark.parametrize("runtime", list(GLIBC))
+def test_every_lambda_python_runtime_gets_wheels_its_os_can_load_for_both_architectures(tmp_path, runtime):
+    import re
+
+    from layerkit.native import glibc_needed
+
     layer = make_layer(tmp_path, "pydantic-core==2.50.4\n")
-    for runtime in ("python3.11", "python3.12", "python3.13", "python3.14"):
-        for arch in ("x86_64", "arm64"):
-            build = build_layer(layer, Target(runtime, arch), cache_dir=tmp_path / "cache")
-            with zipfile.ZipFile(build.zip) as archive:
-                so = [n for n in archive.namelist() if n.endswith(".so")]
-            tag = "cpython-3" + runtime.removeprefix("python3.")
-            assert so, (runtime, arch)
-            assert all(tag in n for n in so), (runtime, arch, so)
-            assert build.platform == Target(runtime, arch).platform_tag
+    for arch, machine in (("x86_64", "x86_64"), ("arm64", "aarch64")):
+        build = build_layer(layer, Target(runtime, arch), cache_dir=tmp_path / "cache", bytecode=False)
+        with zipfile.ZipFile(build.zip) as archive:
+            (wheel,) = [n for n in archive.namelist() if n.startswith("python/pydantic_core-") and n.endswith("/WHEEL")]
+            tags = [line.split(": ", 1)[1] for line in archive.read(wheel).decode().splitlines()
+                    if line.startswith("Tag: ")]
+            (extension,) = [n for n in archive.namelist() if n.endswith(".so")]
+            elf = archive.read(extension)
+        # The tags of the wheel uv actually chose: this runtime's CPython, this machine, and a manylinux
+        # version that the runtime's glibc loads.
+        python = "cp3" + runtime.removeprefix("python3.")
+        assert tags, wheel
+        for tag in tags:
+            interpreter, abi, platform = tag.split("-")
+            assert (interpreter, abi) == (python, python), tag
+            glibc = re.fullmatch(rf"manylinux_(\d+)_(\d+)_{machine}|manylinux2014_{machine}", platform)
+            assert glibc, tag
+            assert (tuple(map(int, glibc.groups())) if glibc.group(1) else (2, 17)) <= GLIBC[runtime], tag
+        assert f".cpython-3{runtime.removeprefix('python3.')}-" in extension
+        assert int.from_bytes(elf[18:20], "little") == ELF_MACHINE[arch]
+        assert glibc_needed(elf) <= GLIBC[runtime], (extension, glibc_needed(elf))

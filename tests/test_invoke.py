@@ -17,7 +17,7 @@ import pytest
 from aws_cdk import App, Duration, Stack
 from aws_cdk import aws_lambda as lambda_
 
-from layerkit import SharedPythonLayer
+from layerkit import PythonFunction, SharedPythonLayer
 from layerkit.assembly import Assembly
 from layerkit.invoke import invoke_function
 from tests.conftest import app_context
@@ -102,11 +102,9 @@ def app(request, tmp_path_factory, kit_cache) -> Invokable:
 
     def function(stack_id: str, code: str, names: list[str]) -> None:
         stack = user if stack_id == "user" else Stack(cdk_app, stack_id)
-        lambda_.Function(stack, code.capitalize() + "".join(n.capitalize() for n in names), runtime=runtime,
-                         handler="handler.handler", code=lambda_.Code.from_asset(str(src / code)),
-                         layers=[layers[n].for_stack(stack) if isinstance(layers[n], SharedPythonLayer)
-                                 else layers[n] for n in names], timeout=Duration.seconds(3),
-                         environment={"GREETING": "hello", "STACK_ID": stack.stack_id})
+        PythonFunction(stack, code.capitalize() + "".join(n.capitalize() for n in names), runtime=runtime,
+                       entry=src / code, index="handler.py", layers=[layers[n] for n in names],
+                       timeout=Duration.seconds(3), environment={"GREETING": "hello", "STACK_ID": stack.stack_id})
 
     function("user", "probe", ["first", "second", "vendor"])
     function("reversed", "probe", ["second", "first", "vendor"])
@@ -303,3 +301,18 @@ def test_example_functions_return_their_results_with_layers_from_the_other_stack
     (result,) = invoke_function(stats, [(root / "lambdas/text_stats/events/text.json").read_bytes()], backend=backend)
     assert result.payload == {"ok": True, "words": 14, "unique": 9,
                               "top": [{"word": "layer", "count": 3}, {"word": "the", "count": 3}]}
+
+
+@pytest.mark.parametrize("system", ["darwin", "win32"])
+def test_without_docker_on_macos_or_windows_invoke_says_what_to_install(monkeypatch, system, tmp_path):
+    from layerkit.errors import InvokeError
+    from layerkit.invoke import session
+
+    monkeypatch.setattr(session, "docker_available", lambda: False)
+    monkeypatch.setattr(sys, "platform", system)
+    function = Assembly.from_templates("test", {"S": {"Resources": {}}})  # no function needed to choose
+    with pytest.raises(InvokeError, match=r"^no Docker daemon answers, and the sandbox backend needs Linux "
+                                          r"\(bubblewrap\); install and start Docker Desktop"):
+        session.choose_backend("auto", function)  # type: ignore[arg-type]
+    with pytest.raises(InvokeError, match=r"^no Docker daemon answers; start Docker"):
+        session.choose_backend("docker", function)  # type: ignore[arg-type]

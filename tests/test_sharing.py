@@ -133,15 +133,25 @@ def test_old_layer_versions_are_retained_for_rollouts_and_rollbacks(assemblies):
             assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain")
 
 
-def test_against_deployed_without_credentials_says_what_it_needs(assemblies, tmp_path):
+BLOCK_BOTO3 = "import sys; sys.modules['boto3'] = None; from layerkit.cli import main; sys.exit(main())"
+
+
+@pytest.mark.parametrize(("with_boto3", "expected"), [
+    (True, "layerkit: error: cannot read the deployed templates (Unable to locate credentials); configure AWS "
+           "credentials and a region, or compare two synthesized assemblies (check-upgrade BEFORE AFTER)\n"),
+    (False, "layerkit: error: --against-deployed reads the deployed templates with boto3, which is not installed: "
+            "'pip install boto3', or compare two synthesized assemblies (check-upgrade BEFORE AFTER)\n"),
+], ids=["no-credentials", "no-boto3"])
+def test_against_deployed_says_what_it_needs(assemblies, tmp_path, with_boto3, expected):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_CONFIG_FILE": str(tmp_path / "none"),
-           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true"}
-    proc = subprocess.run([sys.executable, "-m", "layerkit.cli", "check-upgrade", "--against-deployed",
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true",
+           "AWS_DEFAULT_REGION": "eu-west-1"}
+    entry = ["-m", "layerkit.cli"] if with_boto3 else ["-c", BLOCK_BOTO3]
+    proc = subprocess.run([sys.executable, *entry, "check-upgrade", "--against-deployed",
                            str(assemblies["ssm-before"].directory)], capture_output=True, text=True, env=env,
                           timeout=120)
     assert proc.returncode == 1
-    assert proc.stderr.count("\n") == 1
-    assert "compare two synthesized assemblies (check-upgrade BEFORE AFTER)" in proc.stderr
+    assert proc.stderr == expected
 
 
 def test_two_layers_that_would_publish_to_one_parameter_are_refused(tmp_path, kit_cache):
