@@ -101,3 +101,14 @@ def test_describe_lists_stacks_layers_and_functions(example):
         assert [(u["name"], u["via"]) for u in function["layers"]] == [("my_layer", "ssm"), ("another_layer", "ssm")]
     text = layerkit("describe", "--assembly", str(example.app.outdir)).stdout
     assert "function lambda-layers-example-order-total/Function: handler.handler python3.12 x86_64 256 MB 10 s" in text
+
+
+def test_the_installable_kit_holds_every_subpackage():
+    """pip install . ships exactly the packages pyproject.toml lists: a new subpackage must be listed there."""
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = sorted(".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "layerkit").rglob("__init__.py"))
+    assert sorted(listed) == found
