@@ -11,10 +11,8 @@ from __future__ import annotations
 import os
 import stat
 import struct
-import zipfile
 import zlib
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ DOS_DATE, DOS_TIME = (0 << 9) | (1 << 5) | 1, 0
 FILE_MODE, EXECUTABLE_MODE, DIR_MODE = 0o644, 0o755, 0o755
 LEVEL = 6
 _VERSION = 20  # PKZIP 2.0: deflate and folders
+STORED, DEFLATED = 0, 8  # compression methods
 _UNIX = 3
 
 
@@ -57,12 +56,16 @@ def compress_files(files: Iterable[tuple[str, Path]], workers: int | None = None
 
     if len(items) < 2 or workers == 1:
         return [one(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor  # here: a cache hit never compresses
+
     with ThreadPoolExecutor(max_workers=workers or min(os.cpu_count() or 1, 8)) as pool:
         return list(pool.map(one, items, chunksize=16))
 
 
 def read_members(path: Path) -> list[Member]:
     """The members of a zip this module wrote, with their deflated bytes as stored (folders left out)."""
+    import zipfile
+
     members = []
     with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
         for info in archive.infolist():
@@ -89,10 +92,10 @@ def write_zip(destination: Path, members: Iterable[Member]) -> None:
             flags = 0 if encoded.isascii() else 0x800  # bit 11: the name is UTF-8
             offset = out.tell()
             if member is None:
-                method, crc, compressed, size, data = zipfile.ZIP_STORED, 0, 0, 0, b""
+                method, crc, compressed, size, data = STORED, 0, 0, 0, b""
                 attributes = ((stat.S_IFDIR | DIR_MODE) << 16) | 0x10  # and the MS-DOS folder flag
             else:
-                method, crc, data = zipfile.ZIP_DEFLATED, member.crc, member.data
+                method, crc, data = DEFLATED, member.crc, member.data
                 compressed, size = len(data), member.size
                 attributes = (stat.S_IFREG | member.mode) << 16
             out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, _VERSION, flags, method, DOS_TIME, DOS_DATE, crc,
@@ -115,6 +118,8 @@ def write_zip(destination: Path, members: Iterable[Member]) -> None:
 
 def asset_sizes(asset: Path) -> dict[str, int]:
     """Each file's unzipped size in an asset as the CDK stages it: a zip, or a folder the CLI zips later."""
+    import zipfile
+
     if asset.is_file():
         with zipfile.ZipFile(asset) as archive:
             return {info.filename: info.file_size for info in archive.infolist() if not info.is_dir()}

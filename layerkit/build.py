@@ -13,7 +13,6 @@ an unchanged folder is never rebuilt; it appears in the cache in one atomic rena
 from __future__ import annotations
 
 import hashlib
-import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -272,6 +271,8 @@ class _Assembly:
 
     def _own_code(self, work: Path) -> tuple[list[Any], list[str]]:
         """The folder's own files, copied (never compiled in place), compiled, then compressed."""
+        import shutil
+
         from layerkit import archive, bytecode
 
         code = work / "code"

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,11 +49,13 @@ def read_entry(entry: Path) -> dict[str, Any] | None:
 @contextmanager
 def scratch(parent: Path, label: str) -> Iterator[Path]:
     """A private, empty ``.tmp-`` folder in ``parent``, removed afterwards; stale ones are swept first."""
+    import shutil
+
     from filelock import FileLock
 
     parent.mkdir(parents=True, exist_ok=True)
     sweep(parent)
-    folder = parent / f".tmp-{label}-{uuid.uuid4().hex[:12]}"
+    folder = parent / f".tmp-{label}-{os.urandom(6).hex()}"
     lock = FileLock(f"{folder}.lock")
     with lock:  # held before the folder exists, so no sweep can take it for an abandoned one
         folder.mkdir()
@@ -68,6 +68,8 @@ def scratch(parent: Path, label: str) -> Iterator[Path]:
 
 def sweep(parent: Path) -> None:
     """Remove the ``.tmp-`` folders of ``parent`` whose process is gone (their lock is free)."""
+    import shutil
+
     from filelock import FileLock, Timeout
 
     for stale in parent.glob(".tmp-*"):
@@ -105,6 +107,8 @@ def materialize(entry: Path, fill: Callable[[Path], dict[str, Any]]) -> tuple[di
             meta = fill(tree)
             (tree / DONE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
             if entry.exists():  # damaged or from an older kit: never read, replaced here under the lock
+                import shutil
+
                 shutil.rmtree(entry)
             os.replace(tree, entry)  # the one step that makes the entry visible
     return meta, True

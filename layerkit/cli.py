@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,9 +37,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", delete=False) as tmp:
-            shutil.copyfile(build.zip, tmp.name)
-        Path(tmp.name).replace(out)  # never a half-written zip at --out
+        partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        try:
+            partial.write_bytes(build.zip.read_bytes())
+            partial.replace(out)  # never a half-written zip at --out
+        finally:
+            partial.unlink(missing_ok=True)
     result = build.to_json()
     if args.out:
         result["zip"] = str(Path(args.out))

@@ -8,11 +8,17 @@ the winner) and stops where no rule decides: the same layer every build, and the
 from __future__ import annotations
 
 import re
-import shutil
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def canonical_name(name: str) -> str:
+    """The PEP 503 form of a distribution name: ``Foo.Bar_baz`` and ``foo-bar-baz`` are one project (what
+    ``packaging.utils.canonicalize_name`` does, without its import on a cached build's path)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
 
 #: What installers leave beside a distribution that nothing reads at run time and that would make two builds
 #: differ: uv's record of when it cached a local wheel, the absolute path a local wheel was installed from.
@@ -38,7 +44,6 @@ def read_distributions(site_dir: Path) -> list[Distribution]:
     from importlib.metadata import PathDistribution
 
     from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
 
     found = []
     for info in sorted(site_dir.glob("*.dist-info")):
@@ -49,16 +54,18 @@ def read_distributions(site_dir: Path) -> list[Distribution]:
         requires = set()
         for line in dist.requires or []:
             try:
-                requires.add(canonicalize_name(Requirement(line).name))
+                requires.add(canonical_name(Requirement(line).name))
             except InvalidRequirement:
                 continue
-        found.append(Distribution(canonicalize_name(name), version, frozenset(requires), info.name))
+        found.append(Distribution(canonical_name(name), version, frozenset(requires), info.name))
     return sorted(found, key=lambda d: d.name)
 
 
 def drop_bookkeeping(site_dir: Path) -> None:
     """Remove what an installer leaves that is not the distribution: scripts whose shebang is this machine's
     Python (``bin/``), uv's ``.lock``, and :data:`BOOKKEEPING` files with their line in ``RECORD``."""
+    import shutil
+
     shutil.rmtree(site_dir / "bin", ignore_errors=True)
     (site_dir / ".lock").unlink(missing_ok=True)
     for info in site_dir.glob("*.dist-info"):
@@ -127,5 +134,5 @@ def distributions_in(paths: Iterable[str], *, in_layer: bool) -> dict[str, str]:
     for path in paths:
         match = _DIST_INFO.match(path)
         if match and bool(match.group("prefix")) == in_layer:
-            found[re.sub(r"[-_.]+", "-", match.group("name")).lower()] = match.group("version")
+            found[canonical_name(match.group("name"))] = match.group("version")
     return found

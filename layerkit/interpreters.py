@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,8 @@ from layerkit.errors import MissingInterpreterError
 
 def _probe(executable: str) -> tuple[str, str] | None:
     """(``"3.12"``, the real interpreter file): a pyenv shim or a venv link answers with what it runs."""
+    import subprocess
+
     script = "import os, sys; print('%d.%d' % sys.version_info[:2], os.path.realpath(sys.executable))"
     try:
         out = subprocess.run(
@@ -49,6 +50,8 @@ def _candidates(version: str) -> Iterator[str]:
     if on_path and Path(on_path).parent != pyenv_shims:  # a shim runs only the selected version, slowly
         yield on_path
     if uv := shutil.which("uv"):
+        import subprocess
+
         proc = subprocess.run(
             [uv, "python", "find", "--no-project", version], capture_output=True, text=True, check=False,
             env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},

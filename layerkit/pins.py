@@ -15,6 +15,7 @@ from pathlib import Path
 
 from layerkit import cache, uv
 from layerkit.errors import BuildError, DeclarationError, redact
+from layerkit.installed import canonical_name
 from layerkit.sources.declaration import Declaration, Requirement, local_requirement
 from layerkit.targets import Target
 
@@ -93,14 +94,12 @@ def pin(declaration: Declaration, target: Target, work: Path, *, what: str, cach
 
 
 def _pin_of(package: dict[str, object]) -> Pin:
-    from packaging.utils import canonicalize_name
-
     wheels = package.get("wheels") or [package.get("archive")]
     wheel = wheels[0] if isinstance(wheels, list) and wheels else None
     if not isinstance(wheel, dict):
         raise BuildError(f"uv picked no wheel for {package.get('name')}: {redact(str(package))[:300]}")
     location = str(wheel.get("url") or wheel.get("path"))
-    return Pin(canonicalize_name(str(package["name"])), str(package["version"]), location.rsplit("/", 1)[-1],
+    return Pin(canonical_name(str(package["name"])), str(package["version"]), location.rsplit("/", 1)[-1],
                str(wheel["hashes"]["sha256"]), redact(location))  # type: ignore[index]
 
 

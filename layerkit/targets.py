@@ -10,7 +10,6 @@ python3.12 and newer run on Amazon Linux 2023 (glibc 2.34), python3.11 on Amazon
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -165,5 +164,7 @@ class Target:
 
 def host_architecture() -> str:
     """This machine's architecture in Lambda's names (``x86_64`` or ``arm64``), or its own name if neither."""
+    import platform
+
     machine = platform.machine().lower()
     return HOST_MACHINES.get(machine, machine)

@@ -12,16 +12,16 @@ from __future__ import annotations
 import functools
 import os
 import re
-import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from layerkit import children
 from layerkit.errors import BuildError, DeclarationError, MissingWheelError, redact
 from layerkit.targets import Target
+
+if TYPE_CHECKING:
+    import subprocess
 
 #: pip's settings for a private index -> uv's (uv's own, when set, win).
 _INDEX_SETTINGS = {"PIP_INDEX_URL": "UV_INDEX_URL", "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL"}
@@ -35,6 +35,8 @@ def binary() -> str:
 
         return find_uv_bin()
     except (ImportError, FileNotFoundError):
+        import shutil
+
         found = shutil.which("uv")
         if not found:
             raise BuildError("uv is not installed; run 'pip install uv' (or 'make setup')") from None
@@ -51,6 +53,8 @@ def version() -> str:
             if executable.parent == Path(sys.prefix) / ("Scripts" if os.name == "nt" else "bin") \
                     or executable.is_relative_to(site_dir):
                 return info.name.removeprefix("uv-").removesuffix(".dist-info")
+    from layerkit import children
+
     proc = children.run([str(executable), "--version"])
     return proc.stdout.split()[1]
 
@@ -71,6 +75,8 @@ def target_options(target: Target) -> list[str]:
 
 
 def _run(arguments: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    from layerkit import children  # here: a cache hit starts no child
+
     return children.run([binary(), *arguments], cwd=cwd, env=environment())
 
 

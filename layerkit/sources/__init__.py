@@ -18,18 +18,29 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from layerkit.archive import mode_of
 from layerkit.errors import DeclarationError, LayerSourceError
-from layerkit.installed import Distribution
 from layerkit.sources.declaration import Declaration, Requirement
 from layerkit.targets import Destination, Target
+
+if TYPE_CHECKING:
+    from layerkit.installed import Distribution
 
 #: Bumped whenever the layout of a build changes, so old cached builds and asset hashes are not reused.
 LAYOUT_VERSION = "2"
 
 #: Declaration files, in the order they are looked for.
 DECLARATIONS = ("Pipfile.lock", "poetry.lock", "uv.lock", "requirements.txt", "pyproject.toml")
+#: Each declaration file's reader: (module of this package, function), imported only for a folder that has one.
+READERS = {
+    "Pipfile.lock": ("pipfilelock", "read_pipfile_lock"),
+    "poetry.lock": ("poetrylock", "read_poetry_lock"),
+    "uv.lock": ("uvlock", "read_uv_lock"),
+    "requirements.txt": ("requirements", "read_requirements"),
+    "pyproject.toml": ("pyproject", "read_pyproject"),
+}
 #: Files that only describe dependencies: never part of the deployed code.
 DEPENDENCY_FILES = frozenset({*DECLARATIONS, "Pipfile", ".python-version"})
 #: Never deployed, whatever the folder: bytecode of whatever Python last ran here, tools' caches.
@@ -133,12 +144,10 @@ class SourceFolder:
     @cached_property
     def declarations(self) -> tuple[Declaration, ...]:
         """Every declaration in the folder, the one that is installed first."""
-        from layerkit.sources import pipfilelock, poetrylock, pyproject, requirements, uvlock
+        import importlib
 
-        readers = {"Pipfile.lock": pipfilelock.read_pipfile_lock, "poetry.lock": poetrylock.read_poetry_lock,
-                   "uv.lock": uvlock.read_uv_lock, "requirements.txt": requirements.read_requirements,
-                   "pyproject.toml": pyproject.read_pyproject}
-        return tuple(readers[name](self.root / name) for name in self.declaration_names)
+        return tuple(getattr(importlib.import_module(f"layerkit.sources.{module}"), reader)(self.root / name)
+                     for name in self.declaration_names for module, reader in [READERS[name]])
 
     @property
     def declaration(self) -> Declaration | None:

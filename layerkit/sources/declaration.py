@@ -8,11 +8,17 @@ never for the machine running the build.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from layerkit.errors import DeclarationError
+from layerkit.installed import canonical_name
 from layerkit.targets import Target
+
+#: ``name==1.2.3`` alone: the line of a pinned requirements file, read without ``packaging`` (which would add
+#: 10 ms to every cached build).
+_EXACT_PIN = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*==\s*([A-Za-z0-9.!+_-]+)$")
 
 
 @dataclass(frozen=True)
@@ -104,16 +110,18 @@ def index_options(urls: list[str]) -> tuple[str, ...]:
 
 def parse_pep508(text: str, origin: str, base: Path) -> Requirement:
     """A PEP 508 requirement (``name[extra]>=1 ; marker`` or ``name @ url``); ``file:`` URLs become paths."""
+    if pinned := _EXACT_PIN.match(text.strip()):
+        name, version = canonical_name(pinned.group(1)), pinned.group(2)
+        return Requirement(f"{name}=={version}", origin, name, f"=={version}")
     from packaging.requirements import InvalidRequirement
     from packaging.requirements import Requirement as Pep508
-    from packaging.utils import canonicalize_name
 
     try:
         parsed = Pep508(text)
     except InvalidRequirement as exc:
         raise DeclarationError(f"{origin}: cannot read requirement {text!r} ({exc}); write it as 'name==1.2.3'") \
             from None
-    name = canonicalize_name(parsed.name)
+    name = canonical_name(parsed.name)
     marker = str(parsed.marker) if parsed.marker else None
     extras = f"[{','.join(sorted(parsed.extras))}]" if parsed.extras else ""
     if parsed.url:
@@ -150,11 +158,9 @@ def file_url_path(url: str, base: Path) -> Path:
 def local_requirement(path: Path, origin: str, marker: str | None, *, name: str | None = None,
                       extras: str = "") -> Requirement:
     """A local wheel file or local path package, checked to exist."""
-    from packaging.utils import canonicalize_name
-
     tail = f" ; {marker}" if marker else ""
     if path.is_file() and path.suffix == ".whl":
-        wheel_name = canonicalize_name(path.name.split("-", 1)[0])
+        wheel_name = canonical_name(path.name.split("-", 1)[0])
         version = path.name.split("-")[1]
         return Requirement(f"{wheel_name}{extras} @ {path.as_uri()}{tail}", origin, wheel_name, f"=={version}",
                            marker, local=path)

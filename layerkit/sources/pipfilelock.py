@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from layerkit.errors import DeclarationError
+from layerkit.installed import canonical_name
 from layerkit.sources.declaration import (
     Declaration,
     Requirement,
@@ -37,7 +37,7 @@ def pipfile_hashes(pipfile: dict[str, Any]) -> set[str]:
     found = set()
     for canonical in (False, True):
         def section(values: dict[str, Any], canonical: bool = canonical) -> dict[str, Any]:
-            return {re.sub(r"[-_.]+", "-", k).lower() if canonical else k: v for k, v in values.items()}
+            return {canonical_name(k) if canonical else k: v for k, v in values.items()}
 
         data = {
             "_meta": {"sources": pipfile.get("source", _DEFAULT_SOURCE), "requires": pipfile.get("requires", {})},

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit.errors import DeclarationError
+from layerkit.installed import canonical_name
 from layerkit.sources.declaration import PYPI, Declaration, Requirement, index_options, local_requirement
 from layerkit.sources.pyproject import load_toml
 
@@ -51,9 +52,7 @@ def _main_marker(package: dict[str, Any]) -> str | bool | None:
 
 
 def _requirement(package: dict[str, Any], marker: str | None, lock_path: Path, origin: str) -> Requirement:
-    from packaging.utils import canonicalize_name
-
-    name = canonicalize_name(package["name"])
+    name = canonical_name(package["name"])
     source = package.get("source", {})
     kind = source.get("type")
     if kind in ("git", "hg"):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit.errors import DeclarationError
+from layerkit.installed import canonical_name
 from layerkit.sources.declaration import Declaration, index_options
 from layerkit.sources.pyproject import load_toml
 from layerkit.sources.requirements import read_requirements_text
@@ -23,9 +24,7 @@ _REFRESH = "run 'uv lock' in that folder and commit the new uv.lock"
 
 def _requirement_key(name: str, extras: Any, specifier: str | None) -> tuple[str, frozenset[str], object]:
     from packaging.specifiers import SpecifierSet
-    from packaging.utils import canonicalize_name
-
-    return canonicalize_name(name), frozenset(canonicalize_name(e) for e in extras or ()), SpecifierSet(specifier or "")
+    return canonical_name(name), frozenset(canonical_name(e) for e in extras or ()), SpecifierSet(specifier or "")
 
 
 def _declared(texts: list[str]) -> set[tuple[str, frozenset[str], object]]:
