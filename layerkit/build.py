@@ -139,6 +139,10 @@ def build_source(source: SourceFolder, target: Target, *, cache_dir: Path | None
         return _Assembly(source, target, python, root, report, workers, provided or {}).write(tree / ASSET)
 
     meta, filled = cache.materialize(entry, fill)
+    if not cache.intact(entry / ASSET, meta["zipped_bytes"], meta["sha256"]):
+        report(f"warning: {source.what}: its cached build in {entry} is damaged; building it again")
+        cache.discard(entry)
+        meta, filled = cache.materialize(entry, fill)
     for warning in meta["warnings"]:
         report(f"warning: {warning}")
     build = Build(

@@ -114,6 +114,29 @@ def materialize(entry: Path, fill: Callable[[Path], dict[str, Any]]) -> tuple[di
     return meta, True
 
 
+def intact(path: Path, size: int, sha256: str) -> bool:
+    """Whether the file an entry recorded is still the one it wrote (a damaged cache is rebuilt, never shipped)."""
+    import hashlib
+
+    try:
+        if path.stat().st_size != size:
+            return False
+        with open(path, "rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest() == sha256
+    except OSError:
+        return False
+
+
+def discard(entry: Path) -> None:
+    """Remove a damaged entry, so that the next :func:`materialize` fills it again."""
+    import shutil
+
+    from filelock import FileLock
+
+    with FileLock(str(entry.parent / f".{entry.name}.lock")):
+        shutil.rmtree(entry, ignore_errors=True)
+
+
 def entry_files(entry: Path) -> list[Path]:
     """The files of an entry, without its completion marker."""
     return sorted(p for p in entry.rglob("*") if p.is_file() and p.name != DONE)

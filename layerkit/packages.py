@@ -64,7 +64,12 @@ def install(pins: Sequence[Pin], target: Target, destination: Destination, *, py
     found: dict[str, Package] = {}
     missing = []
     for pin, entry in keyed:
-        if (meta := cache.read_entry(entry)) is not None:
+        meta = cache.read_entry(entry)
+        if meta is not None and not cache.intact(entry / MEMBERS, meta.get("members_bytes", -1),
+                                                 meta.get("members_sha256", "")):
+            cache.discard(entry)  # damaged: installed again below, never shipped
+            meta = None
+        if meta is not None:
             found[pin.name] = _package(meta, entry, reused=True)
         else:
             missing.append((pin, entry))
@@ -105,11 +110,13 @@ def _install_missing(missing: list[tuple[Pin, Path]], target: Target, destinatio
         names = [p.relative_to(site).as_posix() for p in files]
         members = archive.compress_files(zip(names, files, strict=True), workers)
         archive.write_zip(tree / MEMBERS, members)
+        packed = (tree / MEMBERS).read_bytes()
         failed = sorted(f.path.relative_to(site).as_posix() + f": {f.reason}" for f in failures
                         if f.path.is_relative_to(site))
         meta = {"name": pin.name, "version": pin.version, "wheel": pin.wheel, "sha256": pin.sha256,
                 "requires": sorted(dists[0].requires), "files": [[m.name, m.crc] for m in members],
-                "bytecode_failures": failed, "unzipped_bytes": sum(m.size for m in members)}
+                "bytecode_failures": failed, "unzipped_bytes": sum(m.size for m in members),
+                "members_bytes": len(packed), "members_sha256": hashlib.sha256(packed).hexdigest()}
         (tree / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         shutil.rmtree(site)
     return trees

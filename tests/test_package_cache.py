@@ -1,0 +1,125 @@
+"""The per-package cache: each distribution installed, compiled and compressed once per target, shared by every
+layer and function that needs it, and never reused for another target, another wheel or after damage."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from layerkit.build import build_layer
+from layerkit.targets import Target
+from tests.conftest import LAYERS, make_wheel
+
+X86 = Target("python3.12", "x86_64")
+MY_LAYER = (LAYERS / "my_layer" / "requirements.txt").read_text()
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def layer(root: Path, requirements: str, module: str = "mod") -> Path:
+    (root / "python").mkdir(parents=True)
+    (root / "python" / f"{module}.py").write_text("VALUE = 1\n")
+    (root / "requirements.txt").write_text(requirements)
+    return root
+
+
+def entries(cache: Path) -> list[Path]:
+    return sorted(p for p in (cache / "packages").iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def test_a_second_layer_sharing_packages_installs_only_what_it_adds(tmp_path):
+    cache = tmp_path / "cache"
+    first = build_layer(layer(tmp_path / "first", MY_LAYER), X86, cache_dir=cache, report=quiet)
+    second_source = layer(tmp_path / "second", MY_LAYER + "six==1.17.0\n", module="other")
+    second = build_layer(second_source, X86, cache_dir=cache, report=quiet)
+    assert first.package_cache == {"reused": 0, "installed": 5}
+    assert second.package_cache == {"reused": 5, "installed": 1}
+    assert len(entries(cache)) == 6
+    # Assembled from cached members, it is byte for byte the layer a cold build makes.
+    cold = build_layer(second_source, X86, cache_dir=tmp_path / "cold", report=quiet)
+    assert (cold.package_cache, cold.sha256) == ({"reused": 0, "installed": 6}, second.sha256)
+
+
+def test_one_changed_pin_installs_one_package(tmp_path):
+    cache = tmp_path / "cache"
+    source = layer(tmp_path / "pins", MY_LAYER)
+    build_layer(source, X86, cache_dir=cache, report=quiet)
+    (source / "requirements.txt").write_text(MY_LAYER.replace("typing-inspection==0.4.5", "typing-inspection==0.4.4"))
+    changed = build_layer(source, X86, cache_dir=cache, report=quiet)
+    assert changed.package_cache == {"reused": 4, "installed": 1}
+    assert "typing-inspection==0.4.4" in changed.packages
+
+
+def test_the_zip_is_the_same_on_any_number_of_workers(tmp_path):
+    source = layer(tmp_path / "workers", MY_LAYER)
+    one, two = (build_layer(source, X86, cache_dir=tmp_path / f"cache{n}", report=quiet, workers=n) for n in (1, 2))
+    assert one.sha256 == two.sha256
+
+
+@pytest.mark.parametrize("other", [Target("python3.13", "x86_64"), Target("python3.12", "arm64")],
+                         ids=["another-python", "another-architecture"])
+def test_a_package_entry_is_never_reused_for_another_target(tmp_path, other):
+    cache = tmp_path / "cache"
+    source = layer(tmp_path / "targets", MY_LAYER)
+    build_layer(source, X86, cache_dir=cache, report=quiet)
+    again = build_layer(source, other, cache_dir=cache, report=quiet)
+    assert again.package_cache == {"reused": 0, "installed": 5}
+    with zipfile.ZipFile(again.zip) as archive:
+        (extension,) = [n for n in archive.namelist() if n.endswith(".so")]
+    assert f"cpython-3{other.python_version[2:]}-{other.machine}" in extension
+
+
+def test_a_package_entry_is_never_reused_for_another_wheel_of_the_same_name_and_version(tmp_path):
+    cache = tmp_path / "cache"
+    source = layer(tmp_path / "wheels", "./wheels/kit_local-1.0-py3-none-any.whl\n")
+    make_wheel(source / "wheels", "kit-local", {"kit_local.py": "WHO = 'first build'\n"})
+    build_layer(source, X86, cache_dir=cache, report=quiet, bytecode=False)
+    make_wheel(source / "wheels", "kit-local", {"kit_local.py": "WHO = 'rebuilt wheel'\n"})  # same name, same version
+    rebuilt = build_layer(source, X86, cache_dir=cache, report=quiet, bytecode=False)
+    assert rebuilt.package_cache == {"reused": 0, "installed": 1}
+    with zipfile.ZipFile(rebuilt.zip) as archive:
+        assert archive.read("python/kit_local.py") == b"WHO = 'rebuilt wheel'\n"
+
+
+def damage(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["flipped-byte", "truncated", "half-written"])
+def test_a_damaged_package_entry_is_installed_again_never_shipped(tmp_path, how):
+    cache = tmp_path / "cache"
+    first = build_layer(layer(tmp_path / "first", MY_LAYER), X86, cache_dir=cache, report=quiet)
+    victim = next(e for e in entries(cache) if json.loads((e / "entry.json").read_text())["name"] == "pydantic")
+    members = victim / "members.zip"
+    if how == "flipped-byte":
+        damage(members)
+    elif how == "truncated":
+        members.write_bytes(members.read_bytes()[:1000])
+    else:  # an entry folder without its completion marker, as a copy interrupted half-way would leave it
+        (victim / "entry.json").unlink()
+    second = build_layer(layer(tmp_path / "second", MY_LAYER, module="other"), X86, cache_dir=cache, report=quiet)
+    assert second.package_cache == {"reused": 4, "installed": 1}
+    cold = build_layer(layer(tmp_path / "cold", MY_LAYER, module="other"), X86, cache_dir=tmp_path / "cold-cache",
+                       report=quiet)
+    assert second.sha256 == cold.sha256
+    assert first.sha256 != second.sha256  # another module: another layer, the same packages
+
+
+def test_a_damaged_build_is_built_again_never_returned(tmp_path):
+    cache = tmp_path / "cache"
+    source = layer(tmp_path / "damaged", MY_LAYER)
+    built = build_layer(source, X86, cache_dir=cache, report=quiet)
+    damage(built.zip)
+    reports: list[str] = []
+    again = build_layer(source, X86, cache_dir=cache, report=reports.append)
+    assert (again.cache, again.sha256) == ("miss", built.sha256)
+    assert any("its cached build" in line and "is damaged; building it again" in line for line in reports)
+    with zipfile.ZipFile(again.zip) as archive:
+        assert archive.testzip() is None
