@@ -224,17 +224,17 @@ class _Assembly:
         self._check_installed_copies(wanted)
         provided = [p for p in wanted if self.provided.get(p.name) == p.version]
         if provided:
-            self.report(f"{what}: {', '.join(p.pin for p in provided)} already in its layers: not installed again")
+            self.report(f"{what}: {', '.join(p.pin for p in provided)} already in its layers: not shipped again")
         wanted = [p for p in wanted if p not in provided]
         started = time.perf_counter()
-        installed = packages.install(wanted, self.target, self.source.destination, python=self.python,
-                                     options=declaration.options, cache_dir=self.cache_dir, what=what,
-                                     workers=self.workers)
-        reused = sum(p.reused for p in installed)
-        self.report(f"{what}: {len(installed)} package(s) for {self.target.runtime} ({self.target.python_tag}, "
+        prepared = packages.prepare(wanted, self.target, self.source.destination, python=self.python,
+                                    cache_dir=self.cache_dir, what=what, workers=self.workers)
+        reused = sum(p.reused for p in prepared)
+        self.report(f"{what}: {len(prepared)} package(s) for {self.target.runtime} ({self.target.python_tag}, "
                     f"{self.target.platform_tag}) from {declaration.kind} with uv {uv.version()}: {reused} from the "
-                    f"package cache, {len(installed) - reused} installed in {time.perf_counter() - started:.1f} s")
-        return installed, [p.pin for p in provided]
+                    f"package cache, {len(prepared) - reused} compiled and compressed in "
+                    f"{time.perf_counter() - started:.1f} s")
+        return prepared, [p.pin for p in provided]
 
     def _check_agreement(self, wanted: list[Any]) -> None:
         """A second declaration in the folder must ask for nothing the first does not install."""

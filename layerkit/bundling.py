@@ -14,6 +14,7 @@ bundle once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -30,6 +31,7 @@ from layerkit.build import Build, build_source
 from layerkit.cache import resolve_cache_dir
 from layerkit.docker import EXTRAS, alpha_image_dir, bundling_environment, docker_available, image_unavailable, stage
 from layerkit.errors import LayerkitError
+from layerkit.installed import BOOKKEEPING
 from layerkit.sources import DEPENDENCY_FILES, SourceFolder
 from layerkit.targets import Destination, Target
 
@@ -119,11 +121,12 @@ class FinishBundle:
 
     def after_bundling(self, input_dir: str, output_dir: str) -> list[str]:
         dropped = " ".join(f"{output_dir}/{name}" for name in sorted({*DEPENDENCY_FILES, EXTRAS, "bin"}))
+        bookkeeping = " ".join(f"{output_dir}/*.dist-info/{name}" for name in BOOKKEEPING)
+        records = " ".join(f"-e '/[.]dist-info[/]{re.escape(name)},/d'" for name in BOOKKEEPING)
         commands = [
             f"rm -rf {dropped}",
-            f"rm -f {output_dir}/*.dist-info/direct_url.json {output_dir}/*.dist-info/uv_cache.json",
-            f"(sed -i -e '/[.]dist-info[/]direct_url[.]json,/d' -e '/[.]dist-info[/]uv_cache[.]json,/d' "
-            f"{output_dir}/*.dist-info/RECORD 2>/dev/null || true)",
+            f"rm -f {bookkeeping}",
+            f"(sed -i {records} {output_dir}/*.dist-info/RECORD 2>/dev/null || true)",
         ]
         if self.provided:
             commands.append(f"python -c {_shell_quote(_REMOVE_DISTRIBUTIONS)} {output_dir} {' '.join(self.provided)}")

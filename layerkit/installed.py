@@ -21,8 +21,9 @@ def canonical_name(name: str) -> str:
 
 
 #: What installers leave beside a distribution that nothing reads at run time and that would make two builds
-#: differ: uv's record of when it cached a local wheel, the absolute path a local wheel was installed from.
-BOOKKEEPING = ("uv_cache.json", "direct_url.json")
+#: differ: uv's record of when it cached a local wheel, the absolute path a local wheel was installed from,
+#: whether it was asked for by name or came as a dependency (which differs from one layer to the next).
+BOOKKEEPING = ("uv_cache.json", "direct_url.json", "REQUESTED")
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,10 @@ def drop_bookkeeping(site_dir: Path) -> None:
         if record.exists():
             prefixes = tuple(f"{info.name}/{name}," for name in dropped)
             lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
-            record.write_text("".join(line for line in lines if not line.startswith(prefixes)), encoding="utf-8")
+            # Replaced, never edited in place: an installed file may be a hard link into uv's cache.
+            rewritten = record.with_name("RECORD.layerkit")
+            rewritten.write_text("".join(line for line in lines if not line.startswith(prefixes)), encoding="utf-8")
+            rewritten.replace(record)
 
 
 @dataclass(frozen=True)

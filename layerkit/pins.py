@@ -1,21 +1,27 @@
-"""Pin a declaration for a target: the one wheel of each distribution that will be installed.
+"""Pin a declaration for a target: the distributions it installs there, each with its files.
 
-uv resolves (or, for a lock, only picks among the locked versions) for the target's Python, Lambda's Linux and
-the function's machine, and writes the result as a PEP 751 lock: one wheel per distribution, with its sha256.
-That sha256 keys the package cache. The checks here are the ones pip makes in hash-checking mode, and the
-kit's promise: every declared requirement that applies to the target is installed, or the build stops.
+One uv call resolves (or, for a lock, takes the locked set with ``--no-deps``) and installs for the target's
+Python, Lambda's Linux and the function's machine, in parallel, from uv's own cache (a hard link per file, so
+nothing here edits an installed file in place). What it installed, read back from each ``.dist-info``, is the pin:
+the name, version and files of every distribution, and an identity (a sha256 of its ``RECORD``, every file's
+hash) that keys the package cache: another wheel of the same name and version has another identity.
+
+The checks are the ones pip makes in hash-checking mode (uv's ``--require-hashes``), and the kit's promise:
+every declared requirement that applies to the target is installed, or the build stops.
 """
 
 from __future__ import annotations
 
+import base64
+import csv
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from layerkit import cache, uv
-from layerkit.errors import BuildError, DeclarationError, redact
-from layerkit.installed import canonical_name
+from layerkit.errors import BuildError, DeclarationError
+from layerkit.installed import Distribution, drop_bookkeeping, overlaps, read_distributions
 from layerkit.sources.declaration import Declaration, Requirement, local_requirement
 from layerkit.targets import Target
 
@@ -24,23 +30,24 @@ Reporter = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Pin:
-    """One distribution to install: the wheel uv picked for the target."""
+    """One installed distribution: where its files are, and what identifies them."""
 
-    name: str
-    version: str
-    wheel: str  # the wheel's file name
-    sha256: str
-    location: str  # a URL, or a local path
+    distribution: Distribution
+    site: Path  # the folder its files are installed in
+    files: dict[str, str]  # path relative to ``site`` -> RECORD hash ("sha256=...", or "" for RECORD itself)
+    identity: str  # sha256 of its RECORD: the same files, the same identity
 
     @property
-    def requirement(self) -> str:
-        """A requirements line that installs exactly this wheel and nothing else."""
-        location = self.location if "://" in self.location else Path(self.location).as_uri()
-        return f"{self.name} @ {location} --hash=sha256:{self.sha256}"
+    def name(self) -> str:
+        return self.distribution.name
+
+    @property
+    def version(self) -> str:
+        return self.distribution.version
 
     @property
     def pin(self) -> str:
-        return f"{self.name}=={self.version}"
+        return self.distribution.pin
 
 
 def _build_local_packages(declaration: Declaration, what: str, cache_dir: Path, report: Reporter) -> Declaration:
@@ -71,9 +78,24 @@ def _build_local_packages(declaration: Declaration, what: str, cache_dir: Path, 
     return replace(declaration, requirements=tuple(built))
 
 
+def _record_files(site: Path, dist: Distribution) -> dict[str, str]:
+    rows = csv.reader((site / dist.dist_info / "RECORD").read_text(encoding="utf-8").splitlines())
+    return {row[0]: row[1] for row in rows if row}
+
+
+def _identity(files: dict[str, str]) -> str:
+    return hashlib.sha256("\n".join(f"{path},{digest}" for path, digest in sorted(files.items())).encode()).hexdigest()
+
+
+def record_hash(path: Path) -> str:
+    """A file's hash as a wheel's ``RECORD`` writes it: ``sha256=`` and unpadded urlsafe base64."""
+    digest = hashlib.sha256(path.read_bytes()).digest()
+    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
 def pin(declaration: Declaration, target: Target, work: Path, *, what: str, cache_dir: Path,
         report: Reporter) -> list[Pin]:
-    """The wheels to install for ``declaration`` on ``target``, sorted by name."""
+    """Install ``declaration`` for ``target`` under ``work`` and return what it installed, sorted by name."""
     declaration = _build_local_packages(declaration, what, cache_dir, report)
     applicable = declaration.for_target(target)
     if not applicable:
@@ -84,51 +106,50 @@ def pin(declaration: Declaration, target: Target, work: Path, *, what: str, cach
     if declaration.constraints:
         constraints = work / "constraints.txt"
         constraints.write_text("\n".join(c.line() for c in declaration.constraints) + "\n", encoding="utf-8")
-    lock = uv.pin(requirements, target, no_deps=declaration.locked, constraints=constraints,
-                  cwd=declaration.path.parent, what=what)
-    pins = [_pin_of(package) for package in lock.get("packages", [])]
-    _check_declared_are_pinned(applicable, pins, declaration, target, what)
-    if declaration.hashed:
-        _check_hashes(declaration, pins, what)
-    return sorted(pins, key=lambda p: p.name)
+    site = work / "site"
+    uv.install(requirements, site, target, cwd=declaration.path.parent, what=what, no_deps=declaration.locked,
+               hashes=declaration.hashed, constraints=constraints)
+    drop_bookkeeping(site)
+    pins = [Pin(dist, site, files, _identity(files))
+            for dist in read_distributions(site) for files in [_record_files(site, dist)]]
+    _check_declared_are_installed(applicable, pins, declaration, target, what)
+    return sorted(_separate_overlaps(pins, declaration, target, work, what), key=lambda p: p.name)
 
 
-def _pin_of(package: dict[str, object]) -> Pin:
-    wheels = package.get("wheels") or [package.get("archive")]
-    wheel = wheels[0] if isinstance(wheels, list) and wheels else None
-    if not isinstance(wheel, dict):
-        raise BuildError(f"uv picked no wheel for {package.get('name')}: {redact(str(package))[:300]}")
-    location = str(wheel.get("url") or wheel.get("path"))
-    return Pin(canonical_name(str(package["name"])), str(package["version"]), location.rsplit("/", 1)[-1],
-               str(wheel["hashes"]["sha256"]), redact(location))  # type: ignore[index]
+def _separate_overlaps(pins: list[Pin], declaration: Declaration, target: Target, work: Path,
+                       what: str) -> list[Pin]:
+    """Where two distributions ship one path with different content, only one copy is in the shared folder:
+    each distribution whose copy was written over is installed again, alone, so that its files are its own."""
+    found = overlaps({p.name: p.files for p in pins}, {p.name: p.distribution.requires for p in pins})
+    lost = {name for overlap in found for name in overlap.claimants
+            if record_hash(pins[0].site / overlap.path) != {p.name: p for p in pins}[name].files[overlap.path]}
+    separated = []
+    for pin_ in pins:
+        if pin_.name not in lost:
+            separated.append(pin_)
+            continue
+        alone = work / f"alone-{pin_.name}"
+        line = work / f"alone-{pin_.name}.txt"
+        requirement = next((r for r in declaration.requirements if r.name == pin_.name), None)
+        hashes = requirement.hashes if requirement else ()
+        line.write_text("\n".join([*declaration.options, " ".join([pin_.pin, *(f"--hash={h}" for h in hashes)])])
+                        + "\n", encoding="utf-8")
+        uv.install(line, alone, target, cwd=declaration.path.parent, what=what, no_deps=True, hashes=bool(hashes))
+        drop_bookkeeping(alone)
+        separated.append(Pin(pin_.distribution, alone, pin_.files, pin_.identity))
+    return separated
 
 
-def _check_declared_are_pinned(applicable: list[Requirement], pins: list[Pin], declaration: Declaration,
-                               target: Target, what: str) -> None:
-    pinned = {p.name: p for p in pins}
+def _check_declared_are_installed(applicable: list[Requirement], pins: list[Pin], declaration: Declaration,
+                                  target: Target, what: str) -> None:
+    installed = {p.name: p for p in pins}
     for requirement in applicable:
-        if requirement.name and requirement.name not in pinned:
+        if requirement.name and requirement.name not in installed:
             raise BuildError(
                 f"{what}: {requirement.name} ({requirement.origin}) applies to {target} but the installer did not "
-                f"pick it; check its name and markers in {declaration.kind}"
+                f"install it; check its name and markers in {declaration.kind}"
             )
-        if requirement.name and (version := requirement.pinned_version) and pinned[requirement.name].version != version:
+        version = requirement.pinned_version
+        if requirement.name and version and installed[requirement.name].version != version:
             raise BuildError(f"{what}: {requirement.origin} pins {requirement.name}=={version} but the installer "
-                             f"picked {pinned[requirement.name].version}; check the constraints")
-
-
-def _check_hashes(declaration: Declaration, pins: list[Pin], what: str) -> None:
-    """pip's hash-checking mode: every installed distribution is declared with hashes, and its file matches."""
-    declared = {r.name: r for r in declaration.requirements if r.name}
-    for pin_ in pins:
-        requirement = declared.get(pin_.name)
-        if requirement is None or not requirement.hashes:
-            raise DeclarationError(
-                f"{what}: {declaration.kind} is in hash-checking mode, but {pin_.pin} (a dependency) has no --hash "
-                "there; list every dependency with its hashes (uv pip compile --generate-hashes)"
-            )
-        if f"sha256:{pin_.sha256}" not in requirement.hashes:
-            raise DeclarationError(
-                f"{what}: the wheel for the target, {pin_.wheel}, matches none of the hashes of {pin_.name} in "
-                f"{requirement.origin}; refresh the hashes or the lock for this platform"
-            )
+                             f"installed {installed[requirement.name].version}; check the constraints")

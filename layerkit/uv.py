@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from layerkit.errors import BuildError, DeclarationError, MissingWheelError, redact
 from layerkit.targets import Target
@@ -91,43 +91,24 @@ def export_lock(project: Path) -> str:
     return proc.stdout
 
 
-def pin(requirements: Path, target: Target, *, no_deps: bool, constraints: Path | None, cwd: Path,
-        what: str) -> dict[str, Any]:
-    """The distribution uv picks for ``target`` for each requirement (and, unless ``no_deps``, for each of
-    their dependencies), as a PEP 751 lock: one wheel per package, with its URL and sha256."""
-    import tomllib
+def install(requirements: Path, destination: Path, target: Target, *, cwd: Path, what: str, no_deps: bool = False,
+            hashes: bool = False, constraints: Path | None = None) -> None:
+    """Install the requirements file ``requirements`` into ``destination`` for ``target``: resolved (or, with
+    ``no_deps``, exactly the listed set, as a lock is), hash-checked when ``hashes``.
 
-    output = requirements.with_name("pylock.toml")
-    arguments = ["pip", "compile", str(requirements), *target_options(target), "--format", "pylock.toml",
-                 "-o", str(output), "--quiet", "--no-header"]
+    Files are linked from uv's cache (its default): the kit never edits an installed file in place, it replaces.
+    """
+    arguments = ["pip", "install", "--requirements", str(requirements), "--target", str(destination),
+                 *target_options(target),
+                 "--no-compile",  # .pyc for the build machine's Python would be dead weight on Lambda
+                 "--quiet"]
     if no_deps:
         arguments.append("--no-deps")
+    if hashes:
+        arguments.append("--require-hashes")
     if constraints is not None:
         arguments += ["--constraints", str(constraints)]
     proc = _run(arguments, cwd)
-    if proc.returncode != 0:
-        raise install_error(what, target, proc.stderr)
-    return tomllib.loads(output.read_text(encoding="utf-8"))
-
-
-def install(requirement: str, destination: Path, target: Target, *, options: Sequence[str], cwd: Path,
-            what: str, pinned: bool = True) -> None:
-    """Install exactly one distribution (a pinned, hashed line) into ``destination``, without dependencies;
-    or, when not ``pinned``, a requirement with the dependencies uv resolves for it.
-
-    ``options`` are the declaration's index lines: uv learns from them the credentials of the index host.
-    """
-    line = destination.with_name(destination.name + ".requirements.txt")
-    line.parent.mkdir(parents=True, exist_ok=True)
-    line.write_text("\n".join([*options, requirement]) + "\n", encoding="utf-8")
-    try:
-        proc = _run(["pip", "install", "--requirements", str(line), "--target", str(destination),
-                     *target_options(target), *(["--no-deps", "--require-hashes"] if pinned else []),
-                     "--no-compile",  # .pyc for the build machine's Python would be dead weight on Lambda
-                     "--link-mode", "copy",  # a hardlinked file edited later would edit uv's cache
-                     "--quiet"], cwd)
-    finally:
-        line.unlink(missing_ok=True)
     if proc.returncode != 0:
         raise install_error(what, target, proc.stderr)
 

@@ -16,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 import layerkit
 from layerkit import PythonFunction, SharedPythonLayer
 from layerkit.build import build_layer
-from layerkit.errors import DeclarationError, LayerSourceError
+from layerkit.errors import BuildError, LayerSourceError
 from layerkit.targets import Target
 from tests.conftest import app_context, synth_messages
 
@@ -206,8 +206,8 @@ def test_hashed_requirements_are_verified(tmp_path):
     build = build_layer(good, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache")
     assert build.packages == ["six==1.17.0"]
     bad = tree(tmp_path / "bad", {"python/m.py": "", "requirements.txt": f"six==1.17.0 --hash=sha256:{'0' * 64}\n"})
-    with pytest.raises(DeclarationError, match=r"the wheel for the target, six-1\.17\.0-py2\.py3-none-any\.whl, "
-                                               r"matches none of the hashes of six in requirements.txt:1"):
+    with pytest.raises(BuildError, match=r"layer bad: the file downloaded for six==1\.17\.0 does not match any of "
+                                         r"its --hash; if the new file is trusted, regenerate the hashes"):
         build_layer(bad, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache")
 
 

@@ -104,9 +104,10 @@ def prepare_runtime(target: Target, cache_dir: Path | None = None) -> Path:
     entry = resolve_cache_dir(cache_dir) / "runtime" / name
 
     def install(destination: Path) -> None:
+        requirements = destination.with_name("requirements.txt")
+        requirements.write_text(AWSLAMBDARIC + "\n", encoding="utf-8")
         try:
-            uv.install(AWSLAMBDARIC, destination, target, options=(), cwd=destination.parent, what="local invoke",
-                       pinned=False)
+            uv.install(requirements, destination, target, cwd=destination.parent, what="local invoke")
         except LayerkitError as error:
             raise InvokeError(f"installing {AWSLAMBDARIC} for {target} failed: {error}") from None
         shutil.copy2(bootstrap, destination / "bootstrap.py")
