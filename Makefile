@@ -105,7 +105,15 @@ test: setup $(LOCKTOOLS)/.installed
 lint: setup
 	$(BIN)/ruff check .
 
-bench: setup
+# The bench's peers (AWS SAM's builder and the pip it drives) in their own Python 3.12 environment.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: bench/requirements-peers.txt $(VENV)/.installed
+	test -x $(BENCH_VENV)/bin/python || UV_PYTHON_DOWNLOADS=never $(BIN)/uv venv --quiet \
+		--python "$$($(BIN)/python -c 'from layerkit.interpreters import find_python; print(find_python("3.12"))')" $(BENCH_VENV)
+	UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip install --quiet --python $(BENCH_VENV)/bin/python -r bench/requirements-peers.txt
+	touch $@
+
+bench: setup $(BENCH_VENV)/.installed docker-images
 	$(BIN)/python bench/run.py
 
 clean:

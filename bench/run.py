@@ -1,9 +1,9 @@
 """`make bench`: layerkit's figures, each a ratio of two things measured side by side in one run.
 
-Writes bench/results.json and prints a Markdown table (quoted in the README). A figure that misses its
-target is marked, never dropped. Work files go to bench/work/ (ignored by git).
+Writes bench/results.json and prints Markdown tables (quoted in the README). A figure that misses its target
+is marked, never dropped; a peer that fails is reported with its first error line. Work files go to bench/work/.
 
-    .venv/bin/python bench/run.py [--runs N] [--synth-runs N] [--invoke-runs N] [--no-scaling]
+    .venv/bin/python bench/run.py [--runs N] [--synth-runs N] [--invoke-runs N] [--no-scaling] [--no-docker]
 """
 
 from __future__ import annotations
@@ -18,12 +18,17 @@ import shutil
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import peers  # noqa: E402  (bench/peers.py, beside this file)
+from peers import WORK, Run, fresh, kit, layer_folder  # noqa: E402
 
 import layerkit  # noqa: E402,F401  (first: quiets the jsii Node.js banner)
 from layerkit.archive import unzipped_size  # noqa: E402
@@ -33,11 +38,12 @@ from layerkit.invoke.layout import prepare_layout  # noqa: E402
 from layerkit.invoke.session import open_environment  # noqa: E402
 from layerkit.targets import Target  # noqa: E402
 
-WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results.json"
+SCALING = ROOT / "bench" / "scaling"
 MY_LAYER = ROOT / "layers" / "my_layer"
 VENV_BIN = Path(sys.executable).parent
 TARGET = Target("python3.12", "x86_64")
+SETS = {"deps-5": SCALING / "deps-5.txt", "heavy": SCALING / "heavy.txt"}
 ORDER_FUNCTION = "lambda-layers-example-order-total/Function"
 ORDER_EVENT = (ROOT / "lambdas" / "order_total" / "events" / "order.json").read_bytes()
 
@@ -46,11 +52,15 @@ def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def fresh(name: str) -> Path:
-    path = WORK / name
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return path
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def figure(kit_value: float | None, baseline: float | None, target: str, passed: bool | None, unit: str,
+           **extra: object) -> dict[str, object]:
+    ratio = round(kit_value / baseline, 4) if kit_value is not None and baseline else None
+    return {"kit": kit_value, "baseline": baseline, "ratio": ratio, "unit": unit, "target": target, "pass": passed,
+            **extra}
 
 
 def run(command: list[str], **kwargs: object) -> float:
@@ -63,103 +73,172 @@ def run(command: list[str], **kwargs: object) -> float:
     return elapsed
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
+# -- against the tools people use instead ---------------------------------------------------------------
+TOOLS: dict[str, Callable[[Path, str], Run]] = {
+    "kit": lambda req, name: kit(req, name, TARGET),
+    "kit_no_bytecode": lambda req, name: kit(req, name, TARGET, bytecode=False),
+    "uv_recipe": lambda req, name: peers.uv_recipe(req, name, TARGET),
+    "sam_builder": lambda req, name: peers.sam_builder(req, name, TARGET),
+    "pip_documented": lambda req, name: peers.pip_documented(req, name, TARGET),
+}
+PEER_FIGURES = {  # figure: (the kit's variant, the peer, target ratio or None)
+    "cold_vs_uv_recipe": ("kit_no_bytecode", "uv_recipe", 0.8),
+    "cold_vs_sam_builder": ("kit", "sam_builder", 0.8),
+    "cold_vs_pip_documented": ("kit", "pip_documented", None),
+}
 
 
-def figure(kit: float, baseline: float, target: str, passed: bool, unit: str, **extra: object) -> dict[str, object]:
-    return {"kit": kit, "baseline": baseline, "ratio": round(kit / baseline, 4) if baseline else None,
-            "unit": unit, "target": target, "pass": passed, **extra}
+def bench_peers(runs: int) -> tuple[dict[str, object], dict[str, object]]:
+    """Every tool on every set from empty caches (downloads included), interleaved round by round, so that
+    each round's network and machine noise falls on all of them."""
+    measured: dict[str, dict[str, list[Run]]] = {s: {t: [] for t in TOOLS} for s in SETS}
+    for round_ in range(runs):
+        for set_name, requirements in SETS.items():
+            for tool, build in TOOLS.items():
+                log(f"peers round {round_ + 1}/{runs}: {set_name}: {tool}")
+                measured[set_name][tool].append(build(requirements, f"peer-{set_name}-{tool}"))
+    figures: dict[str, object] = {}
+    table: dict[str, object] = {}
+    for set_name, tools in measured.items():
+        table[set_name] = {}
+        for tool, runs_ in tools.items():
+            ok = [r.seconds for r in runs_ if r.seconds is not None]
+            error = next((r.error for r in runs_ if r.error), None)
+            last_zip = next((r.zip for r in reversed(runs_) if r.zip), None)
+            table[set_name][tool] = {
+                "median_s": median(ok) if len(ok) == len(runs_) else None, "runs": [r.seconds for r in runs_],
+                "error": error, "zipped_bytes": last_zip.stat().st_size if last_zip else None,
+                "unzipped_bytes": unzipped_size(last_zip) if last_zip else None,
+            }
+        for name, (mine, peer, limit) in PEER_FIGURES.items():
+            kit_s, peer_s = table[set_name][mine]["median_s"], table[set_name][peer]["median_s"]
+            target = f"ratio <= {limit}" if limit else "none (reported)"
+            passed = None if limit is None or kit_s is None or peer_s is None else kit_s / peer_s <= limit
+            figures[f"{name}.{set_name}"] = figure(kit_s, peer_s, target, passed, "s", runs=runs,
+                                                   kit_tool=mine, peer=peer, peer_error=table[set_name][peer]["error"])
+    return figures, table
 
 
-# -- layer builds ------------------------------------------------------------------------------------
-def machine_python() -> str:
-    """The interpreter a user runs `pip` with: python3 on PATH outside this project's virtual environment."""
-    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != VENV_BIN)
-    found = shutil.which("python3", path=path)
-    if not found:
-        raise SystemExit("bench: no python3 on PATH for the manual step")
-    return found
-
-
-def manual_step(requirements: Path, name: str) -> tuple[float, Path]:
-    """The seed's manual step: `pip install -r requirements.txt -t python/` with the machine's pip, then zip."""
-    work = fresh(name)
-    env = {**os.environ, "PIP_CACHE_DIR": str(work / "pip-cache"), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    started = time.perf_counter()
-    run([machine_python(), "-m", "pip", "install", "-q", "-r", str(requirements), "-t", str(work / "python")],
-        env=env)
-    shutil.copytree(MY_LAYER / "python", work / "python", dirs_exist_ok=True)
-    run(["zip", "-qr", str(work / "layer.zip"), "python"], cwd=work)
-    return time.perf_counter() - started, work / "layer.zip"
-
-
-def kit_build(layer: Path, name: str, *, cache: Path | None = None, uv_cache: Path | None = None,
-              arch: str = "x86_64", bytecode: bool = True) -> tuple[float, dict[str, object]]:
-    """`layerkit build` as a user runs it: a fresh process, empty caches unless given."""
-    work = WORK / name
-    cache = cache or fresh(f"{name}-cache")
-    uv_cache = uv_cache or fresh(f"{name}-uv-cache")
-    env = {**os.environ, "UV_CACHE_DIR": str(uv_cache)}
-    command = [str(VENV_BIN / "layerkit"), "build", str(layer), "--runtime", "python3.12", "--arch", arch,
-               "--json", "--cache-dir", str(cache), "--out", str(work / "layer.zip")]
-    if not bytecode:
-        command.append("--no-bytecode")
-    started = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, env=env)
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"bench: layerkit build failed:\n{proc.stderr}")
-    return elapsed, json.loads(proc.stdout)
-
-
-def bench_layer_builds(runs: int) -> dict[str, dict[str, object]]:
-    requirements = MY_LAYER / "requirements.txt"
-    kit_cold, manual_cold, kit_warm, kit_warm_inside = [], [], [], []
-    kit_result: dict[str, object] = {}
-    manual_zip = Path()
+# -- the per-package cache ------------------------------------------------------------------------------
+def bench_package_cache(runs: int) -> dict[str, object]:
+    """One pin changed, a second layer sharing packages, a cache hit, determinism. The kit's cache starts empty in
+    each cold run; uv's download cache is warm, so that these figures measure the kit's own cache."""
+    uv_cache = fresh("pc-uv-cache")
+    deps20 = SCALING / "deps-20.txt"
+    layer = layer_folder(deps20, "pc-layer-20")
+    kit(deps20, "pc-prime", TARGET, uv_cache=uv_cache, layer=layer)  # downloads once
+    cold = []
     for i in range(runs):
-        log(f"layer build {i + 1}/{runs}: manual step (empty pip cache), then layerkit (empty caches)")
-        seconds, manual_zip = manual_step(requirements, "manual")
-        manual_cold.append(seconds)
-        seconds, kit_result = kit_build(MY_LAYER, "kit")
-        kit_cold.append(seconds)
-        seconds, warm = kit_build(MY_LAYER, "kit-warm", cache=WORK / "kit-cache", uv_cache=WORK / "kit-uv-cache")
-        assert warm["cache"] == "hit"
-        kit_warm.append(seconds)
-        kit_warm_inside.append(float(warm["seconds"]))  # build_layer's own time: what `cdk synth` pays per layer
-    first, second = (kit_build(MY_LAYER, f"determinism-{n}")[1] for n in ("a", "b"))
-    kit_zip = Path(str(kit_result["zip"]))
-    cold = median(kit_cold)
+        log(f"package cache {i + 1}/{runs}: the 20-dependency layer, cold")
+        cold.append(kit(deps20, "pc-cold", TARGET, uv_cache=uv_cache, layer=layer).seconds)
+    cache = fresh("pc-cache")
+    kit(deps20, "pc-base", TARGET, uv_cache=uv_cache, layer=layer, cache=cache)
+    changed = []
+    for version in ("1.0.1", "1.0.0", "0.10.0")[:runs]:  # a new version of one small package, each time
+        text = deps20.read_text().replace("jmespath==1.1.0", f"jmespath=={version}")
+        (layer / "requirements.txt").write_text(text)
+        log(f"package cache: one pin changed (jmespath {version})")
+        changed.append(kit(deps20, "pc-changed", TARGET, uv_cache=uv_cache, layer=layer, cache=cache).seconds)
+    shutil.copy(deps20, layer / "requirements.txt")
+
+    second = layer_folder(SCALING / "deps-5.txt", "pc-second")
+    (second / "python" / "second_layer.py").write_text("VALUE = 2\n")
+    second_cold, second_shared = [], []
+    for i in range(runs):
+        log(f"package cache {i + 1}/{runs}: a second layer sharing packages, cold then after the first")
+        second_cold.append(kit(SCALING / "deps-5.txt", "pc-second-cold", TARGET, uv_cache=uv_cache,
+                               layer=second).seconds)
+        shared_cache = fresh(f"pc-shared-cache-{i}")
+        kit(deps20, "pc-first", TARGET, uv_cache=uv_cache, layer=layer, cache=shared_cache)
+        second_shared.append(kit(SCALING / "deps-5.txt", "pc-second-shared", TARGET, uv_cache=uv_cache,
+                                 layer=second, cache=shared_cache).seconds)
+
+    hit_cache = fresh("pc-hit-cache")
+    hit_layer = layer_folder(SCALING / "deps-5.txt", "pc-hit-layer")
+    kit(SCALING / "deps-5.txt", "pc-hit-prime", TARGET, uv_cache=uv_cache, layer=hit_layer, cache=hit_cache)
+    hits = [kit(SCALING / "deps-5.txt", "pc-hit", TARGET, uv_cache=uv_cache, layer=hit_layer, cache=hit_cache).seconds
+            for _ in range(max(15, runs))]
+    hit_cold = median([kit(SCALING / "deps-5.txt", "pc-hit-cold", TARGET, uv_cache=uv_cache, layer=hit_layer).seconds
+                       for _ in range(runs)])
+
+    log("package cache: the same zip from a cold build, a per-package-cache build and one worker")
+    cold_zip = kit(SCALING / "deps-5.txt", "det-cold", TARGET, uv_cache=uv_cache, layer=second).zip
+    per_package = kit(SCALING / "deps-5.txt", "det-shared", TARGET, uv_cache=uv_cache, layer=second,
+                      cache=WORK / "pc-shared-cache-0").zip
+    one_worker = kit(SCALING / "deps-5.txt", "det-one", TARGET, uv_cache=uv_cache, layer=second, workers=1).zip
+    digests = [_sha(z) for z in (cold_zip, per_package, one_worker)]
+
+    cold_s, changed_s = median(cold), median(changed)
     return {
-        "layer_build_cold": figure(cold, median(manual_cold), "ratio <= 0.33", cold / median(manual_cold) <= 0.33,
-                                   "s", runs=runs, kit_runs=kit_cold, baseline_runs=manual_cold,
-                                   baseline_command=f"{machine_python()} -m pip install -r requirements.txt "
+        "one_pin_changed": figure(changed_s, cold_s, "ratio <= 0.15", changed_s / cold_s <= 0.15, "s",
+                                  kit_runs=changed, baseline_runs=cold,
+                                  note="jmespath's pin changed in the 20-dependency layer (34 packages), the package "
+                                       "cache warm; baseline: the same layer's cold build (empty kit cache)"),
+        "shared_packages_second_layer": figure(
+            median(second_shared), median(second_cold), "ratio <= 0.3",
+            median(second_shared) / median(second_cold) <= 0.3, "s", kit_runs=second_shared,
+            baseline_runs=second_cold, note="the 5-dependency layer (14 packages, all in the 20-dependency layer) "
+                                            "built after that layer; baseline: its own cold build"),
+        "cache_hit_cli": figure(median(hits), hit_cold, "median <= 80 ms", median(hits) <= 0.080, "s",
+                                kit_runs=hits, note="`layerkit build --json --out` of an unchanged layer, a new "
+                                                    "process each time; baseline: the same layer's cold build"),
+        "zip_determinism": {"identical": len(set(digests)) == 1, "sha256": digests, "target": "identical",
+                            "pass": len(set(digests)) == 1,
+                            "note": "cold build, per-package-cache build, one worker (--workers 1)"},
+    }
+
+
+def _sha(path: Path | None) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path else "missing"
+
+
+# -- the example layer against the manual step ---------------------------------------------------------
+def bench_manual_step(runs: int) -> dict[str, object]:
+    requirements = MY_LAYER / "requirements.txt"
+    manual, kit_runs, in_synth = [], [], []
+    kit_zip = manual_zip = None
+    for i in range(runs):
+        log(f"example layer {i + 1}/{runs}: the manual step, then layerkit (empty caches)")
+        manual_run = peers.manual_step(requirements, "manual", MY_LAYER / "python")
+        kit_run = kit(requirements, "kit-my-layer", TARGET, layer=MY_LAYER)
+        manual.append(manual_run.seconds)
+        kit_runs.append(kit_run.seconds)
+        manual_zip, kit_zip = manual_run.zip, kit_run.zip
+    warm_cache, warm_uv = fresh("warm-cache"), fresh("warm-uv-cache")
+    kit(requirements, "warm-prime", TARGET, layer=MY_LAYER, cache=warm_cache, uv_cache=warm_uv)
+    for _ in range(runs):
+        proc = subprocess.run([str(VENV_BIN / "layerkit"), "build", str(MY_LAYER), "--runtime", "python3.12", "--arch",
+                               "x86_64", "--json", "--cache-dir", str(warm_cache)], capture_output=True, text=True,
+                              check=True)
+        in_synth.append(float(json.loads(proc.stdout)["seconds"]))
+    cold = median(kit_runs)
+    if kit_zip is None or manual_zip is None:
+        raise SystemExit("bench: the example layer's builds made no zip")
+    return {
+        "layer_build_cold": figure(cold, median(manual), "ratio <= 0.33", cold / median(manual) <= 0.33, "s",
+                                   kit_runs=kit_runs, baseline_runs=manual,
+                                   baseline_command=f"{peers.machine_python()} -m pip install -r requirements.txt "
                                                     "-t python/ && zip -qr layer.zip python"),
-        "layer_build_warm": figure(median(kit_warm), cold, "under 0.3 s and ratio <= 0.05",
-                                   median(kit_warm) < 0.3 and median(kit_warm) / cold <= 0.05, "s", runs=runs,
-                                   kit_runs=kit_warm, note="baseline: the kit's cold build"),
-        "layer_build_warm_in_synth": figure(median(kit_warm_inside), cold, "none (what a synth pays per layer)",
-                                            None, "s", runs=runs, kit_runs=kit_warm_inside,
-                                            note="the same cache hits, timed inside build_layer (no process start)"),
+        "layer_build_warm_in_synth": figure(median(in_synth), cold, "none (what a synth pays per layer)", None, "s",
+                                            kit_runs=in_synth, note="cache hits timed inside build_layer"),
         "layer_zip_bytes": figure(kit_zip.stat().st_size, manual_zip.stat().st_size, "ratio <= 1.0",
                                   kit_zip.stat().st_size <= manual_zip.stat().st_size, "B"),
         "layer_unzipped_bytes": figure(unzipped_size(kit_zip), unzipped_size(manual_zip), "ratio <= 1.0",
                                        unzipped_size(kit_zip) <= unzipped_size(manual_zip), "B"),
-        "layer_determinism": {"identical": first["sha256"] == second["sha256"], "sha256": [first["sha256"],
-                              second["sha256"]], "target": "identical", "pass": first["sha256"] == second["sha256"]},
     }
 
 
 # -- synth -----------------------------------------------------------------------------------------
 def cdk_synth(app_command: str | None, outdir: Path, env: dict[str, str]) -> float:
-    command = ["npx", "cdk", "synth", "--quiet", "-o", str(outdir)]
+    command = ["npx", "cdk", "synth", "--quiet", "-o", str(outdir), "-c", "layerkit:builder=local"]
     if app_command:
         command += ["-a", app_command]
     return run(command, cwd=ROOT, env=env)
 
 
-def bench_synth(runs: int) -> dict[str, dict[str, object]]:
+def bench_synth(runs: int) -> dict[str, object]:
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
     kit_out = WORK / "synth-kit"
     cdk_synth(None, kit_out, env)  # warms the layer cache
@@ -171,12 +250,12 @@ def bench_synth(runs: int) -> dict[str, dict[str, object]]:
     plain_app = f"{sys.executable} {ROOT / 'bench' / 'prebuilt_app.py'}"
     kit_times, plain_times = [], []
     for i in range(runs):
-        log(f"synth {i + 1}/{runs}: example app (warm layer cache), then the same app with prebuilt layers")
+        log(f"synth {i + 1}/{runs}: example app (warm caches), then the same app with prebuilt layers")
         kit_times.append(cdk_synth(None, kit_out, env))
         plain_times.append(cdk_synth(plain_app, WORK / "synth-plain", plain_env))
     ratio = median(kit_times) / median(plain_times)
     return {"synth_overhead": figure(median(kit_times), median(plain_times), "ratio <= 1.15", ratio <= 1.15, "s",
-                                     runs=runs, kit_runs=kit_times, baseline_runs=plain_times)}
+                                     kit_runs=kit_times, baseline_runs=plain_times)}
 
 
 # -- invoke ----------------------------------------------------------------------------------------
@@ -188,111 +267,179 @@ def floor_cold(function: object, layout: object, python: Path) -> float:
     return run([str(python), "-I", "-S", "-B", "-c", code])
 
 
-def floor_warm(function: object, layout: object, python: Path, calls: int) -> list[float]:
-    code = (f"import json, sys, time; sys.path[:0] = [{str(layout.task)!r}, {str(layout.opt / 'python')!r}]\n"
-            f"import handler\nevent = json.loads({ORDER_EVENT.decode()!r})\nhandler.handler(event, None)\n"
-            f"out = []\nfor _ in range({calls}):\n    t = time.perf_counter(); handler.handler(event, None)\n"
-            f"    out.append(time.perf_counter() - t)\nprint(json.dumps(out))\n")
-    proc = subprocess.run([str(python), "-I", "-S", "-B", "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout)
-
-
-def sandbox_cold(function: object, runs: int) -> tuple[list[float], list[float]]:
-    """Wall time from starting the sandbox to the response, and the REPORT's Init Duration."""
-    walls, inits = [], []
+def cold_and_warm(function: object, backend: str, runs: int) -> tuple[list[float], list[float], list[float]]:
+    """Wall times of cold invokes (environment start to response), their Init Durations, and warm invokes."""
+    walls, inits, warm = [], [], []
     for _ in range(runs):
-        with open_environment(function, backend="sandbox") as environment:
+        with open_environment(function, backend=backend) as environment:
             started = time.perf_counter()
             result = environment.invoke(ORDER_EVENT)
             walls.append(time.perf_counter() - started)
             assert result.ok, result.body
             inits.append((result.init_ms or 0) / 1000)
-    return walls, inits
-
-
-def bench_invoke(runs: int) -> dict[str, dict[str, object]]:
-    assembly = Assembly.load(WORK / "synth-kit")
-    function = assembly.function(ORDER_FUNCTION)
-    layout = prepare_layout(function)
-    python = find_python("3.12")
-    sandbox_cold(function, 1)  # prepares the runtime folder and warms the page cache
-    walls, floors = [], []
-    for i in range(runs):
-        log(f"invoke cold {i + 1}/{runs}: sandbox, then the floor")
-        walls += sandbox_cold(function, 1)[0]
-        floors.append(floor_cold(function, layout, python))
-    with open_environment(function, backend="sandbox") as environment:
-        environment.invoke(ORDER_EVENT)
-        warm = []
-        for _ in range(runs):
             started = time.perf_counter()
             environment.invoke(ORDER_EVENT)
             warm.append(time.perf_counter() - started)
-    warm_floor = floor_warm(function, layout, python, runs)
+    return walls, inits, warm
+
+
+def bench_invoke(runs: int) -> dict[str, object]:
+    function = Assembly.load(WORK / "synth-kit").function(ORDER_FUNCTION)
+    layout = prepare_layout(function)
+    python = find_python("3.12")
+    cold_and_warm(function, "sandbox", 1)  # prepares the runtime folder and warms the page cache
+    walls, _, warm = cold_and_warm(function, "sandbox", runs)
+    floors = [floor_cold(function, layout, python) for _ in range(runs)]
     cold, floor = median(walls), median(floors)
     return {
-        "invoke_cold": figure(cold, floor, "kit <= 1.5 x floor + 60 ms", cold <= 1.5 * floor + 0.060, "s", runs=runs,
+        "invoke_cold": figure(cold, floor, "kit <= 1.5 x floor + 60 ms", cold <= 1.5 * floor + 0.060, "s",
                               kit_runs=walls, baseline_runs=floors,
-                              note="baseline: python3.12 importing the handler and calling it once"),
-        "invoke_warm": figure(median(warm), median(warm_floor), "median under 5 ms", median(warm) < 0.005, "s",
-                              runs=runs, kit_runs=warm,
-                              note="baseline: the same handler called again in one process (no Runtime API)"),
+                              note="sandbox; baseline: python3.12 importing the handler and calling it once"),
+        "invoke_warm": figure(median(warm), None, "median under 5 ms", median(warm) < 0.005, "s", kit_runs=warm,
+                              note="sandbox, one warm invoke through the Runtime API"),
     }
 
 
-def bench_bytecode(runs: int) -> dict[str, dict[str, object]]:
+def bench_bytecode(runs: int) -> dict[str, object]:
     """Cold start with the layer as built without .pyc vs with the kit's deterministic .pyc."""
     function = Assembly.load(WORK / "synth-kit").function(ORDER_FUNCTION)
     variants = {}
+    uv_cache = fresh("pyc-uv-cache")
     for bytecode in (False, True):
-        _, built = kit_build(MY_LAYER, f"pyc-{bytecode}", bytecode=bytecode, uv_cache=WORK / "kit-uv-cache")
-        zip_path = Path(str(built["zip"]))
+        built = kit(MY_LAYER / "requirements.txt", f"pyc-{bytecode}", TARGET, bytecode=bytecode, layer=MY_LAYER,
+                    uv_cache=uv_cache)
+        assert built.zip
         layers = tuple(
-            LayerUse(dataclasses.replace(use.layer, asset=zip_path), use.via) if use.layer.name == "my_layer"
+            LayerUse(dataclasses.replace(use.layer, asset=built.zip), use.via) if use.layer.name == "my_layer"
             else use for use in function.layers
         )
-        variants[bytecode] = (dataclasses.replace(function, layers=layers), zip_path)
+        variants[bytecode] = (dataclasses.replace(function, layers=layers), built.zip)
     inits: dict[bool, list[float]] = {False: [], True: []}
     for i in range(runs):
         log(f"cold start imports {i + 1}/{runs}: layer without .pyc, then with")
         for bytecode, (variant, _) in variants.items():
-            inits[bytecode] += sandbox_cold(variant, 1)[1]
+            inits[bytecode] += cold_and_warm(variant, "sandbox", 1)[1]
     with_pyc, without = median(inits[True]), median(inits[False])
     sizes = {b: (z.stat().st_size, unzipped_size(z)) for b, (_, z) in variants.items()}
     return {"cold_start_import": figure(
-        with_pyc, without, "report both; the better default wins", with_pyc < without, "s", runs=runs,
+        with_pyc, without, "report both; the better default wins", with_pyc < without, "s",
         kit_runs=inits[True], baseline_runs=inits[False],
         zipped_bytes={"with_pyc": sizes[True][0], "without_pyc": sizes[False][0]},
         unzipped_bytes={"with_pyc": sizes[True][1], "without_pyc": sizes[False][1]},
-        note="kit: .pyc compiled with --invalidation-mode unchecked-hash (the default); baseline: no .pyc; "
-             "time: Init Duration inside the sandbox (runtime start + the function's imports)")}
+        note="Init Duration in the sandbox (runtime start + imports); kit: unchecked-hash .pyc; baseline: none")}
 
 
+# -- Docker ----------------------------------------------------------------------------------------
+DOCKER_SYNTH = textwrap.dedent("""
+    import sys, time
+    import layerkit
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_lambda as lambda_
+    app = App(outdir=sys.argv[2], context={"layerkit:builder": "docker", "layerkit:docker-network": "host"})
+    started = time.perf_counter()
+    layer = layerkit.SharedPythonLayer(Stack(app, "S"), "L", entry=sys.argv[1], runtime=lambda_.Runtime.PYTHON_3_13,
+                                       docker_image_dir=sys.argv[3])
+    print(time.perf_counter() - started, layer.code.bundled_by.node.path)
+""")
+
+
+def docker_ready() -> str | None:
+    """None when the engine answers and has the python3.13 stand-ins (make docker-images), else why not."""
+    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        return "no Docker daemon answers"
+    for image in ("public.ecr.aws/sam/build-python3.13", "public.ecr.aws/lambda/python:3.13"):
+        if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
+            return f"{image} is not in the engine (make docker-images)"
+    return None
+
+
+def bench_docker(runs: int) -> dict[str, object]:
+    """The Docker builder (PythonLayerVersion on the build image) and the container invoke, beside the Docker-free
+    build and the sandbox, for python3.13 (the stand-in images)."""
+    if why := docker_ready():
+        skipped = {"kit": None, "baseline": None, "ratio": None, "target": "report", "pass": None,
+                   "note": f"skipped: {why}"}
+        return {name: skipped for name in ("docker_layer_build_cold_image", "docker_layer_build_warm_image",
+                                           "container_invoke_cold", "container_invoke_warm")}
+    target = Target("python3.13", "x86_64")
+    env = {**os.environ, "LAYERKIT_CACHE_DIR": str(fresh("docker-kit-cache")), "PYTHONPATH": str(ROOT)}
+
+    def docker_build(name: str) -> float:
+        proc = subprocess.run([sys.executable, "-c", DOCKER_SYNTH, str(MY_LAYER), str(fresh(name)),
+                               str(ROOT / "docker")], capture_output=True, text=True, env=env, check=True)
+        return float(proc.stdout.split()[0])
+
+    cold_image, warm_image, local = [], [], []
+    uv_cache = fresh("docker-uv-cache")
+    for i in range(runs):
+        log(f"docker {i + 1}/{runs}: layer build with a cold image, a warm image, and without Docker")
+        images = subprocess.run(["docker", "images", "--format", "{{.Repository}}", "--filter", "reference=cdk-*"],
+                                capture_output=True, text=True).stdout.split()
+        for image in images:
+            subprocess.run(["docker", "rmi", "--force", image], capture_output=True)
+        cold_image.append(docker_build("docker-cold"))
+        warm_image.append(docker_build("docker-warm"))
+        local.append(kit(MY_LAYER / "requirements.txt", "docker-local", target, layer=MY_LAYER,
+                         uv_cache=uv_cache).seconds)
+    from aws_cdk import App
+    from aws_cdk import aws_lambda as lambda_
+
+    import app as example_app
+
+    outdir = fresh("synth-313")
+    cdk_app = App(outdir=str(outdir), context={"layerkit:builder": "local"})
+    example_app.RUNTIME = lambda_.Runtime.PYTHON_3_13
+    example_app.build(cdk_app)
+    function = Assembly.load(cdk_app.synth().directory).function(ORDER_FUNCTION)
+    cold_and_warm(function, "docker", 1)
+    cold_and_warm(function, "sandbox", 1)
+    container = cold_and_warm(function, "docker", runs)
+    sandbox = cold_and_warm(function, "sandbox", runs)
+    return {
+        "docker_layer_build_cold_image": figure(median(cold_image), median(local), "none (reported)", None, "s",
+                                                kit_runs=cold_image, baseline_runs=local,
+                                                note="python3.13 my_layer: PythonLayerVersion on docker/Dockerfile, "
+                                                     "its image built first; baseline: the Docker-free build"),
+        "docker_layer_build_warm_image": figure(median(warm_image), median(local), "none (reported)", None, "s",
+                                                kit_runs=warm_image, baseline_runs=local,
+                                                note="the same with the image already built"),
+        "container_invoke_cold": figure(median(container[0]), median(sandbox[0]), "none (reported)", None, "s",
+                                        kit_runs=container[0], baseline_runs=sandbox[0],
+                                        note="order_total python3.13: container start to response; baseline: the "
+                                             "sandbox's"),
+        "container_invoke_warm": figure(median(container[2]), median(sandbox[2]), "none (reported)", None, "s",
+                                        kit_runs=container[2], baseline_runs=sandbox[2],
+                                        note="one warm invoke; baseline: the sandbox's"),
+    }
+
+
+# -- scaling ---------------------------------------------------------------------------------------------
 def bench_scaling(runs: int) -> dict[str, object]:
     rows = []
-    for deps in (1, 5, 20):
-        layer = fresh(f"scaling-{deps}")
-        (layer / "python").mkdir()
-        shutil.copy(ROOT / "bench" / "scaling" / f"deps-{deps}.txt", layer / "requirements.txt")
+    for name in ("deps-1", "deps-5", "deps-20", "heavy"):
+        requirements = SCALING / f"{name}.txt"
         for arch in ("x86_64", "arm64"):
-            uv_cache = WORK / "scaling-uv-cache"
-            kit_build(layer, f"scaling-prime-{deps}-{arch}", arch=arch, uv_cache=uv_cache)  # downloads once
-            times, built = [], {}
-            for _ in range(runs):
-                seconds, built = kit_build(layer, f"scaling-{deps}-{arch}", arch=arch, uv_cache=uv_cache)
-                times.append(seconds)
-            rows.append({"dependencies": deps, "packages": len(built["packages"]), "architecture": arch,
-                         "build_s": median(times), "zipped_bytes": built["zipped_bytes"],
-                         "unzipped_bytes": built["unzipped_bytes"]})
-            log(f"scaling: {deps} deps {arch}: {median(times):.2f} s, {built['zipped_bytes'] / 1e6:.1f} MB zipped")
-    return {"rows": rows, "note": "layerkit build with an empty layer cache and a warm uv download cache, "
-                                  "bytecode on; median of the runs"}
+            target = Target("python3.12", arch)
+            layer = layer_folder(requirements, f"scaling-{name}-{arch}")
+            uv_cache = WORK / f"scaling-uv-cache-{arch}"
+            kit(requirements, "scaling-prime", target, layer=layer, uv_cache=uv_cache)  # downloads once
+            built = [kit(requirements, "scaling", target, layer=layer, uv_cache=uv_cache) for _ in range(runs)]
+            last = built[-1]
+            assert last.zip
+            with zipfile.ZipFile(last.zip) as archive:
+                packages = len({n.split("/")[1] for n in archive.namelist() if n.endswith(".dist-info/METADATA")})
+            rows.append({"set": name, "packages": packages, "architecture": arch,
+                         "build_s": median([b.seconds for b in built]), "zipped_bytes": last.zip.stat().st_size,
+                         "unzipped_bytes": unzipped_size(last.zip)})
+            log(f"scaling: {name} {arch}: {rows[-1]['build_s']:.2f} s")
+    return {"rows": rows, "note": "layerkit build with an empty layer cache and a warm uv download cache, .pyc "
+                                  "on; median of the runs"}
 
 
 # -- report ----------------------------------------------------------------------------------------
 def fmt(value: object, unit: str) -> str:
     if not isinstance(value, int | float):
-        return str(value)
+        return "-" if value is None else str(value)
     if unit == "s":
         return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
     return f"{value / 1e6:.2f} MB"
@@ -301,21 +448,31 @@ def fmt(value: object, unit: str) -> str:
 MET = {True: "yes", False: "**no**", None: "-"}
 
 
-def table(results: dict[str, object]) -> str:
+def tables(results: dict[str, object]) -> str:
     lines = ["| figure | kit | baseline | ratio | target | met |", "|---|---|---|---|---|---|"]
     for key, data in results["figures"].items():
         if "identical" in data:
-            lines.append(f"| {key} | sha256 {data['sha256'][0][:12]} | sha256 {data['sha256'][1][:12]} | - | "
-                         f"{data['target']} | {'yes' if data['pass'] else '**no**'} |")
+            lines.append(f"| {key} | sha256 {data['sha256'][0][:12]} | sha256 {data['sha256'][-1][:12]} | - | "
+                         f"{data['target']} | {MET[data['pass']]} |")
             continue
-        lines.append(f"| {key} | {fmt(data['kit'], data['unit'])} | {fmt(data['baseline'], data['unit'])} | "
-                     f"{data['ratio']:.3f} | {data['target']} | {MET[data['pass']]} |")
+        baseline = fmt(data["baseline"], data.get("unit", "s"))
+        if data.get("peer_error"):
+            baseline = f"failed: {data['peer_error']}"
+        ratio = f"{data['ratio']:.3f}" if data.get("ratio") is not None else "-"
+        kit_value = fmt(data["kit"], data.get("unit", "s")) if data.get("kit") is not None else data.get("note", "-")
+        lines.append(f"| {key} | {kit_value} | {baseline} | {ratio} | {data['target']} | {MET[data['pass']]} |")
+    if peers_table := results.get("peers"):
+        lines += ["", "| set | tool | cold build (median) | zipped | unzipped |", "|---|---|---|---|---|"]
+        for set_name, tools in peers_table.items():
+            for tool, row in tools.items():
+                seconds = fmt(row["median_s"], "s") if row["median_s"] is not None else f"failed: {row['error']}"
+                lines.append(f"| {set_name} | {tool} | {seconds} | {fmt(row['zipped_bytes'], 'B')} | "
+                             f"{fmt(row['unzipped_bytes'], 'B')} |")
     if scaling := results.get("scaling"):
-        lines += ["", "| dependencies (locked packages) | arch | build | zipped | unzipped |", "|---|---|---|---|---|"]
+        lines += ["", "| set (packages) | arch | build | zipped | unzipped |", "|---|---|---|---|---|"]
         for row in scaling["rows"]:
-            lines.append(f"| {row['dependencies']} ({row['packages']}) | {row['architecture']} | "
-                         f"{fmt(row['build_s'], 's')} | {fmt(row['zipped_bytes'], 'B')} | "
-                         f"{fmt(row['unzipped_bytes'], 'B')} |")
+            lines.append(f"| {row['set']} ({row['packages']}) | {row['architecture']} | {fmt(row['build_s'], 's')} | "
+                         f"{fmt(row['zipped_bytes'], 'B')} | {fmt(row['unzipped_bytes'], 'B')} |")
     return "\n".join(lines)
 
 
@@ -327,29 +484,33 @@ def machine() -> dict[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="repetitions per figure (median reported)")
+    parser.add_argument("--runs", type=int, default=3, help="repetitions per build figure (median reported)")
     parser.add_argument("--synth-runs", type=int, default=3, help="repetitions of each cdk synth")
     parser.add_argument("--invoke-runs", type=int, default=10, help="repetitions of each invoke figure")
-    parser.add_argument("--no-scaling", action="store_true", help="skip the 1/5/20 dependencies check")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the scaling table")
+    parser.add_argument("--no-docker", action="store_true", help="skip the Docker figures")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     figures: dict[str, object] = {}
-    figures.update(bench_layer_builds(args.runs))
+    peer_figures, peer_table = bench_peers(args.runs)
+    figures.update(peer_figures)
+    figures.update(bench_package_cache(args.runs))
+    figures.update(bench_manual_step(args.runs))
     figures.update(bench_synth(args.synth_runs))
     figures.update(bench_invoke(args.invoke_runs))
     figures.update(bench_bytecode(args.invoke_runs))
+    if not args.no_docker:
+        figures.update(bench_docker(args.runs))
     results: dict[str, object] = {
-        "date": datetime.date.today().isoformat(),
-        "command": "make bench",
-        "machine": machine(),
-        "figures": figures,
+        "date": datetime.date.today().isoformat(), "command": "make bench", "machine": machine(),
+        "figures": figures, "peers": peer_table,
     }
     if not args.no_scaling:
-        results["scaling"] = bench_scaling(3)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        results["scaling"] = bench_scaling(args.runs)
+    RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"Measured {results['date']} on {results['machine']['cores']} cores ({results['machine']['cpu']}) "
           f"with `make bench`:\n")
-    print(table(results))
+    print(tables(results))
     return 0
 
 

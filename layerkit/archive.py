@@ -2,8 +2,9 @@
 
 Entries are sorted by name, every folder has its entry, every date is 1980-01-01 (as the CDK CLI writes
 them), modes follow the content (``0755`` for ELF files and ``#!`` scripts, else ``0644``), and each file is
-deflated at level 6. A member compressed once (in the package cache) is copied into a zip as the deflated
-bytes it is, never compressed again: the same bytes as compressing it here.
+deflated at level 6 by libdeflate (the ``deflate`` package, pinned: three times zlib's speed, smaller output,
+and it releases the GIL, so threads use every core). A member compressed once (in the package cache) is copied
+into a zip as the deflated bytes it is, never compressed again: the same bytes as compressing it here.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ def mode_of(head: bytes) -> int:
 
 def compress(name: str, data: bytes) -> Member:
     """``data`` as the zip member ``name``."""
-    packer = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
-    return Member(name, mode_of(data[:4]), zlib.crc32(data), len(data), packer.compress(data) + packer.flush())
+    import deflate
+
+    return Member(name, mode_of(data[:4]), zlib.crc32(data), len(data), deflate.deflate_compress(data, LEVEL))
 
 
 def compress_files(files: Iterable[tuple[str, Path]], workers: int | None = None) -> list[Member]:

@@ -38,7 +38,9 @@ def report_to_stderr(message: str) -> None:
 
 def builder_version() -> str:
     """What else decides the bytes of a local build; part of the cache key, not of the asset hash."""
-    return f"layerkit {__version__}; uv {uv.version()}"
+    import deflate
+
+    return f"layerkit {__version__}; uv {uv.version()}; deflate {deflate.__version__}"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from layerkit import __version__, archive, bytecode, cache, native, uv
+from layerkit import archive, bytecode, cache, native
 from layerkit.errors import NativeCodeError
 from layerkit.pins import Pin
 from layerkit.targets import Destination, Target
@@ -43,7 +43,9 @@ class Package:
 
 
 def entry_key(pin: Pin, target: Target, destination: Destination, compiled: bool) -> str:
-    parts = ("layerkit-package", __version__, uv.version(), pin.name, pin.version, pin.identity,
+    from layerkit.build import builder_version
+
+    parts = ("layerkit-package", builder_version(), pin.name, pin.version, pin.identity,
              target.python_version, target.machine, destination.value if compiled else "no-bytecode")
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 

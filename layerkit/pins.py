@@ -108,7 +108,8 @@ def pin(declaration: Declaration, target: Target, work: Path, *, what: str, cach
         constraints.write_text("\n".join(c.line() for c in declaration.constraints) + "\n", encoding="utf-8")
     site = work / "site"
     uv.install(requirements, site, target, cwd=declaration.path.parent, what=what, no_deps=declaration.locked,
-               hashes=declaration.hashed, constraints=constraints)
+               hashes=declaration.hashed, constraints=constraints,
+               offline_first=all(r.pinned for r in declaration.requirements))
     drop_bookkeeping(site)
     pins = [Pin(dist, site, files, _identity(files))
             for dist in read_distributions(site) for files in [_record_files(site, dist)]]

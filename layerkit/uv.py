@@ -92,9 +92,10 @@ def export_lock(project: Path) -> str:
 
 
 def install(requirements: Path, destination: Path, target: Target, *, cwd: Path, what: str, no_deps: bool = False,
-            hashes: bool = False, constraints: Path | None = None) -> None:
+            hashes: bool = False, constraints: Path | None = None, offline_first: bool = False) -> None:
     """Install the requirements file ``requirements`` into ``destination`` for ``target``: resolved (or, with
-    ``no_deps``, exactly the listed set, as a lock is), hash-checked when ``hashes``.
+    ``no_deps``, exactly the listed set, as a lock is), hash-checked when ``hashes``. With ``offline_first`` (for
+    exact pins only: offline, uv could not see a newer release) uv's cache is tried before the index.
 
     Files are linked from uv's cache (its default): the kit never edits an installed file in place, it replaces.
     """
@@ -108,6 +109,12 @@ def install(requirements: Path, destination: Path, target: Target, *, cwd: Path,
         arguments.append("--require-hashes")
     if constraints is not None:
         arguments += ["--constraints", str(constraints)]
+    if offline_first:
+        if _run([*arguments, "--offline"], cwd).returncode == 0:
+            return
+        import shutil
+
+        shutil.rmtree(destination, ignore_errors=True)  # whatever the offline attempt left: start again
     proc = _run(arguments, cwd)
     if proc.returncode != 0:
         raise install_error(what, target, proc.stderr)
