@@ -18,12 +18,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from layerkit import __version__, cache, uv
 from layerkit.errors import BuildError, LayerSourceError, MissingInterpreterError, NativeCodeError
 from layerkit.sources import SourceFolder
 from layerkit.targets import Destination, Target
+
+if TYPE_CHECKING:
+    from layerkit.packages import Package
+    from layerkit.sources.declaration import Declaration
 
 BUILDER = "local"
 ASSET = "asset.zip"
@@ -213,37 +217,67 @@ class _Assembly:
             "builder_version": builder_version(),
         }
 
-    def _packages(self, work: Path) -> tuple[list[Any], list[str]]:
-        from layerkit import packages, pins
+    def _packages(self, work: Path) -> tuple[list[Package], list[str]]:
+        """The packages of the declaration, from the package cache where it has them, installed where not."""
 
         declaration = self.source.declaration
         if declaration is None or not declaration.requirements:
-            self._check_installed_copies([])
+            self._check_installed_copies({})
             return [], []
-        what = self.source.what
-        wanted = pins.pin(declaration, self.target, work, what=what, cache_dir=self.cache_dir, report=self.report)
-        self._check_agreement(wanted)
-        self._check_installed_copies(wanted)
-        provided = [p for p in wanted if self.provided.get(p.name) == p.version]
-        if provided:
-            self.report(f"{what}: {', '.join(p.pin for p in provided)} already in its layers: not shipped again")
-        wanted = [p for p in wanted if p not in provided]
         started = time.perf_counter()
-        prepared = packages.prepare(wanted, self.target, self.source.destination, python=self.python,
-                                    cache_dir=self.cache_dir, what=what, workers=self.workers)
-        reused = sum(p.reused for p in prepared)
-        self.report(f"{what}: {len(prepared)} package(s) for {self.target.runtime} ({self.target.python_tag}, "
-                    f"{self.target.platform_tag}) from {declaration.kind} with uv {uv.version()}: {reused} from the "
-                    f"package cache, {len(prepared) - reused} compiled and compressed in "
-                    f"{time.perf_counter() - started:.1f} s")
-        return prepared, [p.pin for p in provided]
+        found = self._recalled(declaration, work)
+        if found is None:
+            found = self._installed(declaration, declaration, work)
+        versions = {p.name: p.version for p in found}
+        self._check_agreement(versions)
+        self._check_installed_copies(versions)
+        provided = [p for p in found if self.provided.get(p.name) == p.version]
+        if provided:
+            self.report(f"{self.source.what}: {', '.join(f'{p.name}=={p.version}' for p in provided)} already in "
+                        "its layers: not shipped again")
+        shipped = [p for p in found if p not in provided]
+        reused = sum(p.reused for p in shipped)
+        self.report(f"{self.source.what}: {len(shipped)} package(s) for {self.target.runtime} "
+                    f"({self.target.python_tag}, {self.target.platform_tag}) from {declaration.kind}: {reused} from "
+                    f"the package cache, {len(shipped) - reused} installed with uv {uv.version()}, compiled and "
+                    f"compressed in {time.perf_counter() - started:.1f} s")
+        return shipped, [f"{p.name}=={p.version}" for p in provided]
 
-    def _check_agreement(self, wanted: list[Any]) -> None:
+    def _recalled(self, declaration: Declaration, work: Path) -> list[Package] | None:
+        """An exactly pinned declaration's packages from the package cache, the missing ones installed alone;
+        None when the declaration is not one, or when the result would lack a dependency (resolve then)."""
+        from dataclasses import replace
+
+        from layerkit import packages
+
+        recalled = packages.recall(declaration, self.target, self.source.destination, compiled=self.python is not None,
+                                   cache_dir=self.cache_dir)
+        if recalled is None or not recalled[0]:
+            return None  # not exactly pinned, or a first build: resolve
+        found, missing = recalled
+        if missing:  # installed without their dependencies: the check below says whether that was enough
+            found = found + self._installed(replace(declaration, requirements=tuple(missing), locked=True),
+                                            declaration, work)
+        return sorted(found, key=lambda p: p.name) if packages.complete(found, self.target) else None
+
+    def _installed(self, wanted: Declaration, declaration: Declaration, work: Path) -> list[Package]:
+        """Install ``wanted`` (the declaration, or some of its pins) and make its package entries."""
+        from layerkit import packages, pins
+
+        compiled = self.python is not None
+        installed = pins.pin(wanted, self.target, work / f"install-{len(list(work.iterdir()))}",
+                             what=self.source.what, cache_dir=self.cache_dir, report=self.report)
+        prepared = packages.prepare(installed, self.target, self.source.destination, python=self.python,
+                                    cache_dir=self.cache_dir, what=self.source.what, workers=self.workers)
+        packages.remember(installed, prepared, declaration, self.target, self.source.destination, compiled=compiled,
+                          cache_dir=self.cache_dir)
+        return prepared
+
+    def _check_agreement(self, pinned: dict[str, str]) -> None:
         """A second declaration in the folder must ask for nothing the first does not install."""
         from packaging.specifiers import SpecifierSet
 
         primary = self.source.declarations[0]
-        pinned = {p.name: p.version for p in wanted}
         for other in self.source.declarations[1:]:
             for requirement in other.for_target(self.target):
                 if requirement.name is None:
@@ -257,7 +291,7 @@ class _Assembly:
                         f"declaration, or refresh the other from it"
                     )
 
-    def _check_installed_copies(self, wanted: list[Any]) -> None:
+    def _check_installed_copies(self, wanted: dict[str, str]) -> None:
         copies = self.source.installed_copies()
         if not copies:
             return
@@ -266,7 +300,7 @@ class _Assembly:
         folder = "python/" if self.source.destination is Destination.LAYER else "the function folder"
         kind = self.source.declaration.kind if self.source.declaration else "requirements.txt"
         for copy in copies:
-            if any(p.name == copy.name for p in wanted):
+            if copy.name in wanted:
                 raise LayerSourceError(
                     f"{self.source.what}: {copy.name} {copy.version} is installed into {folder} by hand "
                     f"({copy.dist_info}) and {kind} installs it too; delete the installed copy (its package and "

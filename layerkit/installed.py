@@ -34,6 +34,7 @@ class Distribution:
     version: str
     requires: frozenset[str]
     dist_info: str = ""  # the folder it was read from, e.g. six-1.17.0.dist-info
+    requires_dist: tuple[str, ...] = ()  # as written, markers included
 
     @property
     def pin(self) -> str:
@@ -58,7 +59,8 @@ def read_distributions(site_dir: Path) -> list[Distribution]:
                 requires.add(canonical_name(Requirement(line).name))
             except InvalidRequirement:
                 continue
-        found.append(Distribution(canonical_name(name), version, frozenset(requires), info.name))
+        found.append(Distribution(canonical_name(name), version, frozenset(requires), info.name,
+                                  tuple(dist.requires or ())))
     return sorted(found, key=lambda d: d.name)
 
 
@@ -140,3 +142,21 @@ def distributions_in(paths: Iterable[str], *, in_layer: bool) -> dict[str, str]:
         if match and bool(match.group("prefix")) == in_layer:
             found[canonical_name(match.group("name"))] = match.group("version")
     return found
+
+
+def dependencies_met(requires_dist: dict[str, tuple[str, ...]], environment: dict[str, str]) -> bool:
+    """Whether every distribution that the given ones require (``Requires-Dist``, markers evaluated in
+    ``environment``, no extra requested) is among them: a set installed without resolving is complete."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    for lines in requires_dist.values():
+        for line in lines:
+            try:
+                requirement = Requirement(line)
+            except InvalidRequirement:
+                return False
+            if requirement.marker is not None and not requirement.marker.evaluate({**environment, "extra": ""}):
+                continue
+            if canonical_name(requirement.name) not in requires_dist:
+                return False
+    return True

@@ -7,6 +7,11 @@ and uv's versions. It holds the distribution's files, and the ``.pyc`` compiled 
 members that any layer or function zip copies as they are: two layers that share numpy share its work, and a
 changed pin compiles and compresses one package. Entries appear in the cache atomically (:mod:`layerkit.cache`),
 and one whose members were damaged is made again, never shipped.
+
+Beside the entries, an index from each exact pin of a declaration (``name==version`` for a target, with the
+declaration's hashes and indexes) to the entry it gave: an exactly pinned declaration whose packages are all
+cached, and whose dependencies are all among them, needs no installer at all, and a changed pin installs one
+package (:func:`recall`, :func:`remember`).
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import archive, bytecode, cache, native
-from layerkit.errors import NativeCodeError
+from layerkit.errors import NativeCodeError, redact
+from layerkit.installed import dependencies_met
 from layerkit.pins import Pin
+from layerkit.sources.declaration import Declaration, Requirement
 from layerkit.targets import Destination, Target
 
 MEMBERS = "members.zip"
@@ -37,6 +44,7 @@ class Package:
     files: dict[str, int]  # path (relative to where the code lands) -> CRC-32
     bytecode_failures: tuple[str, ...]
     reused: bool
+    requires_dist: tuple[str, ...] = ()
 
     def members(self) -> list[archive.Member]:
         return archive.read_members(self.entry / MEMBERS)
@@ -52,7 +60,73 @@ def entry_key(pin: Pin, target: Target, destination: Destination, compiled: bool
 
 def _package(meta: dict[str, Any], entry: Path, reused: bool) -> Package:
     return Package(meta["name"], meta["version"], entry, frozenset(meta["requires"]),
-                   {path: crc for path, crc in meta["files"]}, tuple(meta["bytecode_failures"]), reused)
+                   {path: crc for path, crc in meta["files"]}, tuple(meta["bytecode_failures"]), reused,
+                   tuple(meta.get("requires_dist", ())))
+
+
+def _cached(entry: Path) -> Package | None:
+    """The package entry at ``entry`` if it is complete and intact (a damaged one is removed)."""
+    meta = cache.read_entry(entry)
+    if meta is not None and not cache.intact(entry / MEMBERS, meta.get("members_bytes", -1),
+                                             meta.get("members_sha256", "")):
+        cache.discard(entry)  # damaged: made again, never shipped
+        meta = None
+    return _package(meta, entry, reused=True) if meta is not None else None
+
+
+def _pin_key(requirement: Requirement, declaration: Declaration, target: Target, destination: Destination,
+             compiled: bool) -> str:
+    from layerkit.build import builder_version
+
+    parts = ("layerkit-pin", builder_version(), requirement.name or "", requirement.pinned_version or "",
+             *sorted(requirement.hashes), target.python_version, target.machine,
+             destination.value if compiled else "no-bytecode", *(redact(o) for o in declaration.options))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _exact(requirement: Requirement) -> bool:
+    return (requirement.name is not None and requirement.pinned_version is not None and requirement.local is None
+            and requirement.url is None and "[" not in requirement.text.split(";")[0])
+
+
+def recall(declaration: Declaration, target: Target, destination: Destination, *, compiled: bool,
+           cache_dir: Path) -> tuple[list[Package], list[Requirement]] | None:
+    """For an exactly pinned declaration (every requirement ``name==version``, no extras, no constraints): the
+    package entries its pins gave before, and the pins that have none. None for any other declaration."""
+    applicable = declaration.for_target(target)
+    if declaration.constraints or not applicable or not all(_exact(r) for r in applicable):
+        return None
+    found, missing = [], []
+    for requirement in applicable:
+        index = cache_dir / "pins" / _pin_key(requirement, declaration, target, destination, compiled)
+        try:
+            package = _cached(cache_dir / "packages" / index.read_text(encoding="utf-8").strip())
+        except OSError:
+            package = None
+        if package is not None and package.version == requirement.pinned_version:
+            found.append(package)
+        else:
+            missing.append(requirement)
+    return found, missing
+
+
+def remember(pins: Sequence[Pin], prepared: Sequence[Package], declaration: Declaration, target: Target,
+             destination: Destination, *, compiled: bool, cache_dir: Path) -> None:
+    """Note, for each exact pin of ``declaration``, the package entry it gave."""
+    entries = {package.name: package.entry.name for package in prepared}
+    index = cache_dir / "pins"
+    index.mkdir(parents=True, exist_ok=True)
+    for requirement in declaration.for_target(target):
+        if _exact(requirement) and requirement.name in entries and any(p.name == requirement.name for p in pins):
+            key = index / _pin_key(requirement, declaration, target, destination, compiled)
+            partial = key.with_name(f".{key.name}.{os.getpid()}")
+            partial.write_text(entries[requirement.name], encoding="utf-8")
+            partial.replace(key)
+
+
+def complete(packages: Sequence[Package], target: Target) -> bool:
+    """Whether the dependencies of every package are among them (markers evaluated for ``target``)."""
+    return dependencies_met({p.name: p.requires_dist for p in packages}, target.marker_environment())
 
 
 def prepare(pins: Sequence[Pin], target: Target, destination: Destination, *, python: Path | None, cache_dir: Path,
@@ -63,13 +137,8 @@ def prepare(pins: Sequence[Pin], target: Target, destination: Destination, *, py
     found: dict[str, Package] = {}
     missing = []
     for pin, entry in keyed:
-        meta = cache.read_entry(entry)
-        if meta is not None and not cache.intact(entry / MEMBERS, meta.get("members_bytes", -1),
-                                                 meta.get("members_sha256", "")):
-            cache.discard(entry)  # damaged: made again below, never shipped
-            meta = None
-        if meta is not None:
-            found[pin.name] = _package(meta, entry, reused=True)
+        if (package := _cached(entry)) is not None:
+            found[pin.name] = package
         else:
             missing.append((pin, entry))
     if missing:
@@ -117,7 +186,8 @@ def _pack(pins: list[Pin], target: Target, destination: Destination, python: Pat
                         if (pin.site / path) in failures)
         packed.append({
             "name": pin.name, "version": pin.version, "identity": pin.identity,
-            "requires": sorted(pin.distribution.requires), "files": [[m.name, m.crc] for m in by_pin[pin.name]],
+            "requires": sorted(pin.distribution.requires), "requires_dist": list(pin.distribution.requires_dist),
+            "files": [[m.name, m.crc] for m in by_pin[pin.name]],
             "bytecode_failures": failed, "unzipped_bytes": sum(m.size for m in by_pin[pin.name]),
             "members_bytes": len(data), "members_sha256": hashlib.sha256(data).hexdigest(),
         })

@@ -100,6 +100,7 @@ def pin(declaration: Declaration, target: Target, work: Path, *, what: str, cach
     applicable = declaration.for_target(target)
     if not applicable:
         return []
+    work.mkdir(parents=True, exist_ok=True)
     requirements = work / "requirements.in"
     requirements.write_text(declaration.requirements_text(), encoding="utf-8")
     constraints = None

@@ -123,3 +123,31 @@ def test_a_damaged_build_is_built_again_never_returned(tmp_path):
     assert any("its cached build" in line and "is damaged; building it again" in line for line in reports)
     with zipfile.ZipFile(again.zip) as archive:
         assert archive.testzip() is None
+
+
+def test_an_exactly_pinned_declaration_whose_packages_are_cached_needs_no_installer(tmp_path, monkeypatch):
+    from layerkit import uv
+
+    cache = tmp_path / "cache"
+    build_layer(layer(tmp_path / "first", MY_LAYER), X86, cache_dir=cache, report=quiet)
+
+    def no_installer(*args, **kwargs):
+        raise AssertionError("uv ran")
+
+    monkeypatch.setattr(uv, "_run", no_installer)
+    second = build_layer(layer(tmp_path / "second", MY_LAYER, module="other"), X86, cache_dir=cache, report=quiet)
+    assert second.package_cache == {"reused": 5, "installed": 0}
+    monkeypatch.undo()
+    cold = build_layer(layer(tmp_path / "cold", MY_LAYER, module="other"), X86, cache_dir=tmp_path / "cold-cache",
+                       report=quiet)
+    assert second.sha256 == cold.sha256
+
+
+def test_pins_that_leave_out_a_dependency_are_resolved_not_taken_from_the_cache(tmp_path):
+    # python-dateutil needs six; a pin of dateutil alone must still give a layer with six, cache or no cache.
+    cache = tmp_path / "cache"
+    source = layer(tmp_path / "partial", "python-dateutil==2.9.0.post0\n")
+    first = build_layer(source, X86, cache_dir=cache, report=quiet, bytecode=False)
+    (source / "python" / "mod.py").write_text("VALUE = 2\n")  # a new build of the same pins
+    second = build_layer(source, X86, cache_dir=cache, report=quiet, bytecode=False)
+    assert first.packages == second.packages == ["python-dateutil==2.9.0.post0", "six==1.17.0"]
