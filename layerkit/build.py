@@ -145,7 +145,7 @@ def build_source(source: SourceFolder, target: Target, *, cache_dir: Path | None
         return _Assembly(source, target, python, root, report, workers, provided or {}).write(tree / ASSET)
 
     meta, filled = cache.materialize(entry, fill)
-    if not cache.intact(entry / ASSET, meta["zipped_bytes"], meta["sha256"]):
+    if not filled and not cache.intact(entry / ASSET, meta["zipped_bytes"], meta["sha256"]):
         report(f"warning: {source.what}: its cached build in {entry} is damaged; building it again")
         cache.discard(entry)
         meta, filled = cache.materialize(entry, fill)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,10 @@ class Package:
     bytecode_failures: tuple[str, ...]
     reused: bool
     requires_dist: tuple[str, ...] = ()
+    packed: tuple[archive.Member, ...] = ()  # the members, when this build made them (no need to read them back)
 
     def members(self) -> list[archive.Member]:
-        return archive.read_members(self.entry / MEMBERS)
+        return list(self.packed) or archive.read_members(self.entry / MEMBERS)
 
 
 def entry_key(pin: Pin, target: Target, destination: Destination, compiled: bool) -> str:
@@ -143,17 +144,19 @@ def prepare(pins: Sequence[Pin], target: Target, destination: Destination, *, py
             missing.append((pin, entry))
     if missing:
         with cache.scratch(root, "pack") as work:
-            for (pin, entry), meta in zip(missing, _pack([p for p, _ in missing], target, destination, python, work,
-                                                        what, workers), strict=True):
-                stored, _ = cache.materialize(entry, lambda tree, pin=pin, meta=meta: _move_into(work, pin, tree, meta))
-                found[pin.name] = _package(stored, entry, reused=False)
+            for (pin, entry), (meta, members) in zip(missing, _pack([p for p, _ in missing], target, destination,
+                                                                   python, work, what, workers), strict=True):
+                stored, filled = cache.materialize(entry, lambda tree, pin=pin, meta=meta: _move_into(work, pin, tree,
+                                                                                                      meta))
+                package = _package(stored, entry, reused=False)
+                found[pin.name] = replace(package, packed=tuple(members)) if filled else package
     return [found[pin.name] for pin in pins]
 
 
 def _pack(pins: list[Pin], target: Target, destination: Destination, python: Path | None, work: Path, what: str,
-          workers: int | None) -> list[dict[str, Any]]:
+          workers: int | None) -> list[tuple[dict[str, Any], list[archive.Member]]]:
     """Check, compile (one batch over all cores), then compress (threads over every file) each pin; the metadata
-    of each entry, its members written to ``work/<name>/``."""
+    and members of each entry, its members also written to ``work/<name>/``."""
     present = {pin.name: sorted(path for path in pin.files if (pin.site / path).is_file()) for pin in pins}
     for pin in pins:
         _check_native(pin, present[pin.name], target, what)
@@ -184,13 +187,13 @@ def _pack(pins: list[Pin], target: Target, destination: Destination, python: Pat
         data = (folder / MEMBERS).read_bytes()
         failed = sorted(f"{path}: {failures[pin.site / path]}" for path in present[pin.name]
                         if (pin.site / path) in failures)
-        packed.append({
+        packed.append(({
             "name": pin.name, "version": pin.version, "identity": pin.identity,
             "requires": sorted(pin.distribution.requires), "requires_dist": list(pin.distribution.requires_dist),
             "files": [[m.name, m.crc] for m in by_pin[pin.name]],
             "bytecode_failures": failed, "unzipped_bytes": sum(m.size for m in by_pin[pin.name]),
             "members_bytes": len(data), "members_sha256": hashlib.sha256(data).hexdigest(),
-        })
+        }, by_pin[pin.name]))
     return packed
 
 
