@@ -135,8 +135,3 @@ def discard(entry: Path) -> None:
 
     with FileLock(str(entry.parent / f".{entry.name}.lock")):
         shutil.rmtree(entry, ignore_errors=True)
-
-
-def entry_files(entry: Path) -> list[Path]:
-    """The files of an entry, without its completion marker."""
-    return sorted(p for p in entry.rglob("*") if p.is_file() and p.name != DONE)

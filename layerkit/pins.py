@@ -122,9 +122,10 @@ def _separate_overlaps(pins: list[Pin], declaration: Declaration, target: Target
                        what: str) -> list[Pin]:
     """Where two distributions ship one path with different content, only one copy is in the shared folder:
     each distribution whose copy was written over is installed again, alone, so that its files are its own."""
+    by_name = {p.name: p for p in pins}
     found = overlaps({p.name: p.files for p in pins}, {p.name: p.distribution.requires for p in pins})
     lost = {name for overlap in found for name in overlap.claimants
-            if record_hash(pins[0].site / overlap.path) != {p.name: p for p in pins}[name].files[overlap.path]}
+            if record_hash(by_name[name].site / overlap.path) != by_name[name].files[overlap.path]}
     separated = []
     for pin_ in pins:
         if pin_.name not in lost:

@@ -74,25 +74,22 @@ def lock_all(work: Path, index: PackageIndex, wheels: Path) -> LockedProjects:
     env.pop("VIRTUAL_ENV", None)
     dependencies = '["orjson<3.11", "python-dateutil<3", "kit-armonly==1.0; platform_machine == \'aarch64\'"]'
 
-    uv_project = _project(work / "uv_layer", {"pyproject.toml": f"""
+    def project(name: str) -> str:  # the [project] table both pyproject.toml files share
+        return f"""
         [project]
-        name = "uv-layer"
+        name = "{name}"
         version = "0"
         requires-python = ">=3.12"
         dependencies = {dependencies}
+        """
 
+    uv_project = _project(work / "uv_layer", {"pyproject.toml": project("uv-layer") + """
         [dependency-groups]
         dev = ["kit-devtool==1.0"]
         """})
     _run([uv.binary(), "lock", "--default-index", url, "--python", python312, "--quiet"], uv_project, env, "uv lock")
 
-    poetry_project = _project(work / "poetry_layer", {"pyproject.toml": f"""
-        [project]
-        name = "poetry-layer"
-        version = "0"
-        requires-python = ">=3.12"
-        dependencies = {dependencies}
-
+    poetry_project = _project(work / "poetry_layer", {"pyproject.toml": project("poetry-layer") + f"""
         [tool.poetry]
         package-mode = false
 
