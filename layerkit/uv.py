@@ -109,7 +109,7 @@ def install(requirements: Path, destination: Path, target: Target, *, cwd: Path,
         arguments.append("--require-hashes")
     if constraints is not None:
         arguments += ["--constraints", str(constraints)]
-    if offline_first:
+    if offline_first and _cache_holds_packages(cwd):
         if _run([*arguments, "--offline"], cwd).returncode == 0:
             return
         import shutil
@@ -118,6 +118,18 @@ def install(requirements: Path, destination: Path, target: Target, *, cwd: Path,
     proc = _run(arguments, cwd)
     if proc.returncode != 0:
         raise install_error(what, target, proc.stderr)
+
+
+def _cache_holds_packages(cwd: Path) -> bool:
+    """Whether uv's cache has ever unpacked a wheel (its ``archive-v*`` folder): if not, an offline attempt can
+    only fail and costs a uv start. A cache layout this does not recognise means going online: slower, never wrong."""
+    proc = _run(["cache", "dir"], cwd)
+    if proc.returncode != 0:
+        return True
+    cache = Path(proc.stdout.strip())
+    if not cache.is_dir():
+        return False
+    return any(entry.name.startswith("archive-") for entry in cache.iterdir())
 
 
 def build_wheel(package: Path, out_dir: Path, what: str) -> Path:

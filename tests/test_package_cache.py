@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from layerkit.build import build_layer
+from layerkit.errors import BuildError
 from layerkit.targets import Target
 from tests.conftest import LAYERS, make_wheel
 
@@ -151,3 +152,20 @@ def test_pins_that_leave_out_a_dependency_are_resolved_not_taken_from_the_cache(
     (source / "python" / "mod.py").write_text("VALUE = 2\n")  # a new build of the same pins
     second = build_layer(source, X86, cache_dir=cache, report=quiet, bytecode=False)
     assert first.packages == second.packages == ["python-dateutil==2.9.0.post0", "six==1.17.0"]
+
+
+def test_exact_pins_that_uv_has_cached_build_with_the_index_unreachable(tmp_path, monkeypatch):
+    # A warm uv cache (the user's other projects, a CI cache) and an empty kit cache: no index is needed.
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    source = layer(tmp_path / "offline", MY_LAYER)
+    online = build_layer(source, X86, cache_dir=tmp_path / "first", report=quiet)
+    for proxy in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"):  # nothing listens on port 9: no network
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    offline = build_layer(source, X86, cache_dir=tmp_path / "second", report=quiet)
+    assert offline.sha256 == online.sha256
+    # Whereas with nothing cached anywhere the unreachable network is what the build reports.
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "empty-uv-cache"))
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")
+    with pytest.raises(BuildError, match="Failed to fetch"):
+        build_layer(source, X86, cache_dir=tmp_path / "third", report=quiet)
