@@ -9,6 +9,7 @@ into a zip as the deflated bytes it is, never compressed again: the same bytes a
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import struct
@@ -16,6 +17,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 #: The CDK CLI's date for asset zips; in MS-DOS format (1980-01-01 00:00:00).
 DOS_DATE, DOS_TIME = (0 << 9) | (1 << 5) | 1, 0
@@ -82,13 +84,30 @@ def read_members(path: Path) -> list[Member]:
     return members
 
 
-def write_zip(destination: Path, members: Iterable[Member]) -> None:
-    """Write ``members`` (and an entry for each of their folders) to ``destination``, sorted by name."""
+class _HashingWriter:
+    """A file that hashes what is written to it, so that a zip is never read back to learn its sha256."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw, self.digest, self.size = raw, hashlib.sha256(), 0
+
+    def write(self, data: bytes | bytearray) -> None:
+        self._raw.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+
+def write_zip(destination: Path, members: Iterable[Member]) -> tuple[int, str]:
+    """Write ``members`` (and an entry for each of their folders) to ``destination``, sorted by name; return the
+    zip's size in bytes and its sha256."""
     files = {member.name: member for member in members}
     folders = {name[: index + 1] for name in files for index, char in enumerate(name) if char == "/"}
     entries: list[tuple[str, Member | None]] = sorted([*files.items(), *((f, None) for f in folders)])
     central = bytearray()
-    with open(destination, "wb") as out:
+    with open(destination, "wb") as raw:
+        out = _HashingWriter(raw)
         for name, member in entries:
             encoded = name.encode("utf-8")
             flags = 0 if encoded.isascii() else 0x800  # bit 11: the name is UTF-8
@@ -116,6 +135,7 @@ def write_zip(destination: Path, members: Iterable[Member]) -> None:
             out.write(struct.pack("<IIQI", 0x07064B50, 0, end, 1))
         out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, min(count, 0xFFFF), min(count, 0xFFFF),
                               len(central), start, 0))
+    return out.size, out.digest.hexdigest()
 
 
 def asset_sizes(asset: Path) -> dict[str, int]:

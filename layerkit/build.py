@@ -197,7 +197,7 @@ class _Assembly:
             own, failures = self._own_code(work)
             members = self._merge(own, packages)
             self._check(members)
-            archive.write_zip(destination, members)
+            zipped_bytes, sha256 = archive.write_zip(destination, members)
         failures += [f for package in packages for f in package.bytecode_failures]
         if failures:
             self.warnings.append(
@@ -205,9 +205,8 @@ class _Assembly:
                 f"and ship as source, compiled again at each cold start (first: {failures[0]}); fix them, or leave "
                 "them if they are never imported"
             )
-        data = destination.read_bytes()
         return {
-            "sha256": hashlib.sha256(data).hexdigest(), "zipped_bytes": len(data),
+            "sha256": sha256, "zipped_bytes": zipped_bytes,
             "unzipped_bytes": sum(m.size for m in members),
             "packages": [f"{p.name}=={p.version}" for p in packages], "bytecode": self.python is not None,
             "bytecode_failures": failures, "warnings": self.warnings, "provided_by_layers": provided_by_layers,

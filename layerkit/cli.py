@@ -38,11 +38,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     build = build_layer(args.layer_dir, target, cache_dir=args.cache_dir, bytecode=args.bytecode,
                         workers=args.workers)
     if args.out:
+        import shutil
+
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:
-            partial.write_bytes(build.zip.read_bytes())
+            shutil.copyfile(build.zip, partial)  # the OS's copy (copy_file_range, clonefile): no pass through Python
             partial.replace(out)  # never a half-written zip at --out
         finally:
             partial.unlink(missing_ok=True)

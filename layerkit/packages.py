@@ -183,8 +183,7 @@ def _pack(pins: list[Pin], target: Target, destination: Destination, python: Pat
     for pin in pins:
         folder = work / pin.name
         folder.mkdir()
-        archive.write_zip(folder / MEMBERS, by_pin[pin.name])
-        data = (folder / MEMBERS).read_bytes()
+        members_bytes, members_sha256 = archive.write_zip(folder / MEMBERS, by_pin[pin.name])
         failed = sorted(f"{path}: {failures[pin.site / path]}" for path in present[pin.name]
                         if (pin.site / path) in failures)
         packed.append(({
@@ -192,7 +191,7 @@ def _pack(pins: list[Pin], target: Target, destination: Destination, python: Pat
             "requires": sorted(pin.distribution.requires), "requires_dist": list(pin.distribution.requires_dist),
             "files": [[m.name, m.crc] for m in by_pin[pin.name]],
             "bytecode_failures": failed, "unzipped_bytes": sum(m.size for m in by_pin[pin.name]),
-            "members_bytes": len(data), "members_sha256": hashlib.sha256(data).hexdigest(),
+            "members_bytes": members_bytes, "members_sha256": members_sha256,
         }, by_pin[pin.name]))
     return packed
 
