@@ -110,7 +110,8 @@ def pin(declaration: Declaration, target: Target, work: Path, *, what: str, cach
     site = work / "site"
     uv.install(requirements, site, target, cwd=declaration.path.parent, what=what, no_deps=declaration.locked,
                hashes=declaration.hashed, constraints=constraints,
-               offline_first=all(r.pinned for r in declaration.requirements))
+               offline_first=[(r.name, r.pinned_version) for r in applicable if r.name]
+               if all(r.pinned for r in declaration.requirements) else None)
     drop_bookkeeping(site)
     pins = [Pin(dist, site, files, _identity(files))
             for dist in read_distributions(site) for files in [_record_files(site, dist)]]

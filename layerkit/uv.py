@@ -92,10 +92,14 @@ def export_lock(project: Path) -> str:
 
 
 def install(requirements: Path, destination: Path, target: Target, *, cwd: Path, what: str, no_deps: bool = False,
-            hashes: bool = False, constraints: Path | None = None, offline_first: bool = False) -> None:
+            hashes: bool = False, constraints: Path | None = None,
+            offline_first: Sequence[tuple[str, str | None]] | None = None) -> None:
     """Install the requirements file ``requirements`` into ``destination`` for ``target``: resolved (or, with
-    ``no_deps``, exactly the listed set, as a lock is), hash-checked when ``hashes``. With ``offline_first`` (for
-    exact pins only: offline, uv could not see a newer release) uv's cache is tried before the index.
+    ``no_deps``, exactly the listed set, as a lock is), hash-checked when ``hashes``. With ``offline_first``, the
+    ``(name, version)`` of a requirements file whose every line is pinned (version None: a file or URL), uv's
+    cache is tried before the index when it holds a wheel of each of them; what it installs is kept only if the
+    resolver chose nothing (no dependency left out of the pins), so that uv's cache never picks a version the
+    index would not.
 
     Files are linked from uv's cache (its default): the kit never edits an installed file in place, it replaces.
     """
@@ -109,8 +113,9 @@ def install(requirements: Path, destination: Path, target: Target, *, cwd: Path,
         arguments.append("--require-hashes")
     if constraints is not None:
         arguments += ["--constraints", str(constraints)]
-    if offline_first and _cache_holds_packages(cwd):
-        if _run([*arguments, "--offline"], cwd).returncode == 0:
+    if offline_first is not None and _cache_holds(offline_first, cwd):
+        if _run([*arguments, "--offline"], cwd).returncode == 0 and \
+                (no_deps or _installed_names(destination) <= {name for name, _ in offline_first}):
             return
         import shutil
 
@@ -120,16 +125,21 @@ def install(requirements: Path, destination: Path, target: Target, *, cwd: Path,
         raise install_error(what, target, proc.stderr)
 
 
-def _cache_holds_packages(cwd: Path) -> bool:
-    """Whether uv's cache has ever unpacked a wheel (its ``archive-v*`` folder): if not, an offline attempt can
-    only fail and costs a uv start. A cache layout this does not recognise means going online: slower, never wrong."""
+def _installed_names(site: Path) -> set[str]:
+    """The normalized names of the distributions installed in ``site`` (from their ``.dist-info`` folders)."""
+    return {re.sub(r"[-_.]+", "-", entry.name.split("-")[0]).lower() for entry in site.glob("*.dist-info")}
+
+
+def _cache_holds(pins: Sequence[tuple[str, str | None]], cwd: Path) -> bool:
+    """Whether uv's cache holds a wheel of each ``(name, version)`` (``wheels-v*/<index>/<name>/<version>-*``):
+    if one is missing, an offline attempt can only fail, and costs a uv start. A cache layout this does not
+    recognise means going online: slower, never wrong."""
     proc = _run(["cache", "dir"], cwd)
-    if proc.returncode != 0:
-        return True
-    cache = Path(proc.stdout.strip())
-    if not cache.is_dir():
-        return False
-    return any(entry.name.startswith("archive-") for entry in cache.iterdir())
+    wheels = list(Path(proc.stdout.strip()).glob("wheels-v*")) if proc.returncode == 0 else []
+    indexes = [index for bucket in wheels for index in bucket.iterdir() if index.is_dir()]
+    indexes += [nested for index in indexes if index.name == "index" for nested in index.iterdir()]
+    return all(any(next((index / name).glob(f"{version}-*"), None) for index in indexes)
+               for name, version in pins if version is not None)
 
 
 def build_wheel(package: Path, out_dir: Path, what: str) -> Path:

@@ -169,3 +169,14 @@ def test_exact_pins_that_uv_has_cached_build_with_the_index_unreachable(tmp_path
     monkeypatch.setenv("UV_HTTP_RETRIES", "0")
     with pytest.raises(BuildError, match="Failed to fetch"):
         build_layer(source, X86, cache_dir=tmp_path / "third", report=quiet)
+
+
+def test_a_warm_uv_cache_never_decides_an_unpinned_dependency(tmp_path, monkeypatch):
+    # python-dateutil needs six, which this declaration leaves to the resolver: the newest six, as with an empty
+    # cache, not an older one that uv happens to hold from another project.
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    build_layer(layer(tmp_path / "other", "python-dateutil==2.9.0.post0\nsix==1.16.0\n"), X86,
+                cache_dir=tmp_path / "other-cache", report=quiet, bytecode=False)
+    built = build_layer(layer(tmp_path / "mine", "python-dateutil==2.9.0.post0\n"), X86, cache_dir=tmp_path / "cache",
+                        report=quiet, bytecode=False)
+    assert built.packages == ["python-dateutil==2.9.0.post0", "six==1.17.0"]
