@@ -108,10 +108,11 @@ def kit(requirements: Path, name: str, target: Target, *, bytecode: bool = True,
     return _timed("layerkit", [(command, {"env": {**os.environ, "UV_CACHE_DIR": str(uv_cache)}})], out, target)
 
 
-def uv_recipe(requirements: Path, name: str, target: Target) -> Run:
-    """uv's guide for Lambda, with the runtime's own ceiling: ``uv pip install --target`` then ``zip``."""
+def uv_recipe(requirements: Path, name: str, target: Target, *, uv_cache: Path | None = None) -> Run:
+    """uv's guide for Lambda, with the runtime's own ceiling: ``uv pip install --target`` then ``zip``; uv's
+    cache empty unless given."""
     work = fresh(name)
-    env = clean_env(UV_CACHE_DIR=str(work / "uv-cache"), UV_PYTHON_DOWNLOADS="never")
+    env = clean_env(UV_CACHE_DIR=str(uv_cache or work / "uv-cache"), UV_PYTHON_DOWNLOADS="never")
     install = [str(VENV_BIN / "uv"), "pip", "install", "--no-installer-metadata", "--no-compile-bytecode",
                "--python", sys.executable, "--python-version", target.python_version, "--python-platform",
                target.uv_platform, "--only-binary", ":all:", "--target", str(work / "python"), "-r", str(requirements),

@@ -90,11 +90,15 @@ PEER_FIGURES = {  # figure: (the kit's variant, the peer, target ratio or None)
 
 def bench_peers(runs: int) -> tuple[dict[str, object], dict[str, object]]:
     """Every tool on every set from empty caches (downloads included), interleaved round by round, so that
-    each round's network and machine noise falls on all of them."""
+    each round's network and machine noise falls on all of them; each round starts with the next tool, so that
+    none is always the first to ask the registry for a set's files."""
     measured: dict[str, dict[str, list[Run]]] = {s: {t: [] for t in TOOLS} for s in SETS}
+    names = list(TOOLS)
     for round_ in range(runs):
+        order = names[round_ % len(names):] + names[:round_ % len(names)]
         for set_name, requirements in SETS.items():
-            for tool, build in TOOLS.items():
+            for tool in order:
+                build = TOOLS[tool]
                 log(f"peers round {round_ + 1}/{runs}: {set_name}: {tool}")
                 measured[set_name][tool].append(build(requirements, f"peer-{set_name}-{tool}"))
     figures: dict[str, object] = {}
@@ -116,7 +120,29 @@ def bench_peers(runs: int) -> tuple[dict[str, object], dict[str, object]]:
             passed = None if limit is None or kit_s is None or peer_s is None else kit_s / peer_s <= limit
             figures[f"{name}.{set_name}"] = figure(kit_s, peer_s, target, passed, "s", runs=runs,
                                                    kit_tool=mine, peer=peer, peer_error=table[set_name][peer]["error"])
+    figures.update(downloads_cached(runs))
     return figures, table
+
+
+def downloads_cached(runs: int) -> dict[str, object]:
+    """The kit (empty cache, no .pyc) against uv's recipe with uv's download cache warm for both: what is left
+    when the downloads, the same for both and the noisiest part of a cold build, are taken out."""
+    figures: dict[str, object] = {}
+    for set_name, requirements in SETS.items():
+        uv_cache = fresh(f"dc-{set_name}-uv-cache")
+        peers.uv_recipe(requirements, f"dc-{set_name}-prime", TARGET, uv_cache=uv_cache)
+        mine: list[float | None] = []
+        theirs: list[float | None] = []
+        for round_ in range(runs):
+            log(f"downloads cached {round_ + 1}/{runs}: {set_name}")
+            mine.append(kit(requirements, f"dc-{set_name}-kit", TARGET, bytecode=False, uv_cache=uv_cache).seconds)
+            theirs.append(peers.uv_recipe(requirements, f"dc-{set_name}-uv", TARGET, uv_cache=uv_cache).seconds)
+        kit_s = median(mine) if None not in mine else None
+        peer_s = median(theirs) if None not in theirs else None
+        figures[f"cold_vs_uv_recipe_downloads_cached.{set_name}"] = figure(
+            kit_s, peer_s, "none (reported)", None, "s", kit_runs=mine, baseline_runs=theirs,
+            note="kit --no-bytecode from an empty kit cache against uv's recipe, uv's cache warm for both")
+    return figures
 
 
 # -- the per-package cache ------------------------------------------------------------------------------
@@ -485,6 +511,8 @@ def machine() -> dict[str, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="repetitions per build figure (median reported)")
+    parser.add_argument("--peer-runs", type=int, default=5,
+                        help="rounds of the peers' cold builds (downloads make them the noisiest figures)")
     parser.add_argument("--synth-runs", type=int, default=3, help="repetitions of each cdk synth")
     parser.add_argument("--invoke-runs", type=int, default=10, help="repetitions of each invoke figure")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling table")
@@ -492,7 +520,7 @@ def main() -> int:
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     figures: dict[str, object] = {}
-    peer_figures, peer_table = bench_peers(args.runs)
+    peer_figures, peer_table = bench_peers(args.peer_runs)
     figures.update(peer_figures)
     figures.update(bench_package_cache(args.runs))
     figures.update(bench_manual_step(args.runs))
