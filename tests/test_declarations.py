@@ -444,6 +444,9 @@ BAD = {
                                                'python = "^3.12"\nsix = "^1.17"\n'},
                             "no poetry.lock beside it; run 'poetry lock' in that folder"),
     "uv-lock-without-project": ({"uv.lock": "version = 1\n"}, "uv.lock: has no pyproject.toml beside it"),
+    "poetry-1-lock": ({"pyproject.toml": '[project]\nname = "x"\nversion = "0"\ndependencies = ["six"]\n',
+                       "poetry.lock": '[metadata]\nlock-version = "2.0"\ncontent-hash = "0"\n'},
+                      "poetry.lock: lock-version 2.0 does not record which group each package belongs to"),
 }
 
 

@@ -80,7 +80,7 @@ def read_poetry_lock(lock_path: Path) -> Declaration:
                                "restore its pyproject.toml, or declare the dependencies in requirements.txt")
     lock = load_toml(lock_path)
     metadata = lock.get("metadata", {})
-    if str(metadata.get("lock-version", "")) < "2.1":
+    if _version_tuple(metadata.get("lock-version")) < (2, 1):
         raise DeclarationError(
             f"{lock_path}: lock-version {metadata.get('lock-version', '(none)')} does not record which group each "
             f"package belongs to; {_REFRESH}"
@@ -99,3 +99,11 @@ def read_poetry_lock(lock_path: Path) -> Declaration:
         sources.add(source["url"] if source.get("type") == "legacy" else PYPI if not source else "")
     return Declaration(kind=FILE_NAME, path=lock_path, requirements=tuple(requirements),
                        options=index_options(sorted(sources)), locked=True, files=(lock_path, pyproject_path))
+
+
+def _version_tuple(value: object) -> tuple[int, ...]:
+    """``"2.1"`` as ``(2, 1)``, so that 2.10 is newer than 2.9; anything unreadable as ``()``, older than all."""
+    try:
+        return tuple(int(part) for part in str(value).split("."))
+    except ValueError:
+        return ()
