@@ -63,7 +63,7 @@ def check_layer(zip_path: Path, target: Target) -> str | None:
             problem = native.misfit(native.inspect(info.filename, data[: native.HEAD_BYTES]), target)
             if problem:
                 return f"{info.filename} {problem}"
-            if (needed := native.glibc_needed(data)) and needed > target.glibc:
+            if needed := native.glibc_too_new(data, target):
                 return f"{info.filename} needs glibc {needed[0]}.{needed[1]}, {target.os} has {target.glibc}"
     return None
 

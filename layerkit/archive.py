@@ -52,7 +52,7 @@ def compress(name: str, data: bytes) -> Member:
 
 
 def compress_files(files: Iterable[tuple[str, Path]], workers: int | None = None) -> list[Member]:
-    """Each ``(name, path)`` compressed, on ``workers`` threads (zlib releases the GIL): order kept."""
+    """Each ``(name, path)`` compressed, on ``workers`` threads (libdeflate releases the GIL): order kept."""
     items = list(files)
 
     def one(item: tuple[str, Path]) -> Member:

@@ -135,8 +135,7 @@ def build_source(source: SourceFolder, target: Target, *, cache_dir: Path | None
     :func:`build_function` do after loading the folder)."""
     started = time.perf_counter()
     python = _bytecode_python(source, target, report) if bytecode else None
-    extra = tuple(f"provided {name}=={version}" for name, version in sorted((provided or {}).items()))
-    asset_hash = source.fingerprint(target, bytecode=python is not None, extra=extra)
+    asset_hash = source.fingerprint(target, bytecode=python is not None, provided=provided)
     root = cache.resolve_cache_dir(cache_dir)
     key = hashlib.sha256(f"{asset_hash}\0{builder_version()}".encode()).hexdigest()
     entry = root / "builds" / key

@@ -164,11 +164,8 @@ def code_asset(scope: Construct, scratch_id: str, source: SourceFolder, target: 
     provided = provided or {}
     if builder is not Builder.DOCKER:
         build = build_source(source, target, cache_dir=resolve_cache_dir(), bytecode=bytecode, provided=provided)
-        code = lambda_.Code.from_asset(str(build.zip), asset_hash=build.asset_hash,
-                                       asset_hash_type=AssetHashType.CUSTOM)
-        return CodeAsset(code, build.asset_hash, builder, build.zip, build=build)
-    extra = tuple(f"provided {name}=={version}" for name, version in sorted(provided.items()))
-    asset_hash = source.fingerprint(target, bytecode=bytecode, extra=extra)
+        return CodeAsset(_registered(build.zip, build.asset_hash), build.asset_hash, builder, build.zip, build=build)
+    asset_hash = source.fingerprint(target, bytecode=bytecode, provided=provided)
     staged = stage(source, asset_hash, resolve_cache_dir())
     if not Stack.of(scope).bundling_required:  # not a stack this synth deploys: the CDK stages the source too
         return CodeAsset(_registered(staged, asset_hash), asset_hash, builder, staged)
@@ -197,8 +194,9 @@ def code_asset(scope: Construct, scratch_id: str, source: SourceFolder, target: 
     return CodeAsset(_registered(bundle_dir, asset_hash), asset_hash, builder, bundle_dir, bundled_by=alpha)
 
 
-def _registered(folder: Path, asset_hash: str) -> lambda_.Code:
-    return lambda_.Code.from_asset(str(folder), asset_hash=asset_hash, asset_hash_type=AssetHashType.CUSTOM)
+def _registered(content: Path, asset_hash: str) -> lambda_.Code:
+    """``content`` (a zip, or a folder the CLI zips) as code under the kit's own asset hash."""
+    return lambda_.Code.from_asset(str(content), asset_hash=asset_hash, asset_hash_type=AssetHashType.CUSTOM)
 
 
 def _image(image_dir: str | Path | None, target: Target, network: str | None) -> DockerImage | None:

@@ -22,13 +22,12 @@ from typing import Any
 from layerkit import cache
 from layerkit.sources import SourceFolder
 from layerkit.sources.declaration import Declaration
+from layerkit.uv import INDEX_SETTINGS
 
 DOCKER_INFO_TIMEOUT_S = 20
 #: The folder of the staged entry that holds what pip needs and the bundle must not keep.
 EXTRAS = "_layerkit"
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
-#: pip's settings for a private index; uv's are handed to pip under these names.
-INDEX_SETTINGS = {"PIP_INDEX_URL": "UV_INDEX_URL", "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL"}
 
 
 def docker_available() -> bool:

@@ -68,19 +68,21 @@ def inspect(path: str, head: bytes) -> NativeFile:
 
 def misfit(native: NativeFile, target: Target) -> str | None:
     """Why ``native`` cannot load on Lambda for ``target``, or None when it can."""
-    if native.format != "ELF":
-        return f"is built for {native.built_for()}"
-    if native.architecture != target.architecture:
-        return f"is built for {native.built_for()}"
-    if native.python is not None and native.python != target.python_version:
-        return f"is built for {native.built_for()}"
-    return None
+    loads = native.format == "ELF" and native.architecture == target.architecture \
+        and native.python in (None, target.python_version)
+    return None if loads else f"is built for {native.built_for()}"
 
 
 def glibc_needed(data: bytes) -> tuple[int, int] | None:
     """The newest ``GLIBC_x.y`` symbol version an ELF file asks for, or None."""
     versions = {(int(major), int(minor)) for major, minor in _GLIBC.findall(data)}
     return max(versions) if versions else None
+
+
+def glibc_too_new(data: bytes, target: Target) -> tuple[int, int] | None:
+    """The glibc an ELF file ``data`` needs when it is newer than the one ``target`` runs on, else None."""
+    needed = glibc_needed(data)
+    return needed if needed is not None and needed > target.glibc else None
 
 
 def misfits(paths: Iterable[str], read_head: Callable[[str], bytes], target: Target) -> list[tuple[str, str]]:

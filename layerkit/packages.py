@@ -214,8 +214,7 @@ def _check_native(pin: Pin, paths: list[str], target: Target, what: str) -> None
         )
     newest = target.glibc
     for path in paths:
-        if native.is_native_name(path) and (needed := native.glibc_needed((pin.site / path).read_bytes())) and \
-                needed > newest:
+        if native.is_native_name(path) and (needed := native.glibc_too_new((pin.site / path).read_bytes(), target)):
             raise NativeCodeError(
                 f"{what}: {path} from {pin.pin} needs glibc {needed[0]}.{needed[1]}, and {target.runtime} runs on "
                 f"{target.os} with glibc {newest[0]}.{newest[1]}; pin a version of {pin.name} with a wheel for "

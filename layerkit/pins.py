@@ -52,7 +52,7 @@ class Pin:
 
 def _build_local_packages(declaration: Declaration, what: str, cache_dir: Path, report: Reporter) -> Declaration:
     """Local path packages replaced by wheels built from them, cached by the content of their folder."""
-    from layerkit.sources import IGNORED_DIRS, _walk
+    from layerkit.sources import package_files
 
     built = []
     for requirement in declaration.requirements:
@@ -60,7 +60,7 @@ def _build_local_packages(declaration: Declaration, what: str, cache_dir: Path, 
             built.append(requirement)
             continue
         digest = hashlib.sha256(b"layerkit-local-package\0" + uv.version().encode())
-        for path in _walk(requirement.local, skip_dirs=IGNORED_DIRS | {"build", "dist"}):
+        for path in package_files(requirement.local):
             digest.update(path.relative_to(requirement.local).as_posix().encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
         entry = cache_dir / "local-wheels" / digest.hexdigest()

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerkit.errors import BuildError, DeclarationError, MissingWheelError, redact
+from layerkit.installed import canonical_name
 from layerkit.targets import Target
 
 if TYPE_CHECKING:
     import subprocess
 
-#: pip's settings for a private index -> uv's (uv's own, when set, win).
-_INDEX_SETTINGS = {"PIP_INDEX_URL": "UV_INDEX_URL", "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL"}
+#: pip's settings for a private index -> uv's: uv gets them as its own (uv's, when set, win), the Docker
+#: build's pip as pip's (:mod:`layerkit.docker`).
+INDEX_SETTINGS = {"PIP_INDEX_URL": "UV_INDEX_URL", "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL"}
 
 
 @functools.cache
@@ -62,7 +64,7 @@ def version() -> str:
 def environment() -> dict[str, str]:
     """The environment of a uv child: the user's, with pip's index settings as uv's, no Python downloads."""
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
-    for pip_name, uv_name in _INDEX_SETTINGS.items():
+    for pip_name, uv_name in INDEX_SETTINGS.items():
         if os.environ.get(pip_name) and not os.environ.get(uv_name):
             env[uv_name] = os.environ[pip_name]
     return env
@@ -127,7 +129,7 @@ def install(requirements: Path, destination: Path, target: Target, *, cwd: Path,
 
 def _installed_names(site: Path) -> set[str]:
     """The normalized names of the distributions installed in ``site`` (from their ``.dist-info`` folders)."""
-    return {re.sub(r"[-_.]+", "-", entry.name.split("-")[0]).lower() for entry in site.glob("*.dist-info")}
+    return {canonical_name(entry.name.split("-")[0]) for entry in site.glob("*.dist-info")}
 
 
 def _cache_holds(pins: Sequence[tuple[str, str | None]], cwd: Path) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -133,11 +134,9 @@ class SourceFolder:
         if "pyproject.toml" in present:
             from layerkit.sources.pyproject import declares_dependencies
 
-            companion = {"poetry.lock", "uv.lock"} & set(present)
-            if not companion and not declares_dependencies(root / "pyproject.toml"):
-                present = tuple(n for n in present if n != "pyproject.toml")  # a tool's settings, not dependencies
-            elif companion:
-                present = tuple(n for n in present if n != "pyproject.toml")  # the lock's own project file
+            # Beside a lock it is the lock's own project file; without [project] dependencies, a tool's settings.
+            if {"poetry.lock", "uv.lock"} & set(present) or not declares_dependencies(root / "pyproject.toml"):
+                present = tuple(n for n in present if n != "pyproject.toml")
         return present
 
     # -- declarations ---------------------------------------------------------------------------------
@@ -181,8 +180,9 @@ class SourceFolder:
             tracked += _local_inputs(declaration.constraints)
         return sorted(set(tracked))
 
-    def fingerprint(self, target: Target, *, bytecode: bool, extra: tuple[str, ...] = ()) -> str:
-        """A sha256 of everything that decides the built code, and nothing that decides how it is built.
+    def fingerprint(self, target: Target, *, bytecode: bool, provided: Mapping[str, str] | None = None) -> str:
+        """A sha256 of everything that decides the built code, and nothing that decides how it is built;
+        ``provided`` (name -> version, what a function's layers ship, so not installed again) is part of it.
 
         It is the CDK asset hash: it must not change with the builder (Docker or local), the machine or where
         the repository sits, so an unchanged layer never gets a new version. Credentials never enter it: they
@@ -190,7 +190,8 @@ class SourceFolder:
         """
         digest = hashlib.sha256()
         parts = ("layerkit", LAYOUT_VERSION, self.destination.value, target.runtime, target.architecture,
-                 f"bytecode={bytecode}", *extra)
+                 f"bytecode={bytecode}",
+                 *(f"provided {name}=={version}" for name, version in sorted((provided or {}).items())))
         for part in parts:
             digest.update(part.encode() + b"\0")
         for path in self.inputs():
@@ -208,13 +209,18 @@ def _relative(path: Path, root: Path) -> str:
     return os.path.relpath(path, root)
 
 
+def package_files(folder: Path) -> list[Path]:
+    """The files of a local path package that decide the wheel built from it (not what building it writes)."""
+    return _walk(folder, skip_dirs=IGNORED_DIRS | _PACKAGE_BUILD_OUTPUT)
+
+
 def _local_inputs(requirements: tuple[Requirement, ...]) -> list[Path]:
     found: list[Path] = []
     for requirement in requirements:
         if requirement.local is None:
             continue
         if requirement.local.is_dir():
-            found += _walk(requirement.local, skip_dirs=IGNORED_DIRS | _PACKAGE_BUILD_OUTPUT)
+            found += package_files(requirement.local)
         else:
             found.append(requirement.local)
     return found
