@@ -93,8 +93,10 @@ def layer_folder(requirements: Path, name: str) -> Path:
 
 
 def kit(requirements: Path, name: str, target: Target, *, bytecode: bool = True, cache: Path | None = None,
-        uv_cache: Path | None = None, layer: Path | None = None, workers: int | None = None) -> Run:
-    """``layerkit build`` as a user runs it: a fresh process; empty caches unless given."""
+        uv_cache: Path | None = None, layer: Path | None = None, workers: int | None = None,
+        options: tuple[str, ...] = ()) -> Run:
+    """``layerkit build`` as a user runs it (with ``options``, e.g. ``--slim tests``): a fresh process; empty
+    caches unless given."""
     layer = layer or layer_folder(requirements, f"{name}-layer")
     cache = cache or fresh(f"{name}-cache")
     uv_cache = uv_cache or fresh(f"{name}-uv-cache")
@@ -105,6 +107,7 @@ def kit(requirements: Path, name: str, target: Target, *, bytecode: bool = True,
         command.append("--no-bytecode")
     if workers:
         command += ["--workers", str(workers)]
+    command += options
     return _timed("layerkit", [(command, {"env": {**os.environ, "UV_CACHE_DIR": str(uv_cache)}})], out, target)
 
 

@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -439,6 +440,46 @@ def bench_docker(runs: int) -> dict[str, object]:
     }
 
 
+# -- slimming --------------------------------------------------------------------------------------------
+SLIM_SETS = {"heavy": SCALING / "heavy.txt", "science": SCALING / "science.txt"}
+SLIM_OPTIONS = {  # what `layerkit build` is given
+    "default (.pyc)": (),
+    "--no-bytecode": ("--no-bytecode",),
+    "--slim tests": ("--slim", "tests"),
+    "--slim debug-symbols": ("--slim", "debug-symbols"),
+    "all three": ("--no-bytecode", "--slim", "tests", "--slim", "debug-symbols"),
+}
+
+
+def bench_slim() -> dict[str, object]:
+    """The unzipped size of the heavy and science sets' layers with each slimming option (sizes are the same from
+    run to run: one build each, package cache and downloads shared)."""
+    rows = []
+    for set_name, requirements in SLIM_SETS.items():
+        layer = layer_folder(requirements, f"slim-{set_name}")
+        cache, uv_cache = fresh(f"slim-{set_name}-cache"), fresh(f"slim-{set_name}-uv-cache")
+        default = None
+        for label, options in SLIM_OPTIONS.items():
+            bytecode = "--no-bytecode" not in options
+            rest = tuple(o for o in options if o != "--no-bytecode")
+            built = kit(requirements, f"slim-{set_name}", TARGET, bytecode=bytecode, cache=cache, uv_cache=uv_cache,
+                        layer=layer, options=rest)
+            unzipped = unzipped_size(built.zip) if built.zip else None
+            if unzipped is None and (over := re.search(r" is (\d+) MB unzipped", built.error or "")):
+                refused_at = int(over.group(1)) * 1_048_576  # the kit's own measure of what it refused (MiB)
+            else:
+                refused_at = None
+            if label == "default (.pyc)":
+                default = unzipped or refused_at
+            rows.append({"set": set_name, "options": label, "unzipped_bytes": unzipped, "refused_at": refused_at,
+                         "zipped_bytes": built.zip.stat().st_size if built.zip else None,
+                         "saved_bytes": default - (unzipped or refused_at) if default and (unzipped or refused_at)
+                         else None, "error": built.error})
+            log(f"slim: {set_name} {label}: {unzipped or built.error}")
+    return {"rows": rows, "note": "layerkit build for python3.12 x86_64; 'saved' is against the default build "
+                                  "(.pyc on); an error is the build refusing a layer over Lambda's 250 MB"}
+
+
 # -- scaling ---------------------------------------------------------------------------------------------
 def bench_scaling(runs: int) -> dict[str, object]:
     rows = []
@@ -494,6 +535,16 @@ def tables(results: dict[str, object]) -> str:
                 seconds = fmt(row["median_s"], "s") if row["median_s"] is not None else f"failed: {row['error']}"
                 lines.append(f"| {set_name} | {tool} | {seconds} | {fmt(row['zipped_bytes'], 'B')} | "
                              f"{fmt(row['unzipped_bytes'], 'B')} |")
+    if slim := results.get("slim"):
+        def lambda_mb(size: object) -> str:  # Lambda's MB (its 250 MB is 262,144,000 bytes), as the kit says them
+            return f"{size / 1_048_576:.0f} MB" if isinstance(size, int | float) else "-"
+
+        lines += ["", "| set | options | unzipped (Lambda's MB) | saved | fits in 250 MB |", "|---|---|---|---|---|"]
+        for row in slim["rows"]:
+            size = row["unzipped_bytes"] or row.get("refused_at")
+            fits = "yes" if row["unzipped_bytes"] else "**no**: refused" if size else f"failed: {row['error']}"
+            lines.append(f"| {row['set']} | {row['options']} | {lambda_mb(size)} | {lambda_mb(row['saved_bytes'])} | "
+                         f"{fits} |")
     if scaling := results.get("scaling"):
         lines += ["", "| set (packages) | arch | build | zipped | unzipped |", "|---|---|---|---|---|"]
         for row in scaling["rows"]:
@@ -533,6 +584,7 @@ def main() -> int:
         "date": datetime.date.today().isoformat(), "command": "make bench", "machine": machine(),
         "figures": figures, "peers": peer_table,
     }
+    results["slim"] = bench_slim()
     if not args.no_scaling:
         results["scaling"] = bench_scaling(args.runs)
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # The one place the jsii runtime's Node.js end-of-life banner is quieted: Node 20 is what these machines
 # have, and the banner buries every `cdk synth` and test run. It only takes effect when this module is
@@ -23,10 +23,11 @@ if TYPE_CHECKING:
     from layerkit.function import PythonFunction
     from layerkit.layer import SharedPythonLayer
     from layerkit.share import Sharing
+    from layerkit.slim import Slim
     from layerkit.targets import Target
 
-__all__ = ["Build", "LayerBuild", "LayerkitError", "PythonFunction", "SharedPythonLayer", "Sharing", "Target",
-           "build_function", "build_layer", "check"]
+__all__ = ["Build", "LayerBuild", "LayerkitError", "PythonFunction", "SharedPythonLayer", "Sharing", "Slim",
+           "Target", "build_function", "build_layer", "check"]
 
 _LAZY = {
     "Build": "layerkit.build",
@@ -37,6 +38,7 @@ _LAZY = {
     "build_layer": "layerkit.build",
     "SharedPythonLayer": "layerkit.layer",
     "Sharing": "layerkit.share",
+    "Slim": "layerkit.slim",
     "Target": "layerkit.targets",
     "check": "layerkit.checks",
 }

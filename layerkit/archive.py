@@ -5,6 +5,12 @@ them), modes follow the content (``0755`` for ELF files and ``#!`` scripts, else
 deflated at level 6 by libdeflate (the ``deflate`` package, pinned: three times zlib's speed, smaller output,
 and it releases the GIL, so threads use every core). A member compressed once (in the package cache) is copied
 into a zip as the deflated bytes it is, never compressed again: the same bytes as compressing it here.
+
+Memory stays bounded whatever a file's size: a file over :data:`STREAM_BYTES` is deflated by zlib in pieces into
+a spill file, and its deflated bytes are copied from there (or from the zip that holds them) in pieces; a smaller
+one is read whole. Which of the two a file gets depends on its size alone, so the bytes stay the same. Every
+member name is a plain relative path (:func:`layerkit.record.unsafe`): a zip the kit writes never holds one that
+would land outside the folder it is extracted into.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ import os
 import stat
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from layerkit.errors import UnsafeContentError
+from layerkit.record import unsafe
 
 #: The CDK CLI's date for asset zips; in MS-DOS format (1980-01-01 00:00:00).
 DOS_DATE, DOS_TIME = (0 << 9) | (1 << 5) | 1, 0
@@ -26,17 +35,50 @@ LEVEL = 6
 _VERSION = 20  # PKZIP 2.0: deflate and folders
 STORED, DEFLATED = 0, 8  # compression methods
 _UNIX = 3
+#: Files larger than this are deflated in pieces and kept on disk (memory stays bounded); smaller ones in memory.
+STREAM_BYTES = 16 * 1024 * 1024
+_PIECE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Stored:
+    """Deflated bytes kept in a file, not in memory: ``length`` bytes at ``offset`` of ``path``."""
+
+    path: Path
+    offset: int
+    length: int
+
+    def pieces(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as file:
+            file.seek(self.offset)
+            left = self.length
+            while left > 0:
+                piece = file.read(min(_PIECE, left))
+                if not piece:
+                    raise OSError(f"{self.path} ends {left} bytes early")
+                left -= len(piece)
+                yield piece
 
 
 @dataclass(frozen=True)
 class Member:
-    """A file as it is stored in a zip: its name, mode, CRC, size, and deflated bytes."""
+    """A file as it is stored in a zip: its name, mode, CRC, size, and deflated bytes (in memory, or on disk)."""
 
     name: str
     mode: int
     crc: int
     size: int
-    data: bytes  # raw deflate stream
+    data: bytes | Stored  # raw deflate stream
+
+    @property
+    def compressed_size(self) -> int:
+        return self.data.length if isinstance(self.data, Stored) else len(self.data)
+
+    def pieces(self) -> Iterator[bytes]:
+        if isinstance(self.data, Stored):
+            yield from self.data.pieces()
+        else:
+            yield self.data
 
 
 def mode_of(head: bytes) -> int:
@@ -51,12 +93,37 @@ def compress(name: str, data: bytes) -> Member:
     return Member(name, mode_of(data[:4]), zlib.crc32(data), len(data), deflate.deflate_compress(data, LEVEL))
 
 
-def compress_files(files: Iterable[tuple[str, Path]], workers: int | None = None) -> list[Member]:
-    """Each ``(name, path)`` compressed, on ``workers`` threads (libdeflate releases the GIL): order kept."""
+def compress_file(name: str, path: Path, spill_dir: Path | None) -> Member:
+    """The file at ``path`` as the zip member ``name``: read whole when small, else deflated in pieces into a file
+    of ``spill_dir`` (which must then be given, and outlive the member)."""
+    size = path.stat().st_size
+    if size <= STREAM_BYTES:
+        return compress(name, path.read_bytes())
+    if spill_dir is None:
+        raise ValueError(f"{path} is {size} bytes: compressing it needs a folder to spill to")
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    spill = spill_dir / f"{hashlib.sha256(name.encode()).hexdigest()[:16]}-{os.urandom(4).hex()}.deflate"
+    crc, head, read = 0, b"", 0
+    compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
+    with open(path, "rb") as source, open(spill, "wb") as out:
+        while piece := source.read(_PIECE):
+            head = head or piece[:4]
+            crc = zlib.crc32(piece, crc)
+            read += len(piece)
+            out.write(compressor.compress(piece))
+        out.write(compressor.flush())
+        length = out.tell()
+    return Member(name, mode_of(head), crc, read, Stored(spill, 0, length))
+
+
+def compress_files(files: Iterable[tuple[str, Path]], workers: int | None = None,
+                   spill_dir: Path | None = None) -> list[Member]:
+    """Each ``(name, path)`` compressed, on ``workers`` threads (libdeflate releases the GIL): order kept. A file
+    over :data:`STREAM_BYTES` is deflated in pieces into ``spill_dir``."""
     items = list(files)
 
     def one(item: tuple[str, Path]) -> Member:
-        return compress(item[0], item[1].read_bytes())
+        return compress_file(item[0], item[1], spill_dir)
 
     if len(items) < 2 or workers == 1:
         return [one(item) for item in items]
@@ -67,7 +134,8 @@ def compress_files(files: Iterable[tuple[str, Path]], workers: int | None = None
 
 
 def read_members(path: Path) -> list[Member]:
-    """The members of a zip this module wrote, with their deflated bytes as stored (folders left out)."""
+    """The members of a zip this module wrote, with their deflated bytes as stored (folders left out); a large
+    member's bytes stay in the zip (:class:`Stored`), read when it is copied."""
     import zipfile
 
     members = []
@@ -78,9 +146,13 @@ def read_members(path: Path) -> list[Member]:
             raw.seek(info.header_offset)
             header = raw.read(30)
             name_length, extra_length = struct.unpack("<HH", header[26:30])
-            raw.seek(info.header_offset + 30 + name_length + extra_length)
-            members.append(Member(info.filename, (info.external_attr >> 16) & 0o777, info.CRC, info.file_size,
-                                  raw.read(info.compress_size)))
+            start = info.header_offset + 30 + name_length + extra_length
+            if info.compress_size > STREAM_BYTES:
+                data: bytes | Stored = Stored(path, start, info.compress_size)
+            else:
+                raw.seek(start)
+                data = raw.read(info.compress_size)
+            members.append(Member(info.filename, (info.external_attr >> 16) & 0o777, info.CRC, info.file_size, data))
     return members
 
 
@@ -101,8 +173,12 @@ class _HashingWriter:
 
 def write_zip(destination: Path, members: Iterable[Member]) -> tuple[int, str]:
     """Write ``members`` (and an entry for each of their folders) to ``destination``, sorted by name; return the
-    zip's size in bytes and its sha256."""
+    zip's size in bytes and its sha256. A member whose name is not a plain relative path stops it."""
     files = {member.name: member for member in members}
+    for name in files:
+        if why := unsafe(name):
+            raise UnsafeContentError(f"{destination.name}: member {name!r} is {why}; a zip the kit writes never "
+                                     "names a file outside the folder it is extracted into")
     folders = {name[: index + 1] for name in files for index, char in enumerate(name) if char == "/"}
     entries: list[tuple[str, Member | None]] = sorted([*files.items(), *((f, None) for f in folders)])
     central = bytearray()
@@ -113,15 +189,16 @@ def write_zip(destination: Path, members: Iterable[Member]) -> tuple[int, str]:
             flags = 0 if encoded.isascii() else 0x800  # bit 11: the name is UTF-8
             offset = out.tell()
             if member is None:
-                method, crc, compressed, size, data = STORED, 0, 0, 0, b""
+                method, crc, compressed, size = STORED, 0, 0, 0
                 attributes = ((stat.S_IFDIR | DIR_MODE) << 16) | 0x10  # and the MS-DOS folder flag
             else:
-                method, crc, data = DEFLATED, member.crc, member.data
-                compressed, size = len(data), member.size
+                method, crc = DEFLATED, member.crc
+                compressed, size = member.compressed_size, member.size
                 attributes = (stat.S_IFREG | member.mode) << 16
             out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, _VERSION, flags, method, DOS_TIME, DOS_DATE, crc,
                                   compressed, size, len(encoded), 0) + encoded)
-            out.write(data)
+            for piece in member.pieces() if member is not None else ():
+                out.write(piece)
             central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, (_UNIX << 8) | _VERSION, _VERSION, flags,
                                    method, DOS_TIME, DOS_DATE, crc, compressed, size, len(encoded), 0, 0, 0, 0,
                                    attributes, offset) + encoded

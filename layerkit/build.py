@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from layerkit import __version__, cache, uv
-from layerkit.errors import BuildError, LayerSourceError, MissingInterpreterError, NativeCodeError
+from layerkit.errors import BuildError, LayerSourceError, MissingInterpreterError, NativeCodeError, TooLargeError
+from layerkit.rules import IN_CONSTRUCT, Shares, Spelling
+from layerkit.slim import Slim
 from layerkit.sources import SourceFolder
 from layerkit.targets import Destination, Target
 
@@ -69,6 +71,8 @@ class Build:
     warnings: list[str] = field(default_factory=list)
     provided_by_layers: list[str] = field(default_factory=list)
     package_cache: dict[str, int] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)  # distributions left out (Slim.without)
+    shares: Shares = field(default_factory=Shares)  # what of it could be left out to fit Lambda's limit
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
@@ -88,6 +92,8 @@ def build_layer(
     report: Reporter = report_to_stderr,
     bytecode: bool = True,
     workers: int | None = None,
+    excludes: tuple[str, ...] = (),
+    slim: Slim | None = None,
 ) -> Build:
     """Build ``layer_dir`` for ``target`` without Docker, or return the cached build of the same inputs.
 
@@ -95,14 +101,16 @@ def build_layer(
     ``--invalidation-mode unchecked-hash``: Lambda uses them as they are (see :mod:`layerkit.bytecode`).
     Where no such Python is found, the layer is built without them, with a warning. ``workers`` caps the
     processes and threads the build uses (default: one per core); the zip is the same whatever it is.
+    ``excludes`` are glob patterns of ``python/`` that never deploy, beside the never-deploy list
+    (:mod:`layerkit.shipping`); ``slim`` leaves parts of the installed packages out (:mod:`layerkit.slim`).
 
     Example::
 
         build = build_layer("layers/my_layer", Target("python3.12", "arm64"))
         print(build.zip, build.sha256, build.cache)
     """
-    return build_source(SourceFolder.layer(layer_dir), target, cache_dir=cache_dir, report=report,
-                        bytecode=bytecode, workers=workers)
+    return build_source(SourceFolder.layer(layer_dir, tuple(excludes)), target, cache_dir=cache_dir,
+                        report=report, bytecode=bytecode, workers=workers, slim=slim)
 
 
 def build_function(
@@ -116,38 +124,48 @@ def build_function(
     report: Reporter = report_to_stderr,
     bytecode: bool = True,
     workers: int | None = None,
+    slim: Slim | None = None,
 ) -> Build:
     """Build a function folder: its code at the zip's root, its dependencies installed beside it.
 
     ``provided`` maps distribution names to the versions the function's layers already ship: those are not
     installed again. ``excludes`` are glob patterns of files that never deploy (``events/`` and ``tests/``
-    never do).
+    never do, nor the never-deploy list of :mod:`layerkit.shipping`).
     """
     source = SourceFolder.function(entry, excludes, label)
     return build_source(source, target, cache_dir=cache_dir, report=report, bytecode=bytecode, workers=workers,
-                        provided=dict(provided or {}))
+                        provided=dict(provided or {}), slim=slim)
+
+
+#: What a build entry's metadata must hold; an entry without one of them is damaged (built again).
+REQUIRED = ("sha256", "zipped_bytes", "unzipped_bytes", "packages", "bytecode", "warnings", "provided_by_layers",
+            "left_out", "package_cache", "shares")
 
 
 def build_source(source: SourceFolder, target: Target, *, cache_dir: Path | None = None,
                  report: Reporter = report_to_stderr, bytecode: bool = True, workers: int | None = None,
-                 provided: dict[str, str] | None = None) -> Build:
+                 provided: dict[str, str] | None = None, slim: Slim | None = None,
+                 spelling: Spelling = IN_CONSTRUCT) -> Build:
     """Build a loaded :class:`~layerkit.sources.SourceFolder` (what :func:`build_layer` and
-    :func:`build_function` do after loading the folder)."""
+    :func:`build_function` do after loading the folder). ``spelling`` is how its messages write a fix (as a
+    construct's argument, or as ``layerkit build``'s option)."""
     started = time.perf_counter()
+    slim = slim or Slim()
     python = _bytecode_python(source, target, report) if bytecode else None
-    asset_hash = source.fingerprint(target, bytecode=python is not None, provided=provided)
+    asset_hash = source.fingerprint(target, bytecode=python is not None, provided=provided, options=slim.options())
     root = cache.resolve_cache_dir(cache_dir)
     key = hashlib.sha256(f"{asset_hash}\0{builder_version()}".encode()).hexdigest()
     entry = root / "builds" / key
 
     def fill(tree: Path) -> dict[str, Any]:
-        return _Assembly(source, target, python, root, report, workers, provided or {}).write(tree / ASSET)
+        return _Assembly(source, target, python, root, report, workers, provided or {}, slim, spelling).write(
+            tree / ASSET)
 
-    meta, filled = cache.materialize(entry, fill)
+    meta, filled = cache.materialize(entry, fill, REQUIRED)
     if not filled and not cache.intact(entry / ASSET, meta["zipped_bytes"], meta["sha256"]):
         report(f"warning: {source.what}: its cached build in {entry} is damaged; building it again")
         cache.discard(entry)
-        meta, filled = cache.materialize(entry, fill)
+        meta, filled = cache.materialize(entry, fill, REQUIRED)
     for warning in meta["warnings"]:
         report(f"warning: {warning}")
     build = Build(
@@ -158,6 +176,7 @@ def build_source(source: SourceFolder, target: Target, *, cache_dir: Path | None
         platform=target.platform_tag, packages=meta["packages"], bytecode=meta["bytecode"],
         seconds=round(time.perf_counter() - started, 3), warnings=meta["warnings"],
         provided_by_layers=meta["provided_by_layers"], package_cache=meta["package_cache"],
+        left_out=meta["left_out"], shares=Shares(**meta["shares"]),
     )
     if not filled:
         report(f"{source.name}: cache hit for {target} ({build.sha256[:12]})")
@@ -182,11 +201,14 @@ class _Assembly:
     """One cache miss: pin, install, check and zip. Nothing of it is visible until the entry is renamed in."""
 
     def __init__(self, source: SourceFolder, target: Target, python: Path | None, cache_dir: Path,
-                 report: Reporter, workers: int | None, provided: dict[str, str]) -> None:
+                 report: Reporter, workers: int | None, provided: dict[str, str], slim: Slim,
+                 spelling: Spelling) -> None:
         self.source, self.target, self.python, self.cache_dir = source, target, python, cache_dir
-        self.report, self.workers, self.provided = report, workers, provided
+        self.report, self.workers, self.provided, self.slim = report, workers, provided, slim
+        self.spelling = spelling
         self.prefix = source.destination.zip_prefix
         self.warnings: list[str] = list(source.warnings)
+        self.left_out: list[str] = []
 
     def write(self, destination: Path) -> dict[str, Any]:
         from layerkit import archive
@@ -196,6 +218,7 @@ class _Assembly:
             own, failures = self._own_code(work)
             members = self._merge(own, packages)
             self._check(members)
+            shares = self._check_size(members, packages)
             zipped_bytes, sha256 = archive.write_zip(destination, members)
         failures += [f for package in packages for f in package.bytecode_failures]
         if failures:
@@ -211,6 +234,7 @@ class _Assembly:
             "bytecode_failures": failures, "warnings": self.warnings, "provided_by_layers": provided_by_layers,
             "package_cache": {"reused": sum(p.reused for p in packages),
                               "installed": sum(not p.reused for p in packages)},
+            "left_out": self.left_out, "shares": asdict(shares),
             "runtime": self.target.runtime, "architecture": self.target.architecture,
             "builder_version": builder_version(),
         }
@@ -233,7 +257,9 @@ class _Assembly:
         if provided:
             self.report(f"{self.source.what}: {', '.join(f'{p.name}=={p.version}' for p in provided)} already in "
                         "its layers: not shipped again")
-        shipped = [p for p in found if p not in provided]
+        left_out = [p for p in found if p.name in self.slim.without and p not in provided]
+        self._note_left_out(left_out, {p.name for p in found})
+        shipped = [p for p in found if p not in provided and p not in left_out]
         reused = sum(p.reused for p in shipped)
         self.report(f"{self.source.what}: {len(shipped)} package(s) for {self.target.runtime} "
                     f"({self.target.python_tag}, {self.target.platform_tag}) from {declaration.kind}: {reused} from "
@@ -249,7 +275,7 @@ class _Assembly:
         from layerkit import packages
 
         recalled = packages.recall(declaration, self.target, self.source.destination, compiled=self.python is not None,
-                                   cache_dir=self.cache_dir)
+                                   cache_dir=self.cache_dir, slim=self.slim)
         if recalled is None or not recalled[0]:
             return None  # not exactly pinned, or a first build: resolve
         found, missing = recalled
@@ -264,11 +290,11 @@ class _Assembly:
 
         compiled = self.python is not None
         installed = pins.pin(wanted, self.target, work / f"install-{len(list(work.iterdir()))}",
-                             what=self.source.what, cache_dir=self.cache_dir, report=self.report)
+                             what=self.source.what, cache_dir=self.cache_dir, report=self.report, slim=self.slim)
         prepared = packages.prepare(installed, self.target, self.source.destination, python=self.python,
                                     cache_dir=self.cache_dir, what=self.source.what, workers=self.workers)
         packages.remember(installed, prepared, declaration, self.target, self.source.destination, compiled=compiled,
-                          cache_dir=self.cache_dir)
+                          cache_dir=self.cache_dir, slim=self.slim)
         return prepared
 
     def _check_agreement(self, pinned: dict[str, str]) -> None:
@@ -328,7 +354,7 @@ class _Assembly:
             failures = [f"{f.path.relative_to(code).as_posix()}: {f.reason}" for f in found]
         all_files = sorted(p for p in code.rglob("*") if p.is_file()) if code.exists() else []
         names = [self.prefix + p.relative_to(code).as_posix() for p in all_files]
-        return archive.compress_files(zip(names, all_files, strict=True), self.workers), failures
+        return archive.compress_files(zip(names, all_files, strict=True), self.workers, work / "spill"), failures
 
     def _merge(self, own: list[Any], packages: list[Any]) -> list[Any]:
         """Every member once: where two packages ship one path, pip's order decides; a package never
@@ -367,6 +393,41 @@ class _Assembly:
             raise LayerSourceError(f"{self.source.what}: {name} is also installed by {package} (a dependency); "
                                    "rename your module so that it does not replace the dependency's")
         return members
+
+    def _note_left_out(self, left_out: list[Package], found: set[str]) -> None:
+        """Say which distributions ``Slim.without`` leaves out, and what then runs on Lambda instead."""
+        from layerkit.slim import PROVIDED_BY_RUNTIME
+
+        for name in self.slim.without:
+            if name not in found:
+                self.warnings.append(f"{self.source.what}: {name} is to be left out, but none of its packages "
+                                     f"installs it for {self.target}; remove it from the list")
+        if not left_out:
+            return
+        self.left_out = [f"{p.name}=={p.version}" for p in left_out]
+        self.report(f"{self.source.what}: {', '.join(self.left_out)} left out: on Lambda the {self.target.runtime} "
+                    "runtime's own copy applies, at whatever version the runtime has that day")
+        if missing := sorted(p.name for p in left_out if p.name not in PROVIDED_BY_RUNTIME):
+            self.warnings.append(f"{self.source.what}: {', '.join(missing)} left out, and the Lambda runtime does not "
+                                 "provide it: code that imports it fails on Lambda unless another layer ships it")
+
+    def _check_size(self, members: list[Any], packages: list[Package]) -> Shares:
+        """Lambda's 250 MB, applied as the synth applies it: a build over it stops, near it warns; both say
+        what would make it fit, measured on this build."""
+        from layerkit import rules
+        from layerkit.slim import is_test_file
+
+        in_tests = [(name, size) for p in packages for name, size in p.sizes.items() if is_test_file(name)]
+        shares = rules.Shares(
+            bytecode=sum(m.size for m in members if m.name.endswith(".pyc")),
+            tests=sum(size for _, size in in_tests), debug_symbols=sum(p.debug_bytes for p in packages),
+            tests_bytecode=sum(size for name, size in in_tests if name.endswith(".pyc")),
+        )
+        for finding in rules.size_findings(self.source.what, sum(m.size for m in members), shares, self.spelling):
+            if finding.severity is rules.Severity.ERROR:
+                raise TooLargeError(finding.message)
+            self.warnings.append(finding.message)
+        return shares
 
     def _check(self, members: list[Any]) -> None:
         """The rules ``layerkit.check`` applies at synth, applied before anything is cached."""

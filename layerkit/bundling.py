@@ -32,6 +32,7 @@ from layerkit.cache import resolve_cache_dir
 from layerkit.docker import EXTRAS, alpha_image_dir, bundling_environment, docker_available, image_unavailable, stage
 from layerkit.errors import LayerkitError
 from layerkit.installed import BOOKKEEPING
+from layerkit.slim import Slim
 from layerkit.sources import DEPENDENCY_FILES, SourceFolder
 from layerkit.targets import Destination, Target
 
@@ -109,12 +110,16 @@ class CodeAsset:
 class FinishBundle:
     """Makes the Docker bundle what the local build makes: no dependency files and no ``bin/`` (scripts whose
     shebang is the image's Python), no installer bookkeeping, none of the distributions the layers already
-    provide, and (with ``bytecode``) ``.pyc`` that Lambda uses as they are, compiled by the image's Python."""
+    provide or ``slim`` leaves out, the rest slimmed as the local build slims it (the kit's own
+    :mod:`layerkit.slim`, staged in ``_layerkit/``, run by the image's Python), and (with ``bytecode``) ``.pyc``
+    that Lambda uses as they are, compiled by the image's Python."""
 
-    def __init__(self, destination: Destination, bytecode: bool, provided: tuple[str, ...] = ()) -> None:
+    def __init__(self, destination: Destination, bytecode: bool, provided: tuple[str, ...] = (),
+                 slim: Slim | None = None) -> None:
         self.destination = destination
         self.bytecode = bytecode
         self.provided = provided
+        self.slim = slim or Slim()
 
     def before_bundling(self, input_dir: str, output_dir: str) -> list[str]:
         return []
@@ -128,8 +133,11 @@ class FinishBundle:
             f"rm -f {bookkeeping}",
             f"(sed -i {records} {output_dir}/*.dist-info/RECORD 2>/dev/null || true)",
         ]
-        if self.provided:
-            commands.append(f"python -c {_shell_quote(_REMOVE_DISTRIBUTIONS)} {output_dir} {' '.join(self.provided)}")
+        removed = sorted({*self.provided, *self.slim.without})
+        if removed or self.slim.changes_files:
+            arguments = [*self.slim.arguments(), *(f"--remove {name}" for name in removed)]
+            commands.append(f"PYTHONDONTWRITEBYTECODE=1 PYTHONPATH={input_dir}/{EXTRAS} python -m layerkit.slim "
+                            f"{output_dir} {' '.join(arguments)}")
         if self.bytecode:
             commands.append(
                 f"(find {output_dir} -name __pycache__ -type d -prune -exec rm -rf {{}} + ; "
@@ -138,34 +146,21 @@ class FinishBundle:
         return commands
 
 
-#: Removes installed distributions (named after the folder) by their RECORD: run in the bundling container.
-_REMOVE_DISTRIBUTIONS = (
-    "import csv,os,re,sys,glob;d=sys.argv[1];w={re.sub(r'[-_.]+','-',n).lower() for n in sys.argv[2:]}\n"
-    "for i in glob.glob(os.path.join(d,'*.dist-info')):\n"
-    " n=re.sub(r'[-_.]+','-',os.path.basename(i).rsplit('-',1)[0]).lower()\n"
-    " if n in w:\n"
-    "  [os.remove(os.path.join(d,r[0])) for r in csv.reader(open(os.path.join(i,'RECORD'))) "
-    "if r and os.path.isfile(os.path.join(d,r[0]))]\n"
-)
-
-
-def _shell_quote(text: str) -> str:
-    return "'" + text.replace("'", "'\"'\"'") + "'"
-
-
 def code_asset(scope: Construct, scratch_id: str, source: SourceFolder, target: Target, *, builder: Builder,
                bytecode: bool, docker: DockerOptions, runtime: lambda_.Runtime,
                architecture: lambda_.Architecture, provided: dict[str, str] | None = None,
-               index: str = "index.py", handler: str = "handler") -> CodeAsset:
+               index: str = "index.py", handler: str = "handler", slim: Slim | None = None) -> CodeAsset:
     """The code of a layer (``source.destination`` is LAYER) or function, built by ``builder``.
 
     ``scope`` hosts the Docker builder's scratch stack (``scratch_id``) while it bundles.
     """
     provided = provided or {}
+    slim = slim or Slim()
     if builder is not Builder.DOCKER:
-        build = build_source(source, target, cache_dir=resolve_cache_dir(), bytecode=bytecode, provided=provided)
+        build = build_source(source, target, cache_dir=resolve_cache_dir(), bytecode=bytecode, provided=provided,
+                             slim=slim)
         return CodeAsset(_registered(build.zip, build.asset_hash), build.asset_hash, builder, build.zip, build=build)
-    asset_hash = source.fingerprint(target, bytecode=bytecode, provided=provided)
+    asset_hash = source.fingerprint(target, bytecode=bytecode, provided=provided, options=slim.options())
     staged = stage(source, asset_hash, resolve_cache_dir())
     if not Stack.of(scope).bundling_required:  # not a stack this synth deploys: the CDK stages the source too
         return CodeAsset(_registered(staged, asset_hash), asset_hash, builder, staged)
@@ -173,7 +168,7 @@ def code_asset(scope: Construct, scratch_id: str, source: SourceFolder, target: 
     options = python_alpha.BundlingOptions(
         asset_hash=asset_hash, asset_hash_type=AssetHashType.CUSTOM, network=network,
         image=_image(docker.image_dir, target, network),
-        command_hooks=FinishBundle(source.destination, bytecode, tuple(sorted(provided))),
+        command_hooks=FinishBundle(source.destination, bytecode, tuple(sorted(provided)), slim),
         environment=bundling_environment(source) or None,
     )
     scratch = Stack(scope, scratch_id)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ INVALIDATION_MODE = "unchecked-hash"
 _DRIVER = """
 import json, py_compile, sys
 failed = []
-for source, shown_as in json.load(open(sys.argv[1], encoding="utf-8")):
+for source, shown_as in json.load(sys.stdin):
     try:
         py_compile.compile(source, dfile=shown_as, doraise=True,
                            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
@@ -67,20 +66,22 @@ def compile_sources(python: Path, sources: Iterable[tuple[Path, str]], workers: 
         return []
     count = max(1, min(workers or os.cpu_count() or 1, 8, len(jobs)))
     failures: list[Failure] = []
-    with tempfile.TemporaryDirectory(prefix="layerkit-pyc-") as work:
-        processes = []
-        try:
-            for index in range(count):
-                share = Path(work) / f"share-{index}.json"
-                share.write_text(json.dumps(jobs[index::count]), encoding="utf-8")
-                processes.append(children.start([str(python), "-I", "-S", "-c", _DRIVER, str(share)],
-                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                                encoding="utf-8"))
-            outputs = [process.communicate() for process in processes]
-        except BaseException:
-            for process in processes:
-                children.stop(process)
-            raise
+    # Each compiler gets its share on its standard input: no file to leave behind if the build is killed.
+    processes = []
+    try:
+        for _ in range(count):
+            processes.append(children.start([str(python), "-I", "-S", "-c", _DRIVER], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                            encoding="utf-8"))
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=count) as pool:  # each pipe drained at once: none can fill and block
+            outputs = list(pool.map(lambda pair: pair[1].communicate(json.dumps(jobs[pair[0]::count])),
+                                    enumerate(processes)))
+    except BaseException:
+        for process in processes:
+            children.stop(process)
+        raise
     for process, (out, err) in zip(processes, outputs, strict=True):
         if process.returncode != 0:
             raise OSError(f"{python} could not compile .pyc (exit {process.returncode}): {err.strip()[-300:]}")

@@ -9,9 +9,10 @@ next fill in the same folder removes it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,16 @@ def resolve_cache_dir(cache_dir: str | Path | None = None) -> Path:
     return Path(cache_dir or default_cache_dir()).absolute()
 
 
-def read_entry(entry: Path) -> dict[str, Any] | None:
-    """The metadata of a complete entry, or None (missing, half-written or unreadable: never trusted)."""
+def read_entry(entry: Path, required: Iterable[str] = ()) -> dict[str, Any] | None:
+    """The metadata of a complete entry, or None (missing, half-written, unreadable, or without one of the
+    ``required`` keys: never trusted)."""
     try:
         data = json.loads((entry / DONE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict) or any(key not in data for key in required):
+        return None
+    return data
 
 
 @contextmanager
@@ -57,13 +61,23 @@ def scratch(parent: Path, label: str) -> Iterator[Path]:
     sweep(parent)
     folder = parent / f".tmp-{label}-{os.urandom(6).hex()}"
     lock = FileLock(f"{folder}.lock")
-    with lock:  # held before the folder exists, so no sweep can take it for an abandoned one
-        folder.mkdir()
-        try:
-            yield folder
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-    Path(f"{folder}.lock").unlink(missing_ok=True)
+    try:
+        with lock:  # held before the folder exists, so no sweep can take it for an abandoned one
+            folder.mkdir()
+            try:
+                yield folder
+            except OSError as error:
+                if error.errno == errno.ENOSPC:  # measured before the folder goes: what the work had written
+                    raise disk_full(parent, _size_of(folder)) from None
+                raise
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        Path(f"{folder}.lock").unlink(missing_ok=True)
+
+
+def _size_of(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def sweep(parent: Path) -> None:
@@ -74,6 +88,8 @@ def sweep(parent: Path) -> None:
 
     for stale in parent.glob(".tmp-*"):
         if stale.name.endswith(".lock"):
+            if not stale.with_suffix("").exists():  # its folder is gone: a lock left by a killed process
+                _unlink_if_free(stale)
             continue
         lock = FileLock(f"{stale}.lock")
         try:
@@ -87,31 +103,73 @@ def sweep(parent: Path) -> None:
         Path(f"{stale}.lock").unlink(missing_ok=True)
 
 
-def materialize(entry: Path, fill: Callable[[Path], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+def _unlink_if_free(lock_path: Path) -> None:
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return
+    try:
+        lock_path.unlink(missing_ok=True)
+    finally:
+        lock.release()
+
+
+def materialize(entry: Path, fill: Callable[[Path], dict[str, Any]],
+                required: Iterable[str] = ()) -> tuple[dict[str, Any], bool]:
     """The metadata of cache entry ``entry``, filled by ``fill`` the first time; ``(metadata, filled_now)``.
 
     ``fill`` gets an empty folder and returns the entry's metadata (JSON), written as its completion marker.
-    An entry that exists without a readable marker (from an older kit, or damaged) is replaced.
+    An entry that exists without a readable marker, or whose marker lacks a ``required`` key (from an older kit,
+    or damaged), is replaced. A disk that fills up is a :class:`~layerkit.errors.CacheError` naming the cache
+    folder and what the fill had written by then.
     """
-    if (meta := read_entry(entry)) is not None:
+    required = tuple(required)
+    if (meta := read_entry(entry, required)) is not None:
         return meta, False
     from filelock import FileLock  # here: a cache hit needs no lock
 
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(entry.parent / f".{entry.name}.lock")):
-        if (meta := read_entry(entry)) is not None:  # another process filled it while we waited
-            return meta, False
-        with scratch(entry.parent, entry.name[:16]) as work:
-            tree = work / "tree"
-            tree.mkdir()
-            meta = fill(tree)
-            (tree / DONE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-            if entry.exists():  # damaged or from an older kit: never read, replaced here under the lock
-                import shutil
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(entry.parent / f".{entry.name}.lock")):
+            if (meta := read_entry(entry, required)) is not None:  # another process filled it while we waited
+                return meta, False
+            with scratch(entry.parent, entry.name[:16]) as work:
+                tree = work / "tree"
+                tree.mkdir()
+                meta = fill(tree)
+                (tree / DONE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+                if entry.exists():  # damaged or from an older kit: never read, replaced here under the lock
+                    import shutil
 
-                shutil.rmtree(entry)
-            os.replace(tree, entry)  # the one step that makes the entry visible
+                    shutil.rmtree(entry)
+                os.replace(tree, entry)  # the one step that makes the entry visible
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise disk_full(entry.parent, 0) from None
+        raise
     return meta, True
+
+
+def disk_full(folder: Path, written: int) -> Exception:
+    """The error for a cache whose disk filled up in ``folder`` after the work there had written ``written``
+    bytes (its folder ``builds``, ``packages``... names the cache's root as its parent)."""
+    import shutil
+
+    from layerkit.errors import CacheError
+
+    root = folder.parent
+    try:
+        free = shutil.disk_usage(root).free
+    except OSError:
+        free = 0
+    needed = f"; the build had written {written / 1e6:.1f} MB there and needed more" if written else ""
+    return CacheError(
+        f"the disk of the layerkit cache {root} is full ({free / 1e6:.1f} MB free{needed}): free some space, or "
+        "point LAYERKIT_CACHE_DIR at a larger disk (deleting the cache folder is always safe)"
+    )
 
 
 def intact(path: Path, size: int, sha256: str) -> bool:

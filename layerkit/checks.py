@@ -18,6 +18,7 @@ import jsii
 from aws_cdk import (
     Annotations,
     Aspects,
+    AssetStaging,
     CfnParameter,
     DefaultTokenResolver,
     FeatureFlags,
@@ -36,13 +37,9 @@ from layerkit.archive import asset_sizes
 from layerkit.errors import LayerkitError
 from layerkit.installed import distributions_in
 from layerkit.layer import SharedPythonLayer
-from layerkit.rules import Finding, Severity
+from layerkit.rules import MAX_LAYERS, Finding, Severity, Shares
 from layerkit.targets import RUNTIMES, Target
 
-MAX_LAYERS = 5
-#: Lambda's limit for a function's code plus all its layers, unzipped (250 MB as Lambda counts: 262,144,000 B).
-MAX_UNZIPPED_BYTES = 262_144_000
-WARN_AT = 0.8
 #: Above this a zip cannot be uploaded to Lambda directly; the CDK uploads through S3, which is fine.
 DIRECT_UPLOAD_BYTES = 50 * 1024 * 1024
 RECOGNIZE_LAYER_VERSION = "@aws-cdk/aws-lambda:recognizeLayerVersion"
@@ -51,8 +48,9 @@ RECOGNIZE_LAYER_VERSION = "@aws-cdk/aws-lambda:recognizeLayerVersion"
 class Content:
     """What a layer or function code ships, read from its staged asset: a zip, or a folder the CLI zips."""
 
-    def __init__(self, asset: Path) -> None:
+    def __init__(self, asset: Path, source: Path | None = None) -> None:
         self.asset = asset
+        self.source = source  # the folder or file the CDK staged it from, when known
 
     @cached_property
     def sizes(self) -> dict[str, int]:
@@ -103,6 +101,38 @@ class Content:
             names.add(top)
         return names
 
+    def link_findings(self, label: str) -> list[Finding]:
+        """The rule for links of :mod:`layerkit.shipping`, applied to the folder the CDK staged this asset from
+        (it copies what a link outside the folder reaches): a link to a pseudo-file, a device, a FIFO, or one
+        that loops or dangles is an error; one that leads outside the folder, a warning."""
+        if self.source is None or not self.source.is_dir():
+            return []
+        from layerkit.errors import LayerSourceError
+        from layerkit.shipping import select
+
+        try:
+            selection = select(self.source, boundary=self.source, what=label, never_deploy=())
+        except LayerSourceError as error:
+            return [Finding(Severity.ERROR, "unsafe-link", str(error))]
+        return [Finding(Severity.WARNING, "link-outside",
+                        f"{label}: {link} in {self.source} is a link to {target}, outside the folder: the CDK copies "
+                        "what it reaches into the asset; copy the files in if that is not meant")
+                for link, target in selection.outside]
+
+    def shares(self, in_layer: bool) -> Shares:
+        """What of it could be left out to fit Lambda's limit (its compiled files are read for debug symbols)."""
+        from layerkit import elf
+
+        debug = 0
+        for name in self.sizes:
+            if native.is_native_name(name):
+                if self.asset.is_file():
+                    with zipfile.ZipFile(self.asset) as archive:
+                        debug += elf.debug_bytes(archive.read(name))
+                else:
+                    debug += elf.debug_bytes_of(self.asset / name)
+        return Shares.of(self.sizes, in_layer=in_layer, debug_symbols=debug)
+
     def distributions(self, in_layer: bool) -> dict[str, str]:
         """Installed distributions (canonical name -> version): a layer's in ``python/``, a function's at
         its root."""
@@ -129,6 +159,7 @@ class LayerRef:
 def layer_findings(ref: LayerRef, content: Content) -> list[Finding]:
     """The rules about one layer's own content."""
     findings = rules.layer_layout(ref.label, content.sizes)
+    findings += _escapes(f"layer {ref.label}", content)
     if ref.shared is not None:
         root = ref.shared.source.code_root
         findings += rules.packages_without_init(
@@ -158,15 +189,11 @@ def function_findings(runtime: str, architecture: str, code: Content | None, lay
                                 f"the function has {len(layers)} layers; Lambda allows {MAX_LAYERS}: merge layers "
                                 "(e.g. put shared dependencies in one layer)"))
     total = (code.unzipped_bytes if code else 0) + sum(r.content.unzipped_bytes for r in layers if r.content)
-    mb = total / 1024 / 1024
-    if total > MAX_UNZIPPED_BYTES:
-        findings.append(Finding(Severity.ERROR, "too-large",
-                                f"code plus layers is {mb:.0f} MB unzipped; Lambda allows 250 MB: drop unused "
-                                "dependencies, or ship the function as a container image (10 GB)"))
-    elif total > WARN_AT * MAX_UNZIPPED_BYTES:
-        findings.append(Finding(Severity.WARNING, "nearly-too-large",
-                                f"code plus layers is {mb:.0f} MB unzipped, over 80% of Lambda's 250 MB limit: "
-                                "the next dependency may not fit; trim the layers"))
+    if total > rules.WARN_AT * rules.MAX_UNZIPPED_BYTES:  # measured only then: it reads the compiled files
+        shares = sum((r.content.shares(in_layer=True) for r in layers if r.content), Shares())
+        if code is not None:
+            shares = shares + code.shares(in_layer=False)
+        findings += rules.size_findings("code plus layers", total, shares)
     for ref in layers:
         if ref.runtimes and runtime not in ref.runtimes:
             findings.append(Finding(Severity.ERROR, "runtime-mismatch",
@@ -180,12 +207,20 @@ def function_findings(runtime: str, architecture: str, code: Content | None, lay
             # A layer that declares no target is checked against the function's (a declared one, at the layer).
             findings += rules.native_code(f"layer {ref.label}", ref.content.sizes, ref.content.read_head,
                                           Target(runtime, architecture), f"rebuild it for {runtime} on {architecture}")
+    if code is not None:
+        findings += _escapes("the function's code", code)
     if code is not None and runtime in RUNTIMES:
         findings += rules.native_code("the function's code", code.sizes, code.read_head, Target(runtime, architecture),
                                       "list its package in the function's requirements.txt instead")
     findings += _shadowed(layers, sorted_by_cdk)
     findings += _version_clashes(code, layers)
     return findings
+
+
+def _escapes(label: str, content: Content) -> list[Finding]:
+    """Whatever of an asset names, or leads to, a file outside it: zip members that would land outside the
+    folder they are extracted into, links of the folder it was staged from that the CDK followed."""
+    return [*rules.unsafe_members(label, content.sizes), *content.link_findings(label)]
 
 
 def _shadowed(layers: list[LayerRef], sorted_by_cdk: bool) -> list[Finding]:
@@ -229,7 +264,9 @@ def _version_clashes(code: Content | None, layers: list[LayerRef]) -> list[Findi
 def _asset_content(construct: IConstruct) -> Content | None:
     asset = construct.node.try_find_child("Code")
     if isinstance(asset, s3_assets.Asset):
-        return Content(Path(Stage.of(construct).outdir) / asset.asset_path)
+        staging = asset.node.try_find_child("Stage")
+        source = Path(staging.source_path) if isinstance(staging, AssetStaging) else None
+        return Content(Path(Stage.of(construct).outdir) / asset.asset_path, source)
     return None
 
 

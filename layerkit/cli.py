@@ -29,14 +29,19 @@ def _human(size: int) -> str:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from layerkit.build import build_layer
+    from layerkit.build import build_source, report_to_stderr
+    from layerkit.rules import ON_COMMAND_LINE
+    from layerkit.slim import Slim
+    from layerkit.sources import SourceFolder
     from layerkit.targets import Target
 
     target = Target(args.runtime, args.arch)
     if args.workers is not None and args.workers < 1:
         raise LayerkitError(f"--workers must be 1 or more, not {args.workers}")
-    build = build_layer(args.layer_dir, target, cache_dir=args.cache_dir, bytecode=args.bytecode,
-                        workers=args.workers)
+    slim = Slim(tests="tests" in args.slim, debug_symbols="debug-symbols" in args.slim, without=tuple(args.without))
+    build = build_source(SourceFolder.layer(args.layer_dir, tuple(args.exclude)), target, cache_dir=args.cache_dir,
+                         report=report_to_stderr, bytecode=args.bytecode, workers=args.workers, slim=slim,
+                         spelling=ON_COMMAND_LINE)
     if args.out:
         import shutil
 
@@ -181,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--workers", type=int, default=None, metavar="N",
                        help="processes and threads to compile and compress with (default: one per core); the zip is "
                             "the same whatever N")
+    build.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                       help="a glob pattern of python/ that never deploys (repeatable), beside the never-deploy list")
+    build.add_argument("--slim", action="append", default=[], choices=["tests", "debug-symbols"],
+                       help="leave the packages' tests/ folders, or their .so files' debug symbols, out (repeatable)")
+    build.add_argument("--without", action="append", default=[], metavar="DISTRIBUTION",
+                       help="leave a distribution out, e.g. boto3 (the runtime's own copy then applies; repeatable)")
     build.set_defaults(func=cmd_build)
 
     describe = sub.add_parser("describe", help="list the stacks, layers and functions of a synthesized app")

@@ -12,6 +12,7 @@ expanded inside the container from the bundling environment.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import shutil
@@ -93,11 +94,28 @@ def stage(source: SourceFolder, asset_hash: str, cache_dir: Path) -> Path:
         if source.declaration is not None and source.declaration.requirements:
             (entry / "requirements.txt").write_text(_staged_requirements(source.declaration, entry),
                                                     encoding="utf-8")
+        _stage_kit_modules(entry / EXTRAS / "layerkit")
         return {"asset_hash": asset_hash}
 
-    root = cache_dir / "staging" / asset_hash
-    cache.materialize(root, fill)
+    from layerkit.build import builder_version
+
+    root = cache_dir / "staging" / hashlib.sha256(f"{asset_hash}\0{builder_version()}".encode()).hexdigest()
+    cache.materialize(root, fill, required=("asset_hash",))
     return root / "entry"
+
+
+#: The kit's modules the bundling container runs (``python -m layerkit.slim``): standard library only.
+CONTAINER_MODULES = ("installed.py", "record.py", "elf.py", "slim.py")
+
+
+def _stage_kit_modules(folder: Path) -> None:
+    """The kit's slimming, as a package of its own for the container's Python."""
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text('"""The parts of layerkit the Docker builder runs in its container."""\n',
+                                        encoding="utf-8")
+    here = Path(__file__).parent
+    for name in CONTAINER_MODULES:
+        shutil.copyfile(here / name, folder / name)
 
 
 def _staged_requirements(declaration: Declaration, entry: Path) -> str:
@@ -153,5 +171,5 @@ def alpha_image_dir(cache_dir: Path) -> Path:
         return {"from": tarball.name}
 
     entry = cache_dir / "images" / tarball.name.removesuffix(".jsii.tgz")
-    cache.materialize(entry, fill)
+    cache.materialize(entry, fill, required=("from",))
     return entry / "image"

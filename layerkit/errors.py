@@ -17,6 +17,10 @@ class LayerSourceError(LayerkitError):
     """A layer or function folder that cannot become working code (no ``python/``, a missing index file...)."""
 
 
+class SecretError(LayerSourceError):
+    """A file of the user's own folder holds a secret (a private key, an AWS secret access key) that would deploy."""
+
+
 class DeclarationError(LayerSourceError):
     """A dependency declaration the kit cannot honour: an unreadable line, a stale lock, two that disagree."""
 
@@ -31,6 +35,18 @@ class NativeCodeError(LayerkitError):
 
 class BuildError(LayerkitError):
     """The installer failed for a reason other than a missing wheel."""
+
+
+class UnsafeContentError(BuildError):
+    """A package or an asset that names a file outside itself (an absolute path, ``..``): broken or hostile."""
+
+
+class TooLargeError(LayerkitError):
+    """Code that Lambda would refuse for its size (250 MB unzipped for a function's code and all its layers)."""
+
+
+class CacheError(LayerkitError):
+    """The kit's cache cannot be written (a full disk, a read-only folder)."""
 
 
 class AssemblyError(LayerkitError):

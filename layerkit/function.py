@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import jsii
-from aws_cdk import IStableListProducer, Lazy
+from aws_cdk import Annotations, IStableListProducer, Lazy
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -31,6 +31,7 @@ from layerkit.bundling import Builder, DockerOptions, code_asset, resolve_builde
 from layerkit.errors import LayerSourceError, UnsupportedTargetError
 from layerkit.layer import SharedPythonLayer
 from layerkit.share import shared_layer_of
+from layerkit.slim import Slim
 from layerkit.sources import SourceFolder
 from layerkit.targets import Target
 
@@ -72,8 +73,9 @@ class PythonFunction(lambda_.Function):
         architecture: ``X86_64`` or ``ARM_64``; wheels are chosen for it. Default: ``X86_64``.
         layers: layer versions, or :class:`SharedPythonLayer` objects (referenced as their sharing mode says).
             A distribution they ship at the version the function would install is not installed again.
-        asset_excludes: glob patterns of files in ``entry`` that never deploy, beside ``events/`` and ``tests/``.
-        builder, bytecode, docker_image_dir, docker_network: as for :class:`SharedPythonLayer`.
+        asset_excludes: glob patterns of files in ``entry`` that never deploy, beside ``events/``, ``tests/`` and
+            the never-deploy list (``.env``, virtual environments, tool folders: :mod:`layerkit.shipping`).
+        builder, bytecode, docker_image_dir, docker_network, slim: as for :class:`SharedPythonLayer`.
         **function_props: every other ``lambda.Function`` property, passed through.
     """
 
@@ -93,6 +95,7 @@ class PythonFunction(lambda_.Function):
         bytecode: bool | None = None,
         docker_image_dir: str | Path | None = None,
         docker_network: str | None = None,
+        slim: Slim | None = None,
         **function_props: Any,
     ) -> None:
         label = f"function {scope.node.path}/{construct_id}"
@@ -119,7 +122,7 @@ class PythonFunction(lambda_.Function):
         code = code_asset(scope, f"{construct_id}DockerBundle", source, target, builder=chosen,
                           bytecode=resolve_bytecode(scope, bytecode),
                           docker=DockerOptions(docker_image_dir, docker_network), runtime=runtime,
-                          architecture=architecture, provided=provided, index=index, handler=handler)
+                          architecture=architecture, provided=provided, index=index, handler=handler, slim=slim)
         super().__init__(
             scope, construct_id, code=code.code, runtime=runtime, architecture=architecture,
             handler=f"{index[:-3]}.{handler}".replace("/", "."), **function_props,
@@ -138,6 +141,8 @@ class PythonFunction(lambda_.Function):
             cfn.layers = Lazy.list(_LayerArns(self._ordered_layers), omit_empty=True)
         self.add_layers(*[layer.for_stack(self) if isinstance(layer, SharedPythonLayer) else layer
                           for layer in layers or ()])
+        for finding in source.findings:
+            Annotations.of(self).add_warning_v2(f"layerkit:{finding.rule}", finding.message)
         self.node.add_metadata("layerkit:function", {
             "name": source.name, "runtime": target.runtime, "architecture": target.architecture,
             "builder": chosen.value, "asset_hash": code.asset_hash,

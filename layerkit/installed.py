@@ -35,6 +35,7 @@ class Distribution:
     requires: frozenset[str]
     dist_info: str = ""  # the folder it was read from, e.g. six-1.17.0.dist-info
     requires_dist: tuple[str, ...] = ()  # as written, markers included
+    requires_python: str = ""  # its Requires-Python, e.g. ">=3.8"
 
     @property
     def pin(self) -> str:
@@ -60,13 +61,15 @@ def read_distributions(site_dir: Path) -> list[Distribution]:
             except InvalidRequirement:
                 continue
         found.append(Distribution(canonical_name(name), version, frozenset(requires), info.name,
-                                  tuple(dist.requires or ())))
+                                  tuple(dist.requires or ()), dist.metadata["Requires-Python"] or ""))
     return sorted(found, key=lambda d: d.name)
 
 
 def drop_bookkeeping(site_dir: Path) -> None:
     """Remove what an installer leaves that is not the distribution: scripts whose shebang is this machine's
-    Python (``bin/``), uv's ``.lock``, and :data:`BOOKKEEPING` files with their line in ``RECORD``."""
+    Python (``bin/``), uv's ``.lock``, and :data:`BOOKKEEPING` files with their line in ``RECORD``.
+
+    Raises :class:`~layerkit.record.UnsafeRecordError` for a ``RECORD`` that names a file outside ``site_dir``."""
     import shutil
 
     shutil.rmtree(site_dir / "bin", ignore_errors=True)
@@ -77,14 +80,13 @@ def drop_bookkeeping(site_dir: Path) -> None:
             continue
         for name in dropped:
             (info / name).unlink()
-        record = info / "RECORD"
-        if record.exists():
-            prefixes = tuple(f"{info.name}/{name}," for name in dropped)
-            lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+        if (info / "RECORD").exists():
+            from layerkit import record
+
+            prefixes = tuple(f"{info.name}/{name}" for name in dropped)
             # Replaced, never edited in place: an installed file may be a hard link into uv's cache.
-            rewritten = record.with_name("RECORD.layerkit")
-            rewritten.write_text("".join(line for line in lines if not line.startswith(prefixes)), encoding="utf-8")
-            rewritten.replace(record)
+            record.replace(site_dir, info.name, [row for row in record.rows(site_dir, info.name)
+                                                 if row.path not in prefixes])
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ inputs), so moving between a laptop with Docker and a CI runner without it never
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Annotations, RemovalPolicy
@@ -14,6 +15,7 @@ from constructs import Construct
 
 from layerkit.bundling import Builder, DockerOptions, code_asset, resolve_builder, resolve_bytecode
 from layerkit.share import LayerPublication, Sharing, resolve_sharing
+from layerkit.slim import Slim
 from layerkit.sources import SourceFolder
 from layerkit.targets import Target
 
@@ -45,6 +47,10 @@ class SharedPythonLayer(Construct):
         docker_network: the network of the bundling container and of the image build (``host`` where the
             Docker engine has no bridge). Default: the context key ``layerkit:docker-network``, else Docker's.
         description: the layer version's description. Default: names the folder and target.
+        asset_excludes: glob patterns of files in ``python/`` that never deploy, beside the never-deploy list
+            (``.env``, virtual environments, tool folders: :mod:`layerkit.shipping`). Default: none.
+        slim: what to leave out of the installed packages to fit Lambda's 250 MB (their tests, debug symbols,
+            whole distributions such as boto3): :class:`~layerkit.slim.Slim`. Default: nothing.
     """
 
     def __init__(
@@ -62,10 +68,12 @@ class SharedPythonLayer(Construct):
         docker_image_dir: str | Path | None = None,
         docker_network: str | None = None,
         bytecode: bool | None = None,
+        asset_excludes: Sequence[str] = (),
+        slim: Slim | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.target = Target(runtime.name, architecture.name)
-        self.source = SourceFolder.layer(entry)
+        self.source = SourceFolder.layer(entry, tuple(asset_excludes))
         self.builder = resolve_builder(self, builder, self.target)
         bytecode = resolve_bytecode(self, bytecode)
         props = {
@@ -77,12 +85,12 @@ class SharedPythonLayer(Construct):
         }
         self.code = code_asset(self, "DockerBundle", self.source, self.target, builder=self.builder,
                                bytecode=bytecode, docker=DockerOptions(docker_image_dir, docker_network),
-                               runtime=runtime, architecture=architecture)
+                               runtime=runtime, architecture=architecture, slim=slim)
         self.build = self.code.build
         self.asset_hash = self.code.asset_hash
         self.layer_version = lambda_.LayerVersion(self, "Layer", code=self.code.code, **props)
-        for warning in self.source.warnings:
-            Annotations.of(self).add_warning_v2("layerkit:unpinned-requirement", warning)
+        for finding in self.source.findings:
+            Annotations.of(self).add_warning_v2(f"layerkit:{finding.rule}", finding.message)
         self.node.add_metadata(
             "layerkit:layer",
             {"name": self.source.name, "runtime": self.target.runtime,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from layerkit.targets import ARCHITECTURES, Target
 
@@ -82,6 +83,19 @@ def glibc_needed(data: bytes) -> tuple[int, int] | None:
 def glibc_too_new(data: bytes, target: Target) -> tuple[int, int] | None:
     """The glibc an ELF file ``data`` needs when it is newer than the one ``target`` runs on, else None."""
     needed = glibc_needed(data)
+    return needed if needed is not None and needed > target.glibc else None
+
+
+def glibc_too_new_in(path: Path, target: Target) -> tuple[int, int] | None:
+    """:func:`glibc_too_new` of a file, read in pieces (a large ``.so`` is never held whole)."""
+    versions: set[tuple[int, int]] = set()
+    tail = b""
+    with open(path, "rb") as file:
+        while piece := file.read(1024 * 1024):
+            window = tail + piece
+            versions |= {(int(major), int(minor)) for major, minor in _GLIBC.findall(window)}
+            tail = window[-32:]  # a symbol version cut in two is found whole in the next window
+    needed = max(versions) if versions else None
     return needed if needed is not None and needed > target.glibc else None
 
 

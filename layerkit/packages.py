@@ -19,14 +19,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from layerkit import archive, bytecode, cache, native
-from layerkit.errors import NativeCodeError, redact
+from layerkit import archive, bytecode, cache, elf, native
+from layerkit.errors import NativeCodeError, TooLargeError, redact
 from layerkit.installed import dependencies_met
 from layerkit.pins import Pin
+from layerkit.slim import Slim
 from layerkit.sources.declaration import Declaration, Requirement
 from layerkit.targets import Destination, Target
 
@@ -45,6 +46,8 @@ class Package:
     bytecode_failures: tuple[str, ...]
     reused: bool
     requires_dist: tuple[str, ...] = ()
+    sizes: dict[str, int] = field(default_factory=dict)  # path -> unzipped bytes
+    debug_bytes: int = 0  # what stripping its ELF files' debug sections would save (Slim(debug_symbols=True))
     packed: tuple[archive.Member, ...] = ()  # the members, when this build made them (no need to read them back)
 
     def members(self) -> list[archive.Member]:
@@ -52,6 +55,7 @@ class Package:
 
 
 def entry_key(pin: Pin, target: Target, destination: Destination, compiled: bool) -> str:
+    """The package entry of ``pin``: its identity is that of the files it ships (already slimmed, if asked)."""
     from layerkit.build import builder_version
 
     parts = ("layerkit-package", builder_version(), pin.name, pin.version, pin.identity,
@@ -59,29 +63,34 @@ def entry_key(pin: Pin, target: Target, destination: Destination, compiled: bool
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
+#: What a package entry's metadata must hold; an entry without one of them is damaged (made again).
+REQUIRED = ("name", "version", "requires", "requires_dist", "files", "sizes", "bytecode_failures", "debug_bytes",
+            "members_bytes", "members_sha256")
+
+
 def _package(meta: dict[str, Any], entry: Path, reused: bool) -> Package:
     return Package(meta["name"], meta["version"], entry, frozenset(meta["requires"]),
                    {path: crc for path, crc in meta["files"]}, tuple(meta["bytecode_failures"]), reused,
-                   tuple(meta.get("requires_dist", ())))
+                   tuple(meta["requires_dist"]), sizes=dict(meta["sizes"]), debug_bytes=meta["debug_bytes"])
 
 
 def _cached(entry: Path) -> Package | None:
     """The package entry at ``entry`` if it is complete and intact (a damaged one is removed)."""
-    meta = cache.read_entry(entry)
-    if meta is not None and not cache.intact(entry / MEMBERS, meta.get("members_bytes", -1),
-                                             meta.get("members_sha256", "")):
+    meta = cache.read_entry(entry, REQUIRED)
+    if meta is not None and not cache.intact(entry / MEMBERS, meta["members_bytes"], meta["members_sha256"]):
         cache.discard(entry)  # damaged: made again, never shipped
         meta = None
     return _package(meta, entry, reused=True) if meta is not None else None
 
 
 def _pin_key(requirement: Requirement, declaration: Declaration, target: Target, destination: Destination,
-             compiled: bool) -> str:
+             compiled: bool, slim: Slim) -> str:
     from layerkit.build import builder_version
 
     parts = ("layerkit-pin", builder_version(), requirement.name or "", requirement.pinned_version or "",
              *sorted(requirement.hashes), target.python_version, target.machine,
-             destination.value if compiled else "no-bytecode", *(redact(o) for o in declaration.options))
+             destination.value if compiled else "no-bytecode", *(redact(o) for o in declaration.options),
+             *slim.file_options())
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
@@ -91,7 +100,7 @@ def _exact(requirement: Requirement) -> bool:
 
 
 def recall(declaration: Declaration, target: Target, destination: Destination, *, compiled: bool,
-           cache_dir: Path) -> tuple[list[Package], list[Requirement]] | None:
+           cache_dir: Path, slim: Slim) -> tuple[list[Package], list[Requirement]] | None:
     """For an exactly pinned declaration (every requirement ``name==version``, no extras, no constraints): the
     package entries its pins gave before, and the pins that have none. None for any other declaration."""
     applicable = declaration.for_target(target)
@@ -99,7 +108,7 @@ def recall(declaration: Declaration, target: Target, destination: Destination, *
         return None
     found, missing = [], []
     for requirement in applicable:
-        index = cache_dir / "pins" / _pin_key(requirement, declaration, target, destination, compiled)
+        index = cache_dir / "pins" / _pin_key(requirement, declaration, target, destination, compiled, slim)
         try:
             package = _cached(cache_dir / "packages" / index.read_text(encoding="utf-8").strip())
         except OSError:
@@ -112,14 +121,14 @@ def recall(declaration: Declaration, target: Target, destination: Destination, *
 
 
 def remember(pins: Sequence[Pin], prepared: Sequence[Package], declaration: Declaration, target: Target,
-             destination: Destination, *, compiled: bool, cache_dir: Path) -> None:
+             destination: Destination, *, compiled: bool, cache_dir: Path, slim: Slim) -> None:
     """Note, for each exact pin of ``declaration``, the package entry it gave."""
     entries = {package.name: package.entry.name for package in prepared}
     index = cache_dir / "pins"
     index.mkdir(parents=True, exist_ok=True)
     for requirement in declaration.for_target(target):
         if _exact(requirement) and requirement.name in entries and any(p.name == requirement.name for p in pins):
-            key = index / _pin_key(requirement, declaration, target, destination, compiled)
+            key = index / _pin_key(requirement, declaration, target, destination, compiled, slim)
             partial = key.with_name(f".{key.name}.{os.getpid()}")
             partial.write_text(entries[requirement.name], encoding="utf-8")
             partial.replace(key)
@@ -146,10 +155,12 @@ def prepare(pins: Sequence[Pin], target: Target, destination: Destination, *, py
         with cache.scratch(root, "pack") as work:
             for (pin, entry), (meta, members) in zip(missing, _pack([p for p, _ in missing], target, destination,
                                                                    python, work, what, workers), strict=True):
-                stored, filled = cache.materialize(entry, lambda tree, pin=pin, meta=meta: _move_into(work, pin, tree,
-                                                                                                      meta))
+                stored, filled = cache.materialize(
+                    entry, lambda tree, pin=pin, meta=meta: _move_into(work, pin, tree, meta), REQUIRED)
                 package = _package(stored, entry, reused=False)
-                found[pin.name] = replace(package, packed=tuple(members)) if filled else package
+                # Members made now are kept, unless one is spilled to the scratch folder (it goes with it).
+                in_memory = filled and not any(isinstance(m.data, archive.Stored) for m in members)
+                found[pin.name] = replace(package, packed=tuple(members)) if in_memory else package
     return [found[pin.name] for pin in pins]
 
 
@@ -159,6 +170,7 @@ def _pack(pins: list[Pin], target: Target, destination: Destination, python: Pat
     and members of each entry, its members also written to ``work/<name>/``."""
     present = {pin.name: sorted(path for path in pin.files if (pin.site / path).is_file()) for pin in pins}
     for pin in pins:
+        _check_sizes(pin, present[pin.name], what)
         _check_native(pin, present[pin.name], target, what)
     failures: dict[Path, str] = {}
     compiled: dict[str, list[str]] = {pin.name: [] for pin in pins}
@@ -175,7 +187,7 @@ def _pack(pins: list[Pin], target: Target, destination: Destination, python: Pat
                     if (pin.site / pyc).is_file():
                         compiled[pin.name].append(pyc)
     order = [(pin, path) for pin in pins for path in [*present[pin.name], *compiled[pin.name]]]
-    members = archive.compress_files([(path, pin.site / path) for pin, path in order], workers)
+    members = archive.compress_files([(path, pin.site / path) for pin, path in order], workers, work / "spill")
     by_pin: dict[str, list[archive.Member]] = {pin.name: [] for pin in pins}
     for (pin, _), member in zip(order, members, strict=True):
         by_pin[pin.name].append(member)
@@ -190,6 +202,9 @@ def _pack(pins: list[Pin], target: Target, destination: Destination, python: Pat
             "name": pin.name, "version": pin.version, "identity": pin.identity,
             "requires": sorted(pin.distribution.requires), "requires_dist": list(pin.distribution.requires_dist),
             "files": [[m.name, m.crc] for m in by_pin[pin.name]],
+            "sizes": {m.name: m.size for m in by_pin[pin.name]},
+            "debug_bytes": sum(elf.debug_bytes_of(pin.site / path) for path in present[pin.name]
+                               if native.is_native_name(path)),
             "bytecode_failures": failed, "unzipped_bytes": sum(m.size for m in by_pin[pin.name]),
             "members_bytes": members_bytes, "members_sha256": members_sha256,
         }, by_pin[pin.name]))
@@ -199,6 +214,19 @@ def _pack(pins: list[Pin], target: Target, destination: Destination, python: Pat
 def _move_into(work: Path, pin: Pin, tree: Path, meta: dict[str, Any]) -> dict[str, Any]:
     os.replace(work / pin.name / MEMBERS, tree / MEMBERS)
     return meta
+
+
+def _check_sizes(pin: Pin, paths: list[str], what: str) -> None:
+    """A file that alone is over Lambda's limit is refused before anything reads it."""
+    from layerkit.rules import MAX_UNZIPPED_BYTES, megabytes
+
+    for path in paths:
+        if (size := (pin.site / path).stat().st_size) > MAX_UNZIPPED_BYTES:
+            raise TooLargeError(
+                f"{what}: {path} from {pin.pin} is {megabytes(size)} on its own, over Lambda's 250 MB for a "
+                f"function's code and all its layers unzipped: it can never deploy; replace {pin.name}, or ship "
+                "the function as a container image (10 GB)"
+            )
 
 
 def _check_native(pin: Pin, paths: list[str], target: Target, what: str) -> None:
@@ -214,7 +242,7 @@ def _check_native(pin: Pin, paths: list[str], target: Target, what: str) -> None
         )
     newest = target.glibc
     for path in paths:
-        if native.is_native_name(path) and (needed := native.glibc_too_new((pin.site / path).read_bytes(), target)):
+        if native.is_native_name(path) and (needed := native.glibc_too_new_in(pin.site / path, target)):
             raise NativeCodeError(
                 f"{what}: {path} from {pin.pin} needs glibc {needed[0]}.{needed[1]}, and {target.runtime} runs on "
                 f"{target.os} with glibc {newest[0]}.{newest[1]}; pin a version of {pin.name} with a wheel for "

@@ -12,16 +12,15 @@ every declared requirement that applies to the target is installed, or the build
 
 from __future__ import annotations
 
-import base64
-import csv
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from layerkit import cache, uv
-from layerkit.errors import BuildError, DeclarationError
+from layerkit import cache, record, uv
+from layerkit.errors import BuildError, DeclarationError, UnsafeContentError
 from layerkit.installed import Distribution, drop_bookkeeping, overlaps, read_distributions
+from layerkit.slim import Slim
 from layerkit.sources.declaration import Declaration, Requirement, local_requirement
 from layerkit.targets import Target
 
@@ -51,7 +50,11 @@ class Pin:
 
 
 def _build_local_packages(declaration: Declaration, what: str, cache_dir: Path, report: Reporter) -> Declaration:
-    """Local path packages replaced by wheels built from them, cached by the content of their folder."""
+    """Local path packages replaced by wheels built from them, cached by the content of their folder.
+
+    A package is built from a copy of its files (those :func:`~layerkit.sources.package_files` reads), never
+    in its folder: a build backend writes there (setuptools' ``build/``), and the folder may be the function's
+    own, whose next build would ship what the first wrote."""
     from layerkit.sources import package_files
 
     built = []
@@ -59,17 +62,27 @@ def _build_local_packages(declaration: Declaration, what: str, cache_dir: Path, 
         if requirement.local is None or not requirement.local.is_dir():
             built.append(requirement)
             continue
+        files = package_files(requirement.local, what)
         digest = hashlib.sha256(b"layerkit-local-package\0" + uv.version().encode())
-        for path in package_files(requirement.local):
+        for path in files:
             digest.update(path.relative_to(requirement.local).as_posix().encode() + b"\0")
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+            with open(path, "rb") as file:
+                digest.update(hashlib.file_digest(file, "sha256").digest())
         entry = cache_dir / "local-wheels" / digest.hexdigest()
 
-        def build(tree: Path, package: Path = requirement.local) -> dict[str, str]:
-            report(f"{what}: building the local package {package.name} into a wheel")
-            return {"wheel": uv.build_wheel(package, tree, what).name}
+        def build(tree: Path, package: Path = requirement.local, files: list[Path] = files) -> dict[str, str]:
+            import shutil
 
-        meta, _ = cache.materialize(entry, build)
+            report(f"{what}: building the local package {package.name} into a wheel")
+            with cache.scratch(cache_dir / "local-wheels", "source") as work:
+                copy = work / package.name
+                for path in files:
+                    destination = copy / path.relative_to(package)
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(path, destination)  # the content and the mode, through links
+                return {"wheel": uv.build_wheel(copy, tree, what, shown=package).name}
+
+        meta, _ = cache.materialize(entry, build, required=("wheel",))
         wheel = local_requirement(entry / meta["wheel"], requirement.origin, requirement.marker)
         if requirement.name and wheel.name != requirement.name:
             raise DeclarationError(f"{requirement.origin}: the package in {requirement.local} is named "
@@ -79,23 +92,41 @@ def _build_local_packages(declaration: Declaration, what: str, cache_dir: Path, 
 
 
 def _record_files(site: Path, dist: Distribution) -> dict[str, str]:
-    rows = csv.reader((site / dist.dist_info / "RECORD").read_text(encoding="utf-8").splitlines())
-    return {row[0]: row[1] for row in rows if row}
+    return {row.path: row.digest for row in record.rows(site, dist.dist_info)}
 
 
 def _identity(files: dict[str, str]) -> str:
     return hashlib.sha256("\n".join(f"{path},{digest}" for path, digest in sorted(files.items())).encode()).hexdigest()
 
 
-def record_hash(path: Path) -> str:
-    """A file's hash as a wheel's ``RECORD`` writes it: ``sha256=`` and unpadded urlsafe base64."""
-    digest = hashlib.sha256(path.read_bytes()).digest()
-    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+def _settle(site: Path, what: str, slim: Slim, target: Target) -> None:
+    """What the installer left in ``site``, made what may ship: no bookkeeping, every ``RECORD`` row inside the
+    folder (a wheel that names a file of this machine stops the build), slimmed as asked."""
+    from layerkit import slim as slimming
+
+    try:
+        drop_bookkeeping(site)
+        for info in sorted(site.glob("*.dist-info")):
+            if (info / "RECORD").is_file():
+                record.rows(site, info.name)
+        if slim.changes_files:
+            slimming.apply(site, slim)
+    except record.UnsafeRecordError as error:
+        carrier = next((other.name for other in sorted(site.glob("*.dist-info")) if other.name != error.dist_info
+                        and (other / "RECORD").is_file() and f"{error.dist_info}/RECORD" in
+                        (other / "RECORD").read_text(encoding="utf-8", errors="replace")), None)
+        by = f" (installed as a data file of {carrier.removesuffix('.dist-info')})" if carrier else ""
+        raise UnsafeContentError(
+            f"{what}: {error.dist_info}{by} has a RECORD that names {error.row!r}, {error.why}: such a wheel is "
+            f"broken or hostile, and nothing of it is built for {target}; remove the requirement that brings it"
+        ) from None
 
 
 def pin(declaration: Declaration, target: Target, work: Path, *, what: str, cache_dir: Path,
-        report: Reporter) -> list[Pin]:
-    """Install ``declaration`` for ``target`` under ``work`` and return what it installed, sorted by name."""
+        report: Reporter, slim: Slim | None = None) -> list[Pin]:
+    """Install ``declaration`` for ``target`` under ``work`` and return what it installed, sorted by name,
+    slimmed as ``slim`` says (:mod:`layerkit.slim`)."""
+    slim = slim or Slim()
     declaration = _build_local_packages(declaration, what, cache_dir, report)
     applicable = declaration.for_target(target)
     if not applicable:
@@ -112,21 +143,22 @@ def pin(declaration: Declaration, target: Target, work: Path, *, what: str, cach
                hashes=declaration.hashed, constraints=constraints,
                offline_first=[(r.name, r.pinned_version) for r in applicable if r.name]
                if all(r.pinned for r in declaration.requirements) else None)
-    drop_bookkeeping(site)
+    _settle(site, what, slim, target)
     pins = [Pin(dist, site, files, _identity(files))
             for dist in read_distributions(site) for files in [_record_files(site, dist)]]
     _check_declared_are_installed(applicable, pins, declaration, target, what)
-    return sorted(_separate_overlaps(pins, declaration, target, work, what), key=lambda p: p.name)
+    _check_requires_python(pins, declaration, target, what)
+    return sorted(_separate_overlaps(pins, declaration, target, work, what, slim), key=lambda p: p.name)
 
 
 def _separate_overlaps(pins: list[Pin], declaration: Declaration, target: Target, work: Path,
-                       what: str) -> list[Pin]:
+                       what: str, slim: Slim) -> list[Pin]:
     """Where two distributions ship one path with different content, only one copy is in the shared folder:
     each distribution whose copy was written over is installed again, alone, so that its files are its own."""
     by_name = {p.name: p for p in pins}
     found = overlaps({p.name: p.files for p in pins}, {p.name: p.distribution.requires for p in pins})
     lost = {name for overlap in found for name in overlap.claimants
-            if record_hash(by_name[name].site / overlap.path) != by_name[name].files[overlap.path]}
+            if record.digest_of(by_name[name].site / overlap.path) != by_name[name].files[overlap.path]}
     separated = []
     for pin_ in pins:
         if pin_.name not in lost:
@@ -139,9 +171,28 @@ def _separate_overlaps(pins: list[Pin], declaration: Declaration, target: Target
         line.write_text("\n".join([*declaration.options, " ".join([pin_.pin, *(f"--hash={h}" for h in hashes)])])
                         + "\n", encoding="utf-8")
         uv.install(line, alone, target, cwd=declaration.path.parent, what=what, no_deps=True, hashes=bool(hashes))
-        drop_bookkeeping(alone)
+        _settle(alone, what, slim, target)
         separated.append(Pin(pin_.distribution, alone, pin_.files, pin_.identity))
     return separated
+
+
+def _check_requires_python(pins: list[Pin], declaration: Declaration, target: Target, what: str) -> None:
+    """A release whose ``Requires-Python`` excludes the runtime is refused (uv ignores the upper bound: for 3.12
+    it takes ``dataclasses`` 0.8, ``<3.7``, which shadows the standard library's module)."""
+    from layerkit import index
+
+    for pin_ in pins:
+        if index.accepts(pin_.distribution.requires_python, target):
+            continue
+        name = pin_.name
+        newest = index.newest_accepted(name, index.index_url(declaration.options), target)
+        fix = (f"pin {name}=={newest}, the newest release that supports it" if newest else
+               f"pin a release of {name} whose Requires-Python admits {target.python_version} (see its release "
+               "history)")
+        raise BuildError(
+            f"{what}: {pin_.pin} requires Python {pin_.distribution.requires_python}, and {target.runtime} is "
+            f"Python {target.python_version}: {fix}, or drop it if the standard library has it"
+        )
 
 
 def _check_declared_are_installed(applicable: list[Requirement], pins: list[Pin], declaration: Declaration,

@@ -144,14 +144,16 @@ def _cache_holds(pins: Sequence[tuple[str, str | None]], cwd: Path) -> bool:
                for name, version in pins if version is not None)
 
 
-def build_wheel(package: Path, out_dir: Path, what: str) -> Path:
-    """A wheel of the local path package ``package`` (its own build backend, in an isolated environment)."""
+def build_wheel(package: Path, out_dir: Path, what: str, shown: Path | None = None) -> Path:
+    """A wheel of the local path package ``package`` (its own build backend, in an isolated environment);
+    ``shown`` is the folder messages name (``package`` may be a copy of it)."""
     proc = _run(["build", "--wheel", "--out-dir", str(out_dir), "--python", sys.executable, "--quiet",
                  str(package)], package)
     wheels = sorted(out_dir.glob("*.whl"))
     if proc.returncode != 0 or len(wheels) != 1:
-        raise BuildError(f"{what}: building the local package {package} into a wheel failed: "
-                         f"{_last_lines(proc.stderr)}; check that 'uv build --wheel {package}' works")
+        shown = shown or package
+        raise BuildError(f"{what}: building the local package {shown} into a wheel failed: "
+                         f"{_last_lines(proc.stderr)}; check that 'uv build --wheel {shown}' works")
     return wheels[0]
 
 
@@ -168,6 +170,11 @@ def _last_lines(stderr: str) -> str:
 
 def install_error(what: str, target: Target, stderr: str) -> Exception:
     """The one-line error for a failed resolve or install, with the fix, and never a credential."""
+    if "No space left on device" in stderr or "os error 28" in stderr:
+        from layerkit.errors import CacheError
+
+        return CacheError(f"{what}: the disk filled up while uv installed for {target} ({_last_lines(stderr)[-200:]}); "
+                          "free some space, or point LAYERKIT_CACHE_DIR (and UV_CACHE_DIR) at a larger disk")
     if match := _NO_WHEEL.search(stderr):
         package = next(group for group in match.groups() if group)
         return MissingWheelError(

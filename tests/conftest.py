@@ -141,7 +141,7 @@ def extract(zip_path: Path, destination: Path) -> Path:
 
 
 def make_wheel(folder: Path, name: str, files: dict[str, str], requires: tuple[str, ...] = (),
-               version: str = "1.0") -> Path:
+               version: str = "1.0", requires_python: str | None = None) -> Path:
     """A pure-Python wheel ``name`` ``version`` holding ``files``, for an index or ``--find-links``."""
     import base64
     import hashlib
@@ -150,6 +150,7 @@ def make_wheel(folder: Path, name: str, files: dict[str, str], requires: tuple[s
     files = {
         **files,
         f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        + (f"Requires-Python: {requires_python}\n" if requires_python else "")
         + "".join(f"Requires-Dist: {req}\n" for req in requires),
         f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }

@@ -95,13 +95,27 @@ class PackageIndex:
             if not wheels:
                 return 404, "text/plain", b"not found"
             links = "".join(
-                f'<a href="/files/{html.escape(w.name)}#sha256={hashlib.sha256(w.read_bytes()).hexdigest()}">'
-                f"{html.escape(w.name)}</a>\n" for w in wheels
+                f'<a href="/files/{html.escape(w.name)}#sha256={hashlib.sha256(w.read_bytes()).hexdigest()}"'
+                f"{_requires_python(w)}>{html.escape(w.name)}</a>\n" for w in wheels
             )
             return 200, "text/html", f"<!DOCTYPE html><html><body>\n{links}</body></html>".encode()
         if len(parts) == 2 and parts[0] == "files" and (self.folder / parts[1]).is_file():
             return 200, "application/octet-stream", (self.folder / parts[1]).read_bytes()
         return 404, "text/plain", b"not found"
+
+
+def _requires_python(wheel: Path) -> str:
+    """The ``data-requires-python`` attribute of a wheel's link (PEP 503), from its METADATA, as PyPI serves it."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        for line in archive.read(name).decode("utf-8", errors="replace").splitlines():
+            if line.lower().startswith("requires-python:"):
+                return f' data-requires-python="{html.escape(line.split(":", 1)[1].strip())}"'
+            if not line.strip():
+                break
+    return ""
 
 
 def fill_wheelhouse(folder: Path, requirements: Iterable[str], platforms: Iterable[tuple[str, str]],

@@ -119,8 +119,9 @@ def test_with_a_daemon_python_layer_version_builds_on_the_lambda_build_image(sta
     run = next(c for c in commands if c[0] == "run")
     mounts = [run[i + 1] for i, flag in enumerate(run) if flag == "-v"]
     source = next(m.split(":")[0] for m in mounts if ":/asset-input" in m)
-    # The staged entry holds the layer's modules at its top: PythonLayerVersion puts them under python/.
-    assert sorted(p.name for p in Path(source).iterdir()) == ["my_layer.py", "requirements.txt"]
+    # The staged entry holds the layer's modules at its top: PythonLayerVersion puts them under python/; the kit's
+    # own modules the container runs (_layerkit) never reach the bundle.
+    assert sorted(p.name for p in Path(source).iterdir()) == ["_layerkit", "my_layer.py", "requirements.txt"]
     assert "pip install -r requirements.txt" in run[-1]
     dropped = next(c for c in run[-1].split(" && ") if c.startswith("rm -rf "))
     assert {"/asset-output/python/requirements.txt", "/asset-output/python/bin",
@@ -193,7 +194,7 @@ def test_with_a_daemon_the_function_is_bundled_by_python_function(stand_in_docke
     mounts = [run[i + 1] for i, flag in enumerate(run) if flag == "-v"]
     source = Path(next(m.split(":")[0] for m in mounts if ":/asset-input" in m))
     # The function's code and one requirements.txt; its sample events never reach the image.
-    assert sorted(p.name for p in source.iterdir()) == ["handler.py", "requirements.txt"]
+    assert sorted(p.name for p in source.iterdir()) == ["_layerkit", "handler.py", "requirements.txt"]
     assert (source / "requirements.txt").read_text() == "python-dateutil==2.9.0.post0\nsix==1.17.0\n"
     assert "python -m pip install -r requirements.txt -t '/asset-output'" in run[-1]
     dropped = next(c for c in run[-1].split(" && ") if c.startswith("rm -rf "))

@@ -143,7 +143,8 @@ def test_the_docker_builder_is_handed_the_same_distributions(locked, tool, tmp_p
         )
         assert pinned == build.packages
         assert all("--hash=sha256:" in line for line in lines)
-        assert sorted(p.name for p in staged.iterdir()) == sorted([f"{project.name}.py", "requirements.txt"])
+        assert sorted(p.name for p in staged.iterdir()) == sorted(["_layerkit", f"{project.name}.py",
+                                                                   "requirements.txt"])
 
 
 def test_a_pyproject_without_a_lock_is_resolved_for_the_target_with_the_unpinned_warning(locked, tmp_path):

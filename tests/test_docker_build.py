@@ -104,3 +104,60 @@ def test_a_function_bundled_by_python_function_is_the_local_build_of_the_same_fo
     assert {"handler.py", "six.py", "dateutil/parser/__init__.py"} <= set(files_of(bundle))
     assert "requirements.txt" not in files_of(bundle)
     assert function.asset_hash == local.asset_hash
+
+
+def test_slimming_leaves_out_the_same_files_on_the_docker_builder(lambda_images, kit_cache, tmp_path, python313):
+    """Slim's tests, debug symbols and left-out distributions, applied in the bundling container by the kit's own
+    module (staged beside the code), ship what the local build ships: the same files, the same stripped .so."""
+    import subprocess
+
+    from layerkit.slim import Slim
+    from tests.conftest import make_wheel
+
+    layer = tmp_path / "slimmed"
+    (layer / "python").mkdir(parents=True)
+    (layer / "python" / "own_tests").mkdir()
+    (layer / "python" / "own_tests" / "keep.py").write_text("KEPT = True\n")  # the user's own: never slimmed
+    source = tmp_path / "native.c"
+    source.write_text("int kit_answer(void) { return 42; }\n")
+    native = tmp_path / "_native.cpython-313-x86_64-linux-gnu.so"
+    subprocess.run(["gcc", "-g3", "-O0", "-shared", "-fPIC", "-o", str(native), str(source)], check=True)
+    wheel = make_wheel(layer / "wheels", "kit-slim", {"kit_slim/__init__.py": "", "kit_slim/tests/test_it.py": "X=1\n"})
+    import zipfile as zf
+
+    with zf.ZipFile(wheel, "a") as archive:  # a compiled file (not in RECORD: pip and uv install it anyway)
+        archive.write(native, f"kit_slim/{native.name}")
+    (layer / "requirements.txt").write_text("./wheels/kit_slim-1.0-py3-none-any.whl\nsix==1.17.0\n")
+    slim = Slim(tests=True, debug_symbols=True, without=("six",))
+    app = App(outdir=str(tmp_path / "cdk.out"), context=DOCKER)
+    shared = SharedPythonLayer(Stack(app, "S"), "Slimmed", entry=layer, runtime=PY313, slim=slim)
+    app.synth()
+    bundle = shared.code.content
+    local = build_layer(layer, TARGET, cache_dir=kit_cache, slim=slim)
+    assert files_of(bundle) == zip_files(local.zip)
+    assert "python/own_tests/keep.py" in files_of(bundle)
+    assert not [f for f in files_of(bundle) if "kit_slim/tests" in f or f.startswith("python/six")]
+    with zipfile.ZipFile(local.zip) as archive:
+        stripped = archive.read(f"python/kit_slim/{native.name}")
+    assert (bundle / "python" / "kit_slim" / native.name).read_bytes() == stripped
+    assert len(stripped) < native.stat().st_size
+    assert shared.asset_hash == local.asset_hash
+
+
+def test_a_function_bundled_in_docker_leaves_out_what_its_layers_ship(lambda_images, kit_cache, tmp_path):
+    """The distributions a function's layers already ship at the same version are left out of the Docker bundle as
+    of the local build (before, the container's removal never matched a distribution's folder name)."""
+    entry = ROOT / "lambdas" / "order_total"  # python-dateutil==2.9.0.post0 and six==1.17.0
+    layer = tmp_path / "six_layer"
+    (layer / "python").mkdir(parents=True)
+    (layer / "requirements.txt").write_text("six==1.17.0\n")
+    app = App(outdir=str(tmp_path / "cdk.out"), context=DOCKER)
+    stack = Stack(app, "S")
+    shared = SharedPythonLayer(stack, "Six", entry=layer, runtime=PY313, builder="local")
+    function = PythonFunction(stack, "Fn", entry=entry, index="handler.py", runtime=PY313, layers=[shared])
+    app.synth()
+    bundle = function.code_asset.content
+    local = build_function(entry, TARGET, cache_dir=kit_cache, provided={"six": "1.17.0"})
+    assert files_of(bundle) == zip_files(local.zip)
+    assert not [f for f in files_of(bundle) if f.startswith("six")]
+    assert {"dateutil/parser/__init__.py", "handler.py"} <= set(files_of(bundle))

@@ -60,6 +60,7 @@ def open_environment(
     timeout = float(timeout_s if timeout_s is not None else function.timeout_s)
     if timeout <= 0:
         raise InvokeError(f"--timeout must be a positive number of seconds, not {timeout}")
+    check_limits(function)
     chosen = choose_backend(backend, function)
     target = function.target
     layout = prepare_layout(function, cache_dir)
@@ -80,6 +81,24 @@ def open_environment(
         yield environment
     finally:
         environment.close()
+
+
+def check_limits(function: Function) -> None:
+    """Lambda refuses to create a function over its limits (5 layers; 250 MB of code and layers unzipped), so a
+    local invoke refuses it too, whatever the synth let through."""
+    from layerkit import rules
+    from layerkit.archive import asset_sizes
+
+    if len(function.layers) > rules.MAX_LAYERS:
+        raise InvokeError(f"function {function.id} has {len(function.layers)} layers; Lambda allows "
+                          f"{rules.MAX_LAYERS} and would refuse to create it: merge layers")
+    code = asset_sizes(function.code)
+    layers = [asset_sizes(use.layer.asset) for use in function.layers]
+    total = sum(code.values()) + sum(sum(sizes.values()) for sizes in layers)
+    shares = sum((rules.Shares.of(sizes, in_layer=True) for sizes in layers), rules.Shares.of(code, in_layer=False))
+    for finding in rules.size_findings(f"function {function.id}: code plus layers", total, shares):
+        if finding.severity is rules.Severity.ERROR:
+            raise InvokeError(f"{finding.message} Lambda would refuse to create it, so it is not invoked.")
 
 
 def report_line(function: Function, result: Invocation) -> str:

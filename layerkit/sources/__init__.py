@@ -13,16 +13,17 @@ This package reads and fingerprints; it never installs anything.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from layerkit.archive import mode_of
-from layerkit.errors import DeclarationError, LayerSourceError
+from layerkit.errors import DeclarationError, LayerSourceError, SecretError
+from layerkit.rules import Finding, Severity
+from layerkit.shipping import Selection, select
 from layerkit.sources.declaration import Declaration, Requirement
 from layerkit.targets import Destination, Target
 
@@ -44,31 +45,12 @@ READERS = {
 }
 #: Files that only describe dependencies: never part of the deployed code.
 DEPENDENCY_FILES = frozenset({*DECLARATIONS, "Pipfile", ".python-version"})
-#: Never deployed, whatever the folder: bytecode of whatever Python last ran here, tools' caches.
-IGNORED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".venv", ".git", ".tox",
-                          "node_modules"})
-IGNORED_SUFFIXES = (".pyc", ".pyo")
-IGNORED_NAMES = frozenset({".DS_Store"})
 #: What a function folder holds beside its code that never deploys (PythonFunction's asset_excludes default).
 FUNCTION_EXCLUDES = ("events", "tests")
 #: Never part of a local path package's fingerprint: what building it writes.
-_PACKAGE_BUILD_OUTPUT = frozenset({"build", "dist"})
-
-
-def _walk(root: Path, excluded: tuple[str, ...] = (), skip_dirs: frozenset[str] = IGNORED_DIRS) -> list[Path]:
-    found = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part in skip_dirs or part.endswith(".egg-info") for part in rel.parts[:-1 if path.is_file() else None]):
-            continue
-        if not path.is_file() or path.name in IGNORED_NAMES or path.name.endswith(IGNORED_SUFFIXES):
-            continue
-        posix = rel.as_posix()
-        if any(fnmatch.fnmatch(posix, pattern) or any(fnmatch.fnmatch(part, pattern) for part in rel.parts)
-               for pattern in excluded):
-            continue
-        found.append(path)
-    return found
+_PACKAGE_BUILD_OUTPUT = ("build", "dist")
+#: Bytes read at a time from a source file: fingerprinting a large file never holds it whole.
+_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -80,6 +62,8 @@ class SourceFolder:
     code_files: tuple[Path, ...] = field(repr=False)
     declaration_names: tuple[str, ...] = ()
     label: str = ""
+    #: Links among the code files that lead outside the folder: ``(link, relative to the code root; target)``.
+    links_outside: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
@@ -98,8 +82,9 @@ class SourceFolder:
 
     # -- loading --------------------------------------------------------------------------------------
     @classmethod
-    def layer(cls, layer_dir: str | Path) -> SourceFolder:
-        """A layer folder: it must exist and hold ``python/``."""
+    def layer(cls, layer_dir: str | Path, excludes: tuple[str, ...] = ()) -> SourceFolder:
+        """A layer folder: it must exist and hold ``python/``; ``excludes`` never deploy (glob patterns, relative
+        to ``python/``), nor does anything on the never-deploy list (:mod:`layerkit.shipping`)."""
         root = Path(layer_dir).resolve()
         if not root.is_dir():
             raise LayerSourceError(f"layer folder {layer_dir} does not exist; create it with a python/ folder")
@@ -108,11 +93,15 @@ class SourceFolder:
                 f"layer {root.name}: {layer_dir} has no python/ folder; Lambda only puts /opt/python on "
                 f"sys.path, so move the layer's modules into {Path(layer_dir) / 'python'}/"
             )
-        return cls(root, Destination.LAYER, tuple(_walk(root / "python")), cls._declarations(root))
+        what = f"layer {root.name}"
+        selection = _select(root / "python", root, what, excludes)
+        return cls(root, Destination.LAYER, selection.files, cls._declarations(root),
+                   links_outside=selection.outside)
 
     @classmethod
     def function(cls, entry: str | Path, excludes: tuple[str, ...] = (), label: str = "") -> SourceFolder:
-        """A function folder: its code minus what never deploys (``events/``, ``tests/``, ``excludes``)."""
+        """A function folder: its code minus what never deploys (``events/``, ``tests/``, ``excludes``, the
+        never-deploy list of :mod:`layerkit.shipping`)."""
         root = Path(entry).resolve()
         if not root.is_dir():
             raise LayerSourceError(f"{label or 'function'}: entry folder {entry} does not exist; "
@@ -121,9 +110,10 @@ class SourceFolder:
         folder = cls(root, Destination.FUNCTION, (), names, label)
         # What the declarations read (an included file, a local wheel) is an input, not code to deploy.
         inputs = set(folder.inputs())
-        files = tuple(p for p in _walk(root, (*FUNCTION_EXCLUDES, *excludes))
+        selection = _select(root, root, folder.what, (*FUNCTION_EXCLUDES, *excludes))
+        files = tuple(p for p in selection.files
                       if p.relative_to(root).as_posix() not in DEPENDENCY_FILES and p not in inputs)
-        return cls(root, Destination.FUNCTION, files, names, label)
+        return cls(root, Destination.FUNCTION, files, names, label, selection.outside)
 
     @staticmethod
     def _declarations(root: Path) -> tuple[str, ...]:
@@ -154,15 +144,24 @@ class SourceFolder:
         return self.declarations[0] if self.declarations else None
 
     @property
+    def findings(self) -> list[Finding]:
+        """Things that build but that a user should see and, most often, fix."""
+        found = [Finding(Severity.WARNING, "link-outside",
+                         f"{self.what}: {_shown(self, link)} is a link to {target}, outside the "
+                         f"{'layer' if self.destination is Destination.LAYER else 'function'} folder: its files ship "
+                         "(as the CDK ships them); move them into the folder if that is not meant")
+                 for link, target in self.links_outside]
+        if self.declaration is not None:
+            found += [Finding(Severity.WARNING, "unpinned-requirement",
+                              f"{self.what}: requirement {r.text!r} is not pinned to one version ({r.origin}); pin it "
+                              "(e.g. 'name==1.2.3') or lock it, so that every build installs the same code")
+                      for r in self.declaration.unpinned]
+        return found
+
+    @property
     def warnings(self) -> list[str]:
-        """Things that build but that a user should fix."""
-        if self.declaration is None:
-            return []
-        return [
-            f"{self.what}: requirement {r.text!r} is not pinned to one version ({r.origin}); pin it (e.g. "
-            "'name==1.2.3') or lock it, so that every build installs the same code"
-            for r in self.declaration.unpinned
-        ]
+        """The messages of :attr:`findings`."""
+        return [finding.message for finding in self.findings]
 
     def installed_copies(self) -> list[Distribution]:
         """Distributions installed into the code folder by hand (``pip install -t python/``)."""
@@ -176,30 +175,79 @@ class SourceFolder:
         tracked = [*self.code_files]
         for declaration in self.declarations:
             tracked += declaration.files
-            tracked += _local_inputs(declaration.requirements)
-            tracked += _local_inputs(declaration.constraints)
+            tracked += _local_inputs(declaration.requirements, self.what)
+            tracked += _local_inputs(declaration.constraints, self.what)
         return sorted(set(tracked))
 
-    def fingerprint(self, target: Target, *, bytecode: bool, provided: Mapping[str, str] | None = None) -> str:
+    def fingerprint(self, target: Target, *, bytecode: bool, provided: Mapping[str, str] | None = None,
+                    options: tuple[str, ...] = ()) -> str:
         """A sha256 of everything that decides the built code, and nothing that decides how it is built;
-        ``provided`` (name -> version, what a function's layers ship, so not installed again) is part of it.
+        ``provided`` (name -> version, what a function's layers ship, so not installed again) and ``options``
+        (what else changes the content, e.g. the slimming of :mod:`layerkit.slim`) are part of it.
 
         It is the CDK asset hash: it must not change with the builder (Docker or local), the machine or where
         the repository sits, so an unchanged layer never gets a new version. Credentials never enter it: they
-        live in the environment, not in these files.
+        live in the environment, not in these files. Reading the folder's own files, it stops on a secret in
+        them (:mod:`layerkit.secrets`): they would deploy.
         """
+        from layerkit import secrets
+
         digest = hashlib.sha256()
         parts = ("layerkit", LAYOUT_VERSION, self.destination.value, target.runtime, target.architecture,
                  f"bytecode={bytecode}",
-                 *(f"provided {name}=={version}" for name, version in sorted((provided or {}).items())))
+                 *(f"provided {name}=={version}" for name, version in sorted((provided or {}).items())), *options)
         for part in parts:
             digest.update(part.encode() + b"\0")
+        own = set(self.code_files)
         for path in self.inputs():
-            data = path.read_bytes()
+            scanner = secrets.Scanner() if path in own else None
+            file_digest, head = _digest(path, scanner)
             rel = Path(_relative(path, self.root)).as_posix()
-            digest.update(f"{rel}\0{mode_of(data[:4]):o}\0".encode())
-            digest.update(hashlib.sha256(data).digest())
+            digest.update(f"{rel}\0{mode_of(head):o}\0".encode())
+            digest.update(file_digest)
+            if scanner is not None and scanner.found is not None:
+                raise SecretError(
+                    f"{self.what}: {_shown(self, path.relative_to(self.code_root).as_posix())} (line "
+                    f"{scanner.found.line}) holds {scanner.found.kind}, which would deploy with the code: remove it "
+                    "from the folder (read secrets at run time, from AWS Secrets Manager or SSM Parameter Store), "
+                    "or, if it is no secret, exclude the file (asset_excludes)"
+                )
         return digest.hexdigest()
+
+
+def _shown(source: SourceFolder, rel: str) -> str:
+    """A path relative to the code root as the user sees it in the folder (``python/...`` in a layer)."""
+    return f"python/{rel}" if source.destination is Destination.LAYER else rel
+
+
+def _digest(path: Path, scanner: Any | None) -> tuple[bytes, bytes]:
+    """``(sha256, first bytes)`` of a file, read in chunks (and fed to ``scanner``)."""
+    digest = hashlib.sha256()
+    head = b""
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            if not head:
+                head = chunk[:4]
+            digest.update(chunk)
+            if scanner is not None:
+                scanner.feed(chunk)
+    return digest.digest(), head
+
+
+def _select(folder: Path, boundary: Path, what: str, excludes: tuple[str, ...],
+            skip: tuple[str, ...] = ()) -> Selection:
+    """The folder's files that may ship, each under Lambda's size limit (refused before it is read)."""
+    from layerkit.rules import MAX_UNZIPPED_BYTES, megabytes
+
+    selection = select(folder, boundary=boundary, what=what, excludes=excludes, skip=skip)
+    for path in selection.files:
+        if (size := path.stat().st_size) > MAX_UNZIPPED_BYTES:
+            raise LayerSourceError(
+                f"{what}: {path} is {megabytes(size)} on its own, over Lambda's limit of 250 MB for a function's "
+                "code and layers unzipped: it can never deploy; exclude it (asset_excludes) and fetch it at run "
+                "time (e.g. from S3), or ship the function as a container image (10 GB)"
+            )
+    return selection
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -209,18 +257,20 @@ def _relative(path: Path, root: Path) -> str:
     return os.path.relpath(path, root)
 
 
-def package_files(folder: Path) -> list[Path]:
-    """The files of a local path package that decide the wheel built from it (not what building it writes)."""
-    return _walk(folder, skip_dirs=IGNORED_DIRS | _PACKAGE_BUILD_OUTPUT)
+def package_files(folder: Path, what: str = "") -> list[Path]:
+    """The files of a local path package that decide the wheel built from it (not what building it writes),
+    read by the rules of :mod:`layerkit.shipping`."""
+    what = what or f"local package {folder.name}"
+    return list(select(folder, boundary=folder, what=what, skip=_PACKAGE_BUILD_OUTPUT).files)
 
 
-def _local_inputs(requirements: tuple[Requirement, ...]) -> list[Path]:
+def _local_inputs(requirements: tuple[Requirement, ...], what: str) -> list[Path]:
     found: list[Path] = []
     for requirement in requirements:
         if requirement.local is None:
             continue
         if requirement.local.is_dir():
-            found += package_files(requirement.local)
+            found += package_files(requirement.local, what)
         else:
             found.append(requirement.local)
     return found

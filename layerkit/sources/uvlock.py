@@ -9,6 +9,7 @@ needs no interpreter of the project's Python version.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,22 @@ def _declared(texts: list[str]) -> set[tuple[str, frozenset[str], object]]:
     return keys
 
 
+_EXTRA = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
+
+
 def _locked(entries: list[dict[str, Any]]) -> set[tuple[str, frozenset[str], object]]:
     return {_requirement_key(e["name"], e.get("extras"), e.get("specifier")) for e in entries
-            if "extra ==" not in str(e.get("marker", ""))}
+            if not _EXTRA.search(str(e.get("marker", "")))}
+
+
+def _locked_extras(entries: list[dict[str, Any]]) -> dict[str, set[tuple[str, frozenset[str], object]]]:
+    """The locked requirements of each extra (``marker = "... extra == 'cli'"``)."""
+    found: dict[str, set[tuple[str, frozenset[str], object]]] = {}
+    for entry in entries:
+        if match := _EXTRA.search(str(entry.get("marker", ""))):
+            found.setdefault(canonical_name(match.group(1)), set()).add(
+                _requirement_key(entry["name"], entry.get("extras"), entry.get("specifier")))
+    return found
 
 
 def _root_package(lock: dict[str, Any]) -> dict[str, Any] | None:
@@ -50,8 +64,21 @@ def _root_package(lock: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _groups(pyproject: dict[str, Any]) -> dict[str, list[str]]:
+    """The project's dependency groups as uv sees them: ``[dependency-groups]``, with the older
+    ``[tool.uv] dev-dependencies`` in the group ``dev`` (uv merges the two)."""
+    groups = {name: [g for g in entries if isinstance(g, str)]
+              for name, entries in pyproject.get("dependency-groups", {}).items()}
+    legacy = pyproject.get("tool", {}).get("uv", {}).get("dev-dependencies")
+    if legacy is not None:
+        groups["dev"] = [*groups.get("dev", []), *legacy]
+    return groups
+
+
 def check_fresh(lock_path: Path, pyproject_path: Path) -> None:
-    """Stop when ``pyproject.toml`` asks for something the lock was not made for."""
+    """Stop when ``pyproject.toml`` asks for something the lock was not made for, as ``uv lock --check`` decides
+    it: the dependencies, the extras, the dependency groups (the older ``[tool.uv] dev-dependencies`` included),
+    ``requires-python``, and uv's constraints and overrides."""
     lock = load_toml(lock_path)
     pyproject = load_toml(pyproject_path)
     project = pyproject.get("project", {})
@@ -60,14 +87,25 @@ def check_fresh(lock_path: Path, pyproject_path: Path) -> None:
         raise DeclarationError(f"{lock_path}: holds no entry for the project of {pyproject_path.name}; {_REFRESH}")
     metadata = root.get("metadata", {})
     stale = []
-    if _declared(project.get("dependencies", [])) != _locked(metadata.get("requires-dist", [])):
+    requires_dist = metadata.get("requires-dist", [])
+    if _declared(project.get("dependencies", [])) != _locked(requires_dist):
         stale.append("[project] dependencies")
-    groups = pyproject.get("dependency-groups", {})
+    extras = {canonical_name(name): _declared(entries)
+              for name, entries in project.get("optional-dependencies", {}).items()}
+    if extras != {name: _locked_extras(requires_dist).get(name, set()) for name in extras} or \
+            set(extras) != {canonical_name(e) for e in metadata.get("provides-extras", extras)}:
+        stale.append("[project] optional-dependencies")
+    groups = _groups(pyproject)
     locked_groups = metadata.get("requires-dev", {})
     if set(groups) != set(locked_groups) or any(
-        _declared([g for g in groups[name] if isinstance(g, str)]) != _locked(locked_groups[name]) for name in groups
+        _declared(groups[name]) != _locked(locked_groups[name]) for name in groups
     ):
-        stale.append("[dependency-groups]")
+        stale.append("dependency groups")
+    uv_settings = pyproject.get("tool", {}).get("uv", {})
+    manifest = lock.get("manifest", {})
+    for setting, recorded in (("constraint-dependencies", "constraints"), ("override-dependencies", "overrides")):
+        if _declared(uv_settings.get(setting, [])) != _locked(manifest.get(recorded, [])):
+            stale.append(f"[tool.uv] {setting}")
     if project.get("requires-python") and lock.get("requires-python"):
         from packaging.specifiers import SpecifierSet
 
