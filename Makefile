@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := $(shell sed -n 's/^uv==//p' requirements.txt)
-SANDBOX_PACKAGES := bubblewrap
+# bubblewrap runs local invokes without Docker; slirp4netns gives the sandbox outbound internet (never this
+# machine's loopback); iproute2 closes the sandbox's network to private and link-local ranges.
+SANDBOX_PACKAGES := bubblewrap slirp4netns iproute2
 
 .PHONY: setup run synth test lint bench clean
 
@@ -42,14 +44,14 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# bubblewrap runs local invokes without Docker. Installed with apt where we are root; elsewhere, say how.
+# The sandbox's tools (SANDBOX_PACKAGES). Installed with apt where we are root; elsewhere, say how.
 .PHONY: sandbox-tools
 sandbox-tools:
-	@command -v bwrap >/dev/null && exit 0; \
+	@command -v bwrap >/dev/null && command -v slirp4netns >/dev/null && command -v ip >/dev/null && exit 0; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SANDBOX_PACKAGES) >/dev/null; \
 	else \
-		echo "make: bubblewrap is missing; install it (sudo apt-get install bubblewrap, dnf install bubblewrap)" >&2; \
+		echo "make: the sandbox needs $(SANDBOX_PACKAGES); install them (sudo apt-get install $(SANDBOX_PACKAGES))" >&2; \
 	fi
 
 # A Docker engine for the Docker tests, where none answers and we are root on Debian: Debian's docker.io, run

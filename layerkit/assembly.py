@@ -32,6 +32,7 @@ class Layer:
     s3_key: str
     runtimes: tuple[str, ...]
     architectures: tuple[str, ...]
+    source: dict[str, Any] | None = None  # the folder it was built from (layerkit's layers), as synthesized
 
     @property
     def id(self) -> str:
@@ -66,6 +67,8 @@ class Function:
     layers: tuple[LayerUse, ...]
     unresolved_environment: tuple[str, ...] = field(default=())
     code_s3_key: str = ""
+    ephemeral_storage_mb: int = 512  # the size of its /tmp
+    source: dict[str, Any] | None = None  # the folder it was built from (layerkit.PythonFunction), as synthesized
 
     @property
     def target(self) -> Target:
@@ -168,11 +171,17 @@ class Assembly:
                     s3_key=str((props.get("Content") or {}).get("S3Key", "")),
                     runtimes=tuple(props.get("CompatibleRuntimes", [])),
                     architectures=tuple(props.get("CompatibleArchitectures", [])),
+                    source=(kit_meta or {}).get("source"),
                 )
         return found
 
     def layers(self) -> list[Layer]:
         return list(self._layers.values())
+
+    def errors(self) -> list[str]:
+        """The error annotations of the synth (``layerkit.check``'s among them), as the CDK CLI would print them."""
+        return [str(entry.get("data")) for stack in self.stacks.values() for entries in stack.metadata.values()
+                for entry in entries if isinstance(entry, dict) and entry.get("type") == "aws:cdk:error"]
 
     def _asset(self, location: Any, meta: dict[str, Any], what: str) -> Path:
         """The file or folder deployed as ``location`` (a Code/Content property), found by its S3 key."""
@@ -233,6 +242,8 @@ class Assembly:
             environment=env,
             code=self._asset(props.get("Code"), meta, what),
             code_s3_key=str((props.get("Code") or {}).get("S3Key", "")),
+            ephemeral_storage_mb=int((props.get("EphemeralStorage") or {}).get("Size", 512)),
+            source=(_metadata_of(stack, "/" + function_id, "layerkit:function") or {}).get("source"),
             layers=tuple(self._resolve_layer(stack, ref, what) for ref in props.get("Layers", [])),
             unresolved_environment=tuple(unresolved),
         )

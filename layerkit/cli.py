@@ -117,7 +117,13 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     from layerkit.assembly import Assembly
     from layerkit.invoke import Invocation, invoke_function, read_events
     from layerkit.invoke.environment import parse_overrides
+    from layerkit.invoke.freshness import stale_folders
 
+    if args.synth:
+        from layerkit.synth import synthesize
+
+        print(f"layerkit: synthesizing the app into {args.assembly}", file=sys.stderr, flush=True)
+        synthesize(Path.cwd(), Path(args.assembly))
     assembly = Assembly.load(args.assembly)
     if args.list:
         for fn in assembly.functions():
@@ -130,6 +136,9 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         raise LayerkitError(f"--repeat must be 1 or more, not {args.repeat}")
     function = assembly.function(args.function)
     events = read_events(args.event)  # all of them, before anything runs
+    if stale := stale_folders(function):
+        print(f"layerkit: warning: {', '.join(stale)} changed since {args.assembly} was synthesized: this invoke "
+              "runs the synthesized code; pass --synth to synthesize first", file=sys.stderr, flush=True)
     overrides = parse_overrides(args.env)
     if missing := [name for name in function.unresolved_environment if name not in overrides]:
         print(f"layerkit: warning: no local value for {', '.join(missing)}: CloudFormation sets it at deploy time "
@@ -140,8 +149,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     results = invoke_function(
-        function, events, backend=args.backend, env_overrides=overrides,
-        timeout_s=args.timeout, repeat=args.repeat, cache_dir=args.cache_dir, on_result=print_response,
+        function, events, backend=args.backend, env_overrides=overrides, timeout_s=args.timeout,
+        repeat=args.repeat, cache_dir=args.cache_dir, network=args.network, on_result=print_response,
     )
     return 0 if all(result.ok for result in results) else EXIT_ERROR
 
@@ -163,6 +172,23 @@ def cmd_check_upgrade(args: argparse.Namespace) -> int:
     report = check_upgrade(before, after)
     print(json.dumps(report.to_json(), indent=2) if args.json else render(report))
     return EXIT_ERROR if report.blocked else 0
+
+
+def cmd_sam_template(args: argparse.Namespace) -> int:
+    from layerkit.assembly import Assembly
+    from layerkit.sam import sam_template
+
+    assembly = Assembly.load(args.assembly)
+    out = Path(args.output) if args.output else None
+    template = sam_template(assembly, args.stack, out.parent if out else Path.cwd())
+    text = json.dumps(template, indent=1) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(f"layerkit: wrote {out}: sam local invoke -t {out} <function logical id>", file=sys.stderr)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="invoke N times in one warm environment (default: 1)")
     invoke.add_argument("--backend", choices=["auto", "sandbox", "docker"], default="auto",
                         help="auto (default): docker where a daemon answers, else sandbox")
+    invoke.add_argument("--network", choices=["sandbox", "host", "none"], default="sandbox",
+                        help="the sandbox's network: sandbox (default: its own, the internet but never this "
+                             "machine), host (this machine's: to reach a local emulator on 127.0.0.1), none")
+    invoke.add_argument("--synth", action="store_true",
+                        help="synthesize the app of this folder (cdk.json) into --assembly first")
     invoke.add_argument("--cache-dir", type=Path, default=None, help=argparse.SUPPRESS)
     invoke.set_defaults(func=cmd_invoke)
 
@@ -231,6 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
                          help="read BEFORE from CloudFormation (needs boto3 and AWS credentials)")
     upgrade.add_argument("--json", action="store_true")
     upgrade.set_defaults(func=cmd_check_upgrade)
+
+    sam = sub.add_parser(
+        "sam-template", help="a template of one stack that 'sam local invoke' runs with its layers",
+        description="Write the template of STACK with the layer versions its functions use from other stacks copied "
+                    "in (with their assets), so that 'sam local invoke' mounts them, whichever sharing mode. For "
+                    "local runs only: never deploy it.",
+    )
+    sam.add_argument("stack", metavar="STACK", help="the stack of the functions, e.g. my-app-orders")
+    sam.add_argument("--assembly", default="cdk.out", help="cloud assembly folder (default: cdk.out)")
+    sam.add_argument("-o", "--output", metavar="FILE", help="write it here (default: standard output); asset "
+                                                             "paths are relative to where it is written")
+    sam.set_defaults(func=cmd_sam_template)
     return parser
 
 

@@ -145,7 +145,7 @@ class PythonFunction(lambda_.Function):
             Annotations.of(self).add_warning_v2(f"layerkit:{finding.rule}", finding.message)
         self.node.add_metadata("layerkit:function", {
             "name": source.name, "runtime": target.runtime, "architecture": target.architecture,
-            "builder": chosen.value, "asset_hash": code.asset_hash,
+            "builder": chosen.value, "asset_hash": code.asset_hash, "source": source.metadata(),
         })
 
     def add_layers(self, *layers: lambda_.ILayerVersion) -> None:

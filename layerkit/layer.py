@@ -95,7 +95,7 @@ class SharedPythonLayer(Construct):
             "layerkit:layer",
             {"name": self.source.name, "runtime": self.target.runtime,
              "architecture": self.target.architecture, "builder": self.builder.value,
-             "asset_hash": self.asset_hash},
+             "asset_hash": self.asset_hash, "source": self.source.metadata()},
         )
         self.publication = LayerPublication(
             self, self.layer_version, self.source.name, resolve_sharing(self, sharing), parameter_name

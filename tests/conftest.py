@@ -64,6 +64,12 @@ def example(kit_cache: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def layerkit_assembly(example) -> Path:
+    """The plugin's assembly (layerkit.pytest_plugin) is the example app this session already synthesized."""
+    return Path(example.app.outdir)
+
+
+@pytest.fixture(scope="session")
 def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """Three layer folders locked by uv, poetry and pipenv against the tests' own index (see lock_projects)."""
     from tests.lock_projects import LOCKED_ORJSON, NEWER_ORJSON, downloads, lock_all, publish

@@ -222,8 +222,10 @@ def test_after_a_timeout_the_next_invoke_starts_a_fresh_environment(app):
 
 
 def test_a_function_over_its_memory_size_is_killed_with_lambdas_error(app):
-    if app.backend == "sandbox":
-        pytest.skip("the sandbox reports memory but does not enforce the memory size (the container does)")
+    import os
+
+    if app.backend == "sandbox" and os.geteuid() != 0:
+        pytest.skip("the sandbox's memory cgroup needs root or a delegated cgroup here (CI runs as root)")
     results = invoke(app, "user", {"action": "hog", "mb": 512}, {"action": "hog", "mb": 16})
     assert results[0].payload["errorType"] == "Runtime.OutOfMemory"
     assert results[0].payload["errorMessage"].endswith("Error: Runtime exited with error: signal: killed")

@@ -1,13 +1,11 @@
-"""The example functions' answers to good and malformed events, invoked from the assembly in the sandbox."""
+"""The example functions' answers to good and malformed events, invoked with their layers through the kit's
+pytest plugin (``layerkit_invoke``), as a user's own tests would."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-
-from layerkit.assembly import Assembly
-from layerkit.invoke import invoke_function
 
 VALID_ORDER = {"order_id": "A-7", "currency": "USD",
                "lines": [{"sku": "tea", "quantity": 3, "unit_price": "0.10"},
@@ -42,25 +40,14 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def answers(example) -> dict[str, dict[str, object]]:
-    """Every case of a function in one warm environment, as Lambda would serve a burst of events."""
-    assembly = Assembly.load(example.app.outdir)
-    result = {}
-    for function, cases in CASES.items():
-        fn = assembly.function(f"lambda-layers-example-{function}/Function")
-        invocations = invoke_function(fn, [json.dumps(event).encode() for _, event, _ in cases])
-        for (name, _, _), invocation in zip(cases, invocations, strict=True):
-            assert invocation.ok, invocation.payload  # a malformed event is an answer, never a crash
-            result[f"{function}/{name}"] = invocation.payload
-    return result
-
-
-@pytest.mark.parametrize(("case", "expected"), [
-    (f"{function}/{name}", expected) for function, cases in CASES.items() for name, _, expected in cases
+@pytest.mark.parametrize(("function", "event", "expected"), [
+    pytest.param(function, event, expected, id=f"{function}/{name}")
+    for function, cases in CASES.items() for name, event, expected in cases
 ])
-def test_function_answers(answers, case, expected):
-    answer = answers[case]
+def test_function_answers(layerkit_invoke, function, event, expected):
+    result = layerkit_invoke(f"lambda-layers-example-{function}/Function", event)
+    assert result.error is None, result.error  # a malformed event is an answer, never a crash
+    answer = result.payload
     if isinstance(expected, dict):
         assert expected.items() <= answer.items()
         return
@@ -71,3 +58,10 @@ def test_function_answers(answers, case, expected):
         assert answer["error"]["details"] == detail
     else:
         assert answer["error"]["message"].startswith(detail)
+
+
+def test_one_warm_environment_serves_every_test(layerkit_invoke):
+    first = layerkit_invoke("lambda-layers-example-text-stats/Function", {"text": "a"})
+    second = layerkit_invoke("lambda-layers-example-text-stats/Function", {"text": "b"})
+    assert second.report["init_duration_ms"] is None  # warm: the environment of the earlier tests
+    assert first.report["memory_size_mb"] == 256

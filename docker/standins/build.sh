@@ -7,7 +7,9 @@
 #                                        Dockerfile and bundling command use)
 #   public.ecr.aws/lambda/python:3.13    the Lambda base image: /lambda-entrypoint.sh, which execs
 #                                        /var/runtime/bootstrap (awslambdaric) when AWS_LAMBDA_RUNTIME_API is set;
-#                                        /var/task as working folder; the handler as command
+#                                        /var/task as working folder; the handler as command; also tagged with
+#                                        this machine's architecture, as AWS tags it (3.13-x86_64, 3.13-arm64),
+#                                        the tag AWS SAM CLI builds from
 #
 # Like the AWS images, Python lives under /var/lang (a venv, so that pip can upgrade itself there). Unlike them,
 # the system is Debian's (glibc 2.41, where Amazon Linux 2023 has 2.34): a _manylinux module (PEP 600) makes
@@ -19,6 +21,8 @@ set -euo pipefail
 
 BUILD_IMAGE=public.ecr.aws/sam/build-python3.13
 LAMBDA_IMAGE=public.ecr.aws/lambda/python:3.13
+case "$(uname -m)" in aarch64|arm64) ARCH=arm64 ;; *) ARCH=x86_64 ;; esac
+LAMBDA_ARCH_IMAGE=$LAMBDA_IMAGE-$ARCH
 AWSLAMBDARIC=awslambdaric==4.2.2
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -26,6 +30,7 @@ CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 PATH_IN_IMAGE=/var/lang/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 if [ "${LAYERKIT_REBUILD_STANDINS:-0}" != 1 ] && docker image inspect "$BUILD_IMAGE" "$LAMBDA_IMAGE" >/dev/null 2>&1; then
+    docker image inspect "$LAMBDA_ARCH_IMAGE" >/dev/null 2>&1 || docker tag "$LAMBDA_IMAGE" "$LAMBDA_ARCH_IMAGE"
     exit 0
 fi
 
@@ -64,4 +69,5 @@ tar -C "$rootfs" -c . | docker import "${common[@]}" \
     --change 'ENV LAMBDA_TASK_ROOT=/var/task' --change 'ENV LAMBDA_RUNTIME_DIR=/var/runtime' \
     --change 'WORKDIR /var/task' --change 'ENTRYPOINT ["/lambda-entrypoint.sh"]' --change 'CMD ["handler.handler"]' \
     - "$LAMBDA_IMAGE" >/dev/null
-echo "standins: built $BUILD_IMAGE and $LAMBDA_IMAGE" >&2
+docker tag "$LAMBDA_IMAGE" "$LAMBDA_ARCH_IMAGE"
+echo "standins: built $BUILD_IMAGE and $LAMBDA_IMAGE ($LAMBDA_ARCH_IMAGE)" >&2

@@ -1,14 +1,39 @@
-"""The sandbox's bootstrap: Lambda's Python path order, then the official runtime client's loop.
+"""The sandbox's bootstrap: the Runtime API's socket, Lambda's Python path order, then the official runtime client.
 
-Run inside the sandbox by the function's own Python (``/var/lang/bin/python3.X -S``), never imported by the
-kit. Like the managed runtime's bootstrap: ``/var/task``, then the layers' ``/opt/python/lib/python3.X/
-site-packages`` and ``/opt/python`` (processed by ``site.addsitedir``, so ``.pth`` files in layers work), then
-the runtime's own paths. A function that sets PYTHONPATH replaces the ``/opt`` entries, as on Lambda.
+Run inside the sandbox (and the stand-in Lambda image) by the function's own Python (``/var/lang/bin/python3.X
+-S``), never imported by the kit.
+
+1. With ``LAYERKIT_RUNTIME_API_HANDOFF`` set (the sandbox has a network namespace of its own), it makes the
+   Runtime API's listening socket on this namespace's 127.0.0.1, at the port of ``AWS_LAMBDA_RUNTIME_API``, and
+   hands it to the kit over that unix socket (``SCM_RIGHTS``): the kit serves the Runtime API on it, and the
+   function's network never includes this machine's. The variable is removed before anything else runs.
+2. Like the managed runtime's bootstrap: ``/var/task``, then the layers' ``/opt/python/lib/python3.X/
+   site-packages`` and ``/opt/python`` (processed by ``site.addsitedir``, so ``.pth`` files in layers work), then
+   the runtime's own paths. A function that sets PYTHONPATH replaces the ``/opt`` entries, as on Lambda.
 """
 
+import array
 import os
 import site
+import socket
 import sys
+
+HANDOFF = "LAYERKIT_RUNTIME_API_HANDOFF"
+
+
+def hand_over_runtime_api() -> None:
+    """Listen where ``AWS_LAMBDA_RUNTIME_API`` says, in this namespace, and give the socket to the kit."""
+    path = os.environ.pop(HANDOFF, None)
+    if not path:
+        return
+    host, _, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rpartition(":")
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((host, int(port)))
+    listener.listen(16)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel:
+        channel.connect(path)
+        channel.sendmsg([b"L"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [listener.fileno()]))])
+    listener.close()  # the kit holds it now; the function cannot accept on it
 
 
 def lambda_sys_path() -> tuple:
@@ -25,6 +50,7 @@ def lambda_sys_path() -> tuple:
 
 
 def main() -> None:
+    hand_over_runtime_api()
     path, layers, runtime_dir = lambda_sys_path()
     sys.path[:] = path
     for directory in layers:

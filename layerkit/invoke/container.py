@@ -13,20 +13,21 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from layerkit.assembly import Function
 from layerkit.errors import InvokeError
 from layerkit.invoke.layout import Layout
+from layerkit.invoke.runtime_api import RuntimeApi
 
-#: How long a container may take to start, on top of the function's init (a first run loads the image).
+#: How long a container may take to start before its runtime runs (a first run loads the image).
 STARTUP_ALLOWANCE_S = 60.0
-#: Lambda runs functions as sbx_user1051, with 512 MB of /tmp by default.
+#: Lambda runs functions as sbx_user1051.
 LAMBDA_USER = "993:990"
-TMP_SIZE = "512m"
 
 
 def docker_binary() -> str:
@@ -43,7 +44,7 @@ def docker_command(function: Function, layout: Layout, env: dict[str, str], name
         docker_binary(), "run", "--name", name, "--network", "host",
         "--platform", function.target.docker_platform,
         "--memory", f"{function.memory_mb}m", "--memory-swap", f"{function.memory_mb}m",
-        "--read-only", "--tmpfs", f"/tmp:rw,exec,size={TMP_SIZE}", "--user", LAMBDA_USER,
+        "--read-only", "--tmpfs", f"/tmp:rw,exec,size={function.ephemeral_storage_mb}m", "--user", LAMBDA_USER,
         "--volume", f"{Path(layout.task).resolve()}:/var/task:ro",
         "--volume", f"{Path(layout.opt).resolve()}:/opt:ro",
     ]
@@ -55,7 +56,7 @@ def docker_command(function: Function, layout: Layout, env: dict[str, str], name
 class ContainerLauncher:
     """Runs the function's runtime in a container of its Lambda base image."""
 
-    startup_allowance_s = STARTUP_ALLOWANCE_S
+    enforces_memory = True
 
     def __init__(self, function: Function, layout: Layout, env_for: Callable[[str], dict[str, str]]) -> None:
         self.function = function
@@ -65,15 +66,28 @@ class ContainerLauncher:
         self._name = ""
         self._memory_file: Path | None = None
 
-    def start(self, runtime_api: str) -> None:
+    def start(self, api: RuntimeApi) -> IO[bytes]:
+        """Start the container, its runtime pointed at ``api`` on this machine's 127.0.0.1 (the container shares
+        the host's network: the engines these machines run have no bridge); the container's output."""
         self._name = f"layerkit-{uuid.uuid4().hex[:12]}"
         self._memory_file = None
-        command = docker_command(self.function, self.layout, self._env_for(runtime_api), self._name)
-        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
-                                         stderr=sys.stderr.fileno())
+        command = docker_command(self.function, self.layout, self._env_for(api.listen_here()), self._name)
+        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT)
+        assert self._process.stdout is not None
+        return self._process.stdout
 
     def exit_code(self) -> int | None:
         return self._process.poll() if self._process is not None else -1
+
+    def wait_running(self) -> float:
+        """When the container runs (its image loaded, its runtime started): the init is timed from then."""
+        deadline = time.monotonic() + STARTUP_ALLOWANCE_S
+        while time.monotonic() < deadline and self.exit_code() is None:
+            if self._inspect("{{.State.Running}}") == "true":
+                break
+            time.sleep(0.01)
+        return time.perf_counter()
 
     def kill(self) -> None:
         """Stop and remove the container (kept after it exits until now, so that its OOM state can be read)."""
@@ -85,6 +99,8 @@ class ContainerLauncher:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
         self._process = None
 
     def _inspect(self, template: str) -> str:

@@ -1,12 +1,15 @@
 """Lay a function out as Lambda does: code at ``/var/task``; layers merged in order into ``/opt``.
 
-Each layout is prepared once per content in the kit's cache and reused by later invokes; a layout appears in
-one atomic rename, so an interrupted invoke never leaves a half-merged ``/opt`` behind for the next one.
+Each layout is prepared once per content (the bytes of every asset, never their names or sizes alone) in the
+kit's cache and reused by later invokes; a layout appears in one atomic rename, so an interrupted invoke never
+leaves a half-merged ``/opt`` behind for the next one. Each use checks the layout against the list of files it was
+made with (every path and size): one that lost or changed a file is made again, never used.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import zipfile
 from collections.abc import Callable
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from layerkit import uv
 from layerkit.assembly import Function
-from layerkit.cache import materialize, resolve_cache_dir
+from layerkit.cache import discard, materialize, resolve_cache_dir
 from layerkit.errors import InvokeError, LayerkitError
 from layerkit.targets import Target
 
@@ -30,13 +33,15 @@ class Layout:
 
 
 def _digest_of(path: Path) -> str:
-    digest = hashlib.sha256(path.name.encode())
-    if path.is_file():
-        digest.update(path.read_bytes())
-    else:
-        for item in sorted(path.rglob("*")):
-            if item.is_file():
-                digest.update(str(item.relative_to(path)).encode() + b"\0" + str(item.stat().st_size).encode())
+    """A sha256 of an asset's content: a zip's bytes, or every file of a folder (path, mode and bytes)."""
+    digest = hashlib.sha256(b"file" if path.is_file() else b"folder")
+    items = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for item in items:
+        if item is not path:
+            digest.update(item.relative_to(path).as_posix().encode() + b"\0" +
+                          (b"x" if os.access(item, os.X_OK) else b"-"))
+        with open(item, "rb") as file:
+            digest.update(hashlib.file_digest(file, "sha256").digest())
     return digest.hexdigest()
 
 
@@ -84,15 +89,24 @@ def prepare_layout(function: Function, cache_dir: Path | None = None) -> Layout:
     return Layout(task=task, opt=_folder(root / f"opt-{key}", merge_in_order))
 
 
-def _folder(entry: Path, fill: Callable[[Path], None]) -> Path:
-    """A cache entry whose ``root/`` is filled by ``fill``: the folder that is mounted (nothing else in it)."""
+def _manifest(root: Path) -> list[list[object]]:
+    return [[p.relative_to(root).as_posix(), p.stat().st_size] for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.is_symlink()]
 
-    def fill_root(tree: Path) -> dict[str, str]:
+
+def _folder(entry: Path, fill: Callable[[Path], None]) -> Path:
+    """A cache entry whose ``root/`` is filled by ``fill``: the folder that is mounted (nothing else in it),
+    checked against its manifest on every use and made again when it no longer matches."""
+
+    def fill_root(tree: Path) -> dict[str, object]:
         (tree / "root").mkdir()
         fill(tree / "root")
-        return {}
+        return {"files": _manifest(tree / "root")}
 
-    materialize(entry, fill_root)
+    meta, filled = materialize(entry, fill_root, required=("files",))
+    if not filled and meta["files"] != _manifest(entry / "root"):
+        discard(entry)
+        materialize(entry, fill_root, required=("files",))
     return entry / "root"
 
 

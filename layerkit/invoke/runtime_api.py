@@ -1,7 +1,12 @@
 """A local Lambda Runtime API (``/2018-06-01/runtime/...``) for the official runtime interface client.
 
-The client inside the sandbox long-polls ``invocation/next``, then posts ``response`` or ``error``; a failed
-import posts ``init/error``. Every outcome lands in one queue that the invoking side reads.
+The client long-polls ``invocation/next``, then posts ``response`` or ``error``; a failed import posts
+``init/error``. Every outcome lands in one queue that the invoking side reads.
+
+It serves on 127.0.0.1 of this machine (:meth:`RuntimeApi.listen_here`, for a container on the host network), or
+on a listening socket made inside the sandbox's own network namespace and handed over (:meth:`RuntimeApi.serve`):
+a socket stays bound in the namespace it was made in, so the function reaches the Runtime API on its own
+loopback and nothing of this machine's.
 """
 
 from __future__ import annotations
@@ -119,20 +124,36 @@ class RuntimeApi:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
         self._thread = threading.Thread(target=self._server.serve_forever, name="runtime-api", daemon=True)
+        self._serving = False
 
     @property
     def address(self) -> str:
         host, port = self._server.server_address[:2]
         return f"{host}:{port}"
 
-    def start(self) -> None:
+    def listen_here(self) -> str:
+        """Serve on a free port of this machine's 127.0.0.1; the address (``127.0.0.1:PORT``)."""
+        self._server.server_bind()
+        self._server.server_activate()
+        self._begin()
+        return self.address
+
+    def serve(self, listener: socket.socket) -> None:
+        """Serve on ``listener``, a listening TCP socket (made in the sandbox's network namespace)."""
+        self._server.socket.close()
+        self._server.socket = listener
+        self._server.server_address = listener.getsockname()
+        self._begin()
+
+    def _begin(self) -> None:
+        self._serving = True
         self._thread.start()
 
-    def submit(self, payload: bytes, timeout_s: float, function_arn: str) -> Pending:
+    def submit(self, payload: bytes, timeout_s: float, function_arn: str, request_id: str | None = None) -> Pending:
         pending = Pending(
-            request_id=str(uuid.uuid4()),
+            request_id=request_id or str(uuid.uuid4()),
             payload=payload,
             deadline_ms=int((time.time() + timeout_s) * 1000),
             function_arn=function_arn,
@@ -142,6 +163,8 @@ class RuntimeApi:
         return pending
 
     def stop(self) -> None:
+        """Stop serving (the runtime is gone by now: a poll still waiting is answered 410, to nobody)."""
         self._next.put(None)
-        self._server.shutdown()
+        if self._serving:
+            self._server.shutdown()
         self._server.server_close()

@@ -1,30 +1,69 @@
 """A Lambda-shaped execution environment without Docker: bubblewrap, the function's own Python, awslambdaric.
 
 Inside: the interpreter's prefix at ``/var/lang`` (its site-packages hidden), awslambdaric and the bootstrap at
-``/var/runtime``, the code read-only at ``/var/task``, the merged layers read-only at ``/opt``, a private
-writable ``/tmp``, Lambda's user id, no host environment variables, and the host's ``/usr`` for the C library.
+``/var/runtime``, the code at ``/var/task``, the merged layers at ``/opt``, Lambda's user id, no host environment
+variables, and the host's ``/usr`` for the C library. As on Lambda, everything is read-only but ``/tmp`` (its size
+the function's ephemeral storage), and:
+
+- **Network**: the sandbox has a network namespace of its own: its own loopback, nothing of this machine's (no
+  server on its 127.0.0.1, no abstract unix socket, no link-local address such as an instance metadata endpoint,
+  no private range). Outbound internet comes through ``slirp4netns`` (``--disable-host-loopback``) where the
+  machine has it; where it does not, the function has no network, and the invoke says so in one line.
+  ``network="host"`` shares this machine's network instead (to reach a local emulator on 127.0.0.1). The Runtime
+  API's socket is made inside the namespace and handed to the kit (:mod:`layerkit.invoke.bootstrap`).
+- **Memory**: the memory size is a hard limit in a memory cgroup where the machine allows one
+  (:mod:`layerkit.invoke.cgroup`); elsewhere the invoke judges the peak after the fact.
 """
 
 from __future__ import annotations
 
+import array
+import contextlib
+import json
 import os
+import select
 import shutil
 import signal
+import socket
 import subprocess
-import sys
+import tempfile
+import time
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
+from typing import IO
 
 from layerkit.assembly import Function
 from layerkit.errors import InvokeError
+from layerkit.invoke import cgroup
 from layerkit.invoke.environment import LANG_DIR, RUNTIME_DIR, TASK_ROOT
 from layerkit.invoke.layout import Layout
+from layerkit.invoke.runtime_api import RuntimeApi
 from layerkit.targets import host_architecture
 
 #: Lambda runs functions as sbx_user1051.
 LAMBDA_UID, LAMBDA_GID = 993, 990
-#: Read-only host files a Python process commonly needs (certificates, name resolution).
-HOST_ETC = ("ssl", "pki", "ca-certificates", "resolv.conf", "hosts", "nsswitch.conf")
+#: Read-only host files a Python process commonly needs (certificates, name service switch).
+HOST_ETC = ("ssl", "pki", "ca-certificates", "hosts", "nsswitch.conf")
+#: Where the Runtime API listens inside a sandbox with its own network (its own loopback: any port is free).
+INSIDE_ADDRESS = "127.0.0.1:9001"
+#: The folder, inside the sandbox, of the unix socket the bootstrap hands the Runtime API's socket over.
+HANDOFF_DIR = "/var/runtime-api"
+#: slirp4netns's own addresses: the gateway (this machine, refused with --disable-host-loopback) and its DNS.
+SLIRP_DNS = "10.0.2.3"
+#: Made unreachable inside the sandbox: link-local (instance metadata), private and shared ranges. slirp4netns's
+#: own 10.0.2.0/24 stays reachable: its route is more specific.
+BLOCKED_NETWORKS = ("169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+DEFAULT_TMP_MB = 512
+_SETUP_TIMEOUT_S = 10.0
+
+
+class Network(StrEnum):
+    """The network a function gets in the sandbox."""
+
+    SANDBOX = "sandbox"  # its own: internet through slirp4netns where installed, never this machine
+    HOST = "host"  # this machine's (a local emulator on 127.0.0.1)
+    NONE = "none"  # its own loopback only
 
 
 def bwrap_binary() -> str:
@@ -35,6 +74,11 @@ def bwrap_binary() -> str:
             "(apt-get install bubblewrap, dnf install bubblewrap, pacman -S bubblewrap) or start Docker"
         )
     return found
+
+
+def user_mode_network() -> str | None:
+    """The slirp4netns that gives a sandbox outbound internet, or None."""
+    return shutil.which("slirp4netns")
 
 
 def check_architecture(function: Function) -> None:
@@ -59,24 +103,36 @@ def _system_binds() -> list[str]:
     return args
 
 
-def sandbox_command(
-    function: Function, layout: Layout, runtime_dir: Path, python: Path, env: dict[str, str]
-) -> list[str]:
-    """The bwrap command line that starts the function's execution environment."""
+def sandbox_command(function: Function, layout: Layout, runtime_dir: Path, python: Path, env: dict[str, str],
+                    *, network: Network = Network.SANDBOX, work: Path | None = None,
+                    tmp_mb: int = DEFAULT_TMP_MB) -> list[str]:
+    """The bwrap command line that starts the function's execution environment. ``work`` is a private folder of
+    the kit's (the hand-over socket, the sandbox's resolv.conf); it is needed unless ``network`` is host."""
     prefix = python.parent.parent
     version = function.target.python_version
-    command = [
-        bwrap_binary(), "--unshare-all", "--share-net", "--die-with-parent", "--new-session",
-        "--uid", str(LAMBDA_UID), "--gid", str(LAMBDA_GID),
-        *_system_binds(),
-        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var",
+    command = [bwrap_binary(), "--unshare-all", "--die-with-parent", "--new-session",
+               "--uid", str(LAMBDA_UID), "--gid", str(LAMBDA_GID), *_system_binds()]
+    if network is Network.HOST:
+        command += ["--share-net", "--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]
+    else:
+        if work is None:
+            raise ValueError("a sandbox with its own network needs a work folder")
+        (work / "resolv.conf").write_text(f"nameserver {SLIRP_DNS}\n" if network is Network.SANDBOX else "")
+        command += ["--ro-bind", str(work / "resolv.conf"), "/etc/resolv.conf"]
+    command += [
+        "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", "/tmp", "--tmpfs", "/var",
         "--ro-bind", str(prefix), LANG_DIR,
         "--tmpfs", f"{LANG_DIR}/lib/python{version}/site-packages",  # the host's packages stay invisible
         "--ro-bind", str(runtime_dir), RUNTIME_DIR,
         "--ro-bind", str(layout.task), TASK_ROOT,
         "--ro-bind", str(layout.opt), "/opt",
-        "--chdir", TASK_ROOT, "--clearenv",
     ]
+    if network is not Network.HOST:
+        command += ["--ro-bind", str(work), HANDOFF_DIR]
+    # As on Lambda, nothing is writable but /tmp (the remounts are not recursive: each mount is named).
+    for mount in (f"{LANG_DIR}/lib/python{version}/site-packages", "/var", "/dev", "/"):
+        command += ["--remount-ro", mount]
+    command += ["--chdir", TASK_ROOT, "--clearenv"]
     for key, value in env.items():
         command += ["--setenv", key, value]
     return [*command, f"{LANG_DIR}/bin/{python.name}", "-S", f"{RUNTIME_DIR}/bootstrap.py", function.handler]
@@ -108,35 +164,224 @@ def _peak_rss_mb(pid: int) -> int:
     return max(1, round(peak_kb / 1024))
 
 
+def _work_folder(parent: Path | None) -> Path:
+    """A private folder for one sandbox, named after this process; those of processes that are gone are removed
+    (an invoke that was killed)."""
+    parent = Path(parent or tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in parent.glob(".sandbox-*"):
+        with contextlib.suppress(ValueError, IndexError):
+            if _gone(int(stale.name.split("-")[1])):
+                shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f".sandbox-{os.getpid()}-", dir=parent))
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
 class SandboxLauncher:
-    """Runs the function's runtime in a bubblewrap sandbox (see :func:`sandbox_command`)."""
+    """Runs the function's runtime in a bubblewrap sandbox (see the module)."""
 
-    startup_allowance_s = 0.0
-
-    def __init__(self, command_for: Callable[[str], list[str]]) -> None:
-        self._command_for = command_for  # Runtime API address -> command line
+    def __init__(self, function: Function, command_for: Callable[[str, dict[str, str], Network, Path | None],
+                                                                  list[str]],
+                 network: Network = Network.SANDBOX, work_parent: Path | None = None,
+                 log: Callable[[str], None] = lambda _: None) -> None:
+        self.function = function
+        self._command_for = command_for  # (Runtime API address, extra env, network, work folder) -> command line
+        self.network = network
+        self._work_parent = work_parent
+        self._log = log
         self._process: subprocess.Popen[bytes] | None = None
+        self._child: int | None = None
+        self._slirp: subprocess.Popen[bytes] | None = None
+        self._cgroup: cgroup.MemoryCgroup | None = None
+        self._work: Path | None = None
+        self._warned = False
 
-    def start(self, runtime_api: str) -> None:
-        self._process = subprocess.Popen(
-            self._command_for(runtime_api), stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
-            stderr=sys.stderr.fileno(), start_new_session=True,
-        )
+    @property
+    def enforces_memory(self) -> bool:
+        return self._cgroup is not None
+
+    def start(self, api: RuntimeApi) -> IO[bytes]:
+        """Start the runtime with ``api`` serving it; the runtime's output (stdout and stderr)."""
+        network = self.network
+        slirp = user_mode_network() if network is Network.SANDBOX else None
+        if network is Network.SANDBOX and slirp is None and not self._warned:
+            self._log("layerkit: no slirp4netns on this machine, so the function runs without a network (install "
+                      "slirp4netns for its outbound internet, or pass --network host to share this machine's)")
+            self._warned = True
+        self._work = _work_folder(self._work_parent)
+        os.chmod(self._work, 0o755)  # the sandbox's user connects to the hand-over socket in it
+        handoff: socket.socket | None = None
+        extra: dict[str, str] = {}
+        if network is Network.HOST:
+            address = api.listen_here()
+        else:
+            address = INSIDE_ADDRESS
+            handoff = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            handoff.bind(str(self._work / "handoff.sock"))
+            os.chmod(self._work / "handoff.sock", 0o777)
+            handoff.listen(1)
+            extra["LAYERKIT_RUNTIME_API_HANDOFF"] = f"{HANDOFF_DIR}/handoff.sock"
+        command = self._command_for(address, extra, network, self._work)
+        info_r, info_w = os.pipe()
+        block_r, block_w = os.pipe()
+        bwrap_at = command.index("--unshare-all")
+        command[bwrap_at:bwrap_at] = ["--info-fd", str(info_w), "--block-fd", str(block_r)]
+        self._cgroup = cgroup.create(self.function.memory_mb)
+        if self._cgroup is not None:  # the shell joins the cgroup, then becomes bwrap: everything starts inside
+            command = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(self._cgroup.procs), *command]
+        try:
+            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                             stderr=subprocess.STDOUT, start_new_session=True,
+                                             pass_fds=(info_w, block_r))
+        finally:
+            os.close(info_w)
+            os.close(block_r)
+        try:
+            self._child = self._read_child_pid(info_r)
+            if slirp is not None:
+                self._connect(slirp, self._child)
+            os.write(block_w, b"go")
+            if handoff is not None:
+                api.serve(self._accept(handoff))
+        except BaseException:
+            self.kill()
+            raise
+        finally:
+            os.close(info_r)
+            os.close(block_w)
+            if handoff is not None:
+                handoff.close()
+        assert self._process.stdout is not None
+        return self._process.stdout
+
+    def _failed(self, what: str) -> InvokeError:
+        output = b""
+        if self._process is not None and self._process.stdout is not None and self._process.poll() is not None:
+            output = self._process.stdout.read() or b""
+        detail = output.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        return InvokeError(f"the sandbox did not start ({what}: {detail[0]}); check that bubblewrap works here "
+                           "('bwrap --unshare-all --ro-bind / / true')")
+
+    def _read_child_pid(self, info_r: int) -> int:
+        data = b""
+        deadline = time.monotonic() + _SETUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([info_r], [], [], 0.1)
+            if ready:
+                chunk = os.read(info_r, 4096)
+                if not chunk:
+                    break
+                data += chunk
+                with contextlib.suppress(ValueError):
+                    return int(json.loads(data)["child-pid"])
+            elif self._process is not None and self._process.poll() is not None:
+                break
+        raise self._failed("bubblewrap gave no child process")
+
+    def _connect(self, slirp: str, pid: int) -> None:
+        """Outbound internet for the namespace of ``pid``: private and link-local ranges made unreachable first,
+        then slirp4netns, which refuses connections to this machine's loopback."""
+        enter = ["nsenter", "-t", str(pid), "-n"] if os.geteuid() == 0 else \
+            ["nsenter", "-t", str(pid), "-U", "-n", "--preserve-credentials"]
+        routes = "".join(f"route add unreachable {network}\n" for network in BLOCKED_NETWORKS)
+        try:
+            closed = subprocess.run([*enter, "ip", "-batch", "-"], input=routes, capture_output=True, text=True,
+                                    check=False)
+        except FileNotFoundError:
+            closed = None
+        if closed is None or closed.returncode != 0:
+            why = closed.stderr.strip() if closed is not None else "nsenter is missing"
+            raise InvokeError(f"the sandbox's network could not be closed to private and link-local addresses "
+                              f"({why or 'ip route failed'}); install iproute2 and util-linux, or pass --network none")
+        ready_r, ready_w = os.pipe()
+        try:
+            self._slirp = subprocess.Popen(
+                [slirp, "--configure", "--mtu=65520", "--disable-host-loopback", f"--ready-fd={ready_w}",
+                 "--netns-type=path", f"/proc/{pid}/ns/net", "tap0"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(ready_w,),
+                start_new_session=True)
+        finally:
+            os.close(ready_w)
+        try:
+            ready, _, _ = select.select([ready_r], [], [], _SETUP_TIMEOUT_S)
+            if not ready or os.read(ready_r, 1) != b"1":
+                error = self._slirp.stderr.read1(500).decode(errors="replace").strip() if self._slirp.stderr else ""
+                raise InvokeError(f"slirp4netns did not connect the sandbox ({error or 'no answer'}); pass "
+                                  "--network none to invoke without a network")
+        finally:
+            os.close(ready_r)
+
+    def _accept(self, handoff: socket.socket) -> socket.socket:
+        """The Runtime API's listening socket, made inside the sandbox and sent over ``handoff``."""
+        handoff.settimeout(0.1)
+        deadline = time.monotonic() + _SETUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                channel, _ = handoff.accept()
+            except TimeoutError:
+                if self._process is not None and self._process.poll() is not None:
+                    break
+                continue
+            with channel:
+                channel.settimeout(_SETUP_TIMEOUT_S)
+                _, ancillary, _, _ = channel.recvmsg(1, socket.CMSG_LEN(array.array("i").itemsize))
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds = array.array("i")
+                    fds.frombytes(data[:fds.itemsize])
+                    return socket.socket(fileno=fds[0])
+            break
+        raise self._failed("the runtime never handed over the Runtime API's socket")
 
     def exit_code(self) -> int | None:
         return self._process.poll() if self._process is not None else -1
 
+    def wait_running(self) -> float:
+        """The runtime runs as soon as the sandbox is unblocked."""
+        return time.perf_counter()
+
     def kill(self) -> None:
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            os.killpg(self._process.pid, signal.SIGKILL)
-        self._process.wait()
-        self._process = None
+        """Stop the runtime and wait until every process of the sandbox is gone, then free what it used."""
+        if self._process is not None:
+            if self._process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._process.pid, signal.SIGKILL)
+            if self._child is not None:  # the sandbox's own session: killed by pid, awaited until it is gone
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(self._child, signal.SIGKILL)
+                deadline = time.monotonic() + 5
+                while not _gone(self._child) and time.monotonic() < deadline:
+                    time.sleep(0.005)
+            self._process.wait()
+            if self._process.stdout is not None:
+                self._process.stdout.close()
+            self._process = None
+            self._child = None
+        if self._slirp is not None:
+            self._slirp.kill()
+            self._slirp.wait()
+            if self._slirp.stderr is not None:
+                self._slirp.stderr.close()
+            self._slirp = None
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
+        if self._work is not None:
+            shutil.rmtree(self._work, ignore_errors=True)
+            self._work = None
 
     def max_memory_mb(self) -> int:
-        """Peak resident memory of the sandbox's processes (the sandbox does not enforce the memory size)."""
+        """The sandbox's peak memory: its cgroup's, else its processes' peak resident memory."""
+        if self._cgroup is not None:
+            return max(1, round(self._cgroup.peak_bytes() / 1024 / 1024))
         return _peak_rss_mb(self._process.pid) if self._process is not None else 1
 
     def out_of_memory(self) -> bool:
-        return False
+        return self._cgroup is not None and self._cgroup.oom_kills() > 0

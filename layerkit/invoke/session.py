@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from layerkit.assembly import Function
+from layerkit.cache import resolve_cache_dir
 from layerkit.docker import docker_available, image_unavailable
 from layerkit.errors import InvokeError
 from layerkit.interpreters import find_python
@@ -16,13 +17,16 @@ from layerkit.invoke.environment import lambda_environment
 from layerkit.invoke.execution import ExecutionEnvironment
 from layerkit.invoke.layout import prepare_layout, prepare_runtime
 from layerkit.invoke.result import Invocation
-from layerkit.invoke.sandbox import SandboxLauncher, check_architecture, sandbox_command
+from layerkit.invoke.sandbox import Network, SandboxLauncher, check_architecture, sandbox_command
 
 BACKENDS = ("auto", "sandbox", "docker")
 
 
-def choose_backend(requested: str, function: Function,
-                   log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> str:
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def choose_backend(requested: str, function: Function, log: Callable[[str], None] = _to_stderr) -> str:
     """``docker`` where a daemon answers and has (or can pull) the function's Lambda image, or when asked; else
     the sandbox, which needs Linux."""
     if requested not in BACKENDS:
@@ -47,42 +51,6 @@ def choose_backend(requested: str, function: Function,
     return "sandbox"
 
 
-@contextmanager
-def open_environment(
-    function: Function,
-    *,
-    backend: str = "auto",
-    env_overrides: dict[str, str] | None = None,
-    timeout_s: float | None = None,
-    cache_dir: Path | None = None,
-) -> Iterator[ExecutionEnvironment]:
-    """An execution environment for ``function``, reused by every invoke inside the ``with`` block."""
-    timeout = float(timeout_s if timeout_s is not None else function.timeout_s)
-    if timeout <= 0:
-        raise InvokeError(f"--timeout must be a positive number of seconds, not {timeout}")
-    check_limits(function)
-    chosen = choose_backend(backend, function)
-    target = function.target
-    layout = prepare_layout(function, cache_dir)
-    def env_for(api_address: str) -> dict[str, str]:
-        return lambda_environment(function, api_address, env_overrides or {})
-
-    launcher: ContainerLauncher | SandboxLauncher
-    if chosen == "docker":
-        launcher = ContainerLauncher(function, layout, env_for)
-    else:
-        check_architecture(function)
-        python = find_python(target.python_version)
-        runtime_dir = prepare_runtime(target, cache_dir)
-        launcher = SandboxLauncher(lambda address: sandbox_command(function, layout, runtime_dir, python,
-                                                                   env_for(address)))
-    environment = ExecutionEnvironment(function, launcher, timeout)
-    try:
-        yield environment
-    finally:
-        environment.close()
-
-
 def check_limits(function: Function) -> None:
     """Lambda refuses to create a function over its limits (5 layers; 250 MB of code and layers unzipped), so a
     local invoke refuses it too, whatever the synth let through."""
@@ -101,14 +69,61 @@ def check_limits(function: Function) -> None:
             raise InvokeError(f"{finding.message} Lambda would refuse to create it, so it is not invoked.")
 
 
-def report_line(function: Function, result: Invocation) -> str:
-    """Lambda's REPORT log line."""
-    line = (f"REPORT RequestId: {result.request_id}\tDuration: {result.duration_ms:.2f} ms\t"
-            f"Billed Duration: {max(1, round(result.duration_ms + 0.4999))} ms\t"
-            f"Memory Size: {function.memory_mb} MB\tMax Memory Used: {result.max_memory_mb} MB")
-    if result.init_ms is not None:
-        line += f"\tInit Duration: {result.init_ms:.2f} ms"
-    return line
+@contextmanager
+def open_environment(
+    function: Function,
+    *,
+    backend: str = "auto",
+    env_overrides: dict[str, str] | None = None,
+    timeout_s: float | None = None,
+    cache_dir: Path | None = None,
+    network: Network | str = Network.SANDBOX,
+    log: Callable[[str], None] = _to_stderr,
+    echo: bool = True,
+) -> Iterator[ExecutionEnvironment]:
+    """An execution environment for ``function``, reused by every invoke inside the ``with`` block.
+
+    ``network``: the sandbox's (see :class:`~layerkit.invoke.sandbox.Network`); a container always shares the
+    host's. ``log`` gets Lambda's log lines, and the function's output when ``echo``.
+    """
+    timeout = float(timeout_s if timeout_s is not None else function.timeout_s)
+    if timeout <= 0:
+        raise InvokeError(f"--timeout must be a positive number of seconds, not {timeout}")
+    try:
+        network = Network(network)
+    except ValueError:
+        raise InvokeError(f"unknown network {network!r}; use one of {', '.join(n.value for n in Network)}") from None
+    check_limits(function)
+    chosen = choose_backend(backend, function, log)
+    target = function.target
+    layout = prepare_layout(function, cache_dir)
+
+    def env_for(api_address: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {**lambda_environment(function, api_address, env_overrides or {}), **(extra or {})}
+
+    launcher: ContainerLauncher | SandboxLauncher
+    settle_s = 0.0
+    if chosen == "docker":
+        if network is not Network.HOST:
+            log("layerkit: the container shares this machine's network (--network host): the Docker engines the kit "
+                "drives here have no bridge network; --backend sandbox gives the function a network of its own")
+        launcher = ContainerLauncher(function, layout, env_for)
+        settle_s = 0.05  # the container's output comes through the docker client, a moment after its answer
+    else:
+        check_architecture(function)
+        python = find_python(target.python_version)
+        runtime_dir = prepare_runtime(target, cache_dir)
+
+        def command_for(address: str, extra: dict[str, str], mode: Network, work: Path | None) -> list[str]:
+            return sandbox_command(function, layout, runtime_dir, python, env_for(address, extra), network=mode,
+                                   work=work, tmp_mb=function.ephemeral_storage_mb)
+
+        launcher = SandboxLauncher(function, command_for, network, resolve_cache_dir(cache_dir) / "sandboxes", log)
+    environment = ExecutionEnvironment(function, launcher, timeout, log=log, echo=echo, output_settle_s=settle_s)
+    try:
+        yield environment
+    finally:
+        environment.close()
 
 
 def invoke_function(
@@ -120,20 +135,19 @@ def invoke_function(
     timeout_s: float | None = None,
     repeat: int = 1,
     cache_dir: Path | None = None,
-    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    network: Network | str = Network.SANDBOX,
+    log: Callable[[str], None] = _to_stderr,
     on_result: Callable[[Invocation], None] | None = None,
 ) -> list[Invocation]:
     """Invoke ``function`` with each event (``repeat`` times), warm after the first, as Lambda reuses an
-    execution environment. Function logs and END/REPORT lines go to ``log``'s stream (stderr);
-    ``on_result`` sees each invocation as soon as it ends."""
+    execution environment. Lambda's log lines and the function's output go to ``log`` (stderr); ``on_result``
+    sees each invocation as soon as it ends."""
     results = []
     with open_environment(function, backend=backend, env_overrides=env_overrides, timeout_s=timeout_s,
-                          cache_dir=cache_dir) as environment:
+                          cache_dir=cache_dir, network=network, log=log) as environment:
         for _ in range(repeat):
             for payload in events:
                 result = environment.invoke(payload)
-                log(f"END RequestId: {result.request_id}")
-                log(report_line(function, result))
                 if on_result:
                     on_result(result)
                 results.append(result)

@@ -62,6 +62,7 @@ class SourceFolder:
     code_files: tuple[Path, ...] = field(repr=False)
     declaration_names: tuple[str, ...] = ()
     label: str = ""
+    excludes: tuple[str, ...] = ()  # the construct's own patterns (beside the never-deploy list)
     #: Links among the code files that lead outside the folder: ``(link, relative to the code root; target)``.
     links_outside: tuple[tuple[str, str], ...] = ()
 
@@ -95,7 +96,7 @@ class SourceFolder:
             )
         what = f"layer {root.name}"
         selection = _select(root / "python", root, what, excludes)
-        return cls(root, Destination.LAYER, selection.files, cls._declarations(root),
+        return cls(root, Destination.LAYER, selection.files, cls._declarations(root), excludes=tuple(excludes),
                    links_outside=selection.outside)
 
     @classmethod
@@ -113,7 +114,7 @@ class SourceFolder:
         selection = _select(root, root, folder.what, (*FUNCTION_EXCLUDES, *excludes))
         files = tuple(p for p in selection.files
                       if p.relative_to(root).as_posix() not in DEPENDENCY_FILES and p not in inputs)
-        return cls(root, Destination.FUNCTION, files, names, label, selection.outside)
+        return cls(root, Destination.FUNCTION, files, names, label, tuple(excludes), selection.outside)
 
     @staticmethod
     def _declarations(root: Path) -> tuple[str, ...]:
@@ -190,29 +191,60 @@ class SourceFolder:
         live in the environment, not in these files. Reading the folder's own files, it stops on a secret in
         them (:mod:`layerkit.secrets`): they would deploy.
         """
-        from layerkit import secrets
-
         digest = hashlib.sha256()
         parts = ("layerkit", LAYOUT_VERSION, self.destination.value, target.runtime, target.architecture,
                  f"bytecode={bytecode}",
                  *(f"provided {name}=={version}" for name, version in sorted((provided or {}).items())), *options)
         for part in parts:
             digest.update(part.encode() + b"\0")
-        own = set(self.code_files)
         for path in self.inputs():
-            scanner = secrets.Scanner() if path in own else None
-            file_digest, head = _digest(path, scanner)
+            file_digest, head = self._read(path)
             rel = Path(_relative(path, self.root)).as_posix()
             digest.update(f"{rel}\0{mode_of(head):o}\0".encode())
             digest.update(file_digest)
-            if scanner is not None and scanner.found is not None:
-                raise SecretError(
-                    f"{self.what}: {_shown(self, path.relative_to(self.code_root).as_posix())} (line "
-                    f"{scanner.found.line}) holds {scanner.found.kind}, which would deploy with the code: remove it "
-                    "from the folder (read secrets at run time, from AWS Secrets Manager or SSM Parameter Store), "
-                    "or, if it is no secret, exclude the file (asset_excludes)"
-                )
         return digest.hexdigest()
+
+    def folder_digest(self) -> str:
+        """A sha256 of the folder's own files (its code and the declaration files beside it), without reading
+        any declaration: what ``layerkit invoke`` compares with the synthesized assembly to tell a user that the
+        folder changed since."""
+        digest = hashlib.sha256(b"layerkit-folder\0")
+        declarations = [self.root / name for name in (*DECLARATIONS, "Pipfile") if (self.root / name).is_file()]
+        for path in sorted({*self.code_files, *declarations}):
+            digest.update(Path(_relative(path, self.root)).as_posix().encode() + b"\0" + self._read(path)[0])
+        return digest.hexdigest()
+
+    @cached_property
+    def _digests(self) -> dict[Path, tuple[bytes, bytes]]:
+        return {}
+
+    @cached_property
+    def _own(self) -> frozenset[Path]:
+        return frozenset(self.code_files)
+
+    def metadata(self) -> dict[str, object]:
+        """What the synthesized assembly records of the folder, so that ``layerkit invoke`` can tell that it
+        changed since (:meth:`folder_digest`)."""
+        return {"path": str(self.root), "kind": "layer" if self.destination is Destination.LAYER else "function",
+                "excludes": list(self.excludes), "digest": self.folder_digest()}
+
+    def _read(self, path: Path) -> tuple[bytes, bytes]:
+        """``(sha256, first bytes)`` of a file, read once per folder; the folder's own files are scanned for
+        secrets as they are read, and one that holds a secret stops the build (:mod:`layerkit.secrets`)."""
+        if (known := self._digests.get(path)) is not None:
+            return known
+        from layerkit import secrets
+
+        scanner = secrets.Scanner() if path in self._own else None
+        self._digests[path] = found = _digest(path, scanner)
+        if scanner is not None and scanner.found is not None:
+            raise SecretError(
+                f"{self.what}: {_shown(self, path.relative_to(self.code_root).as_posix())} (line "
+                f"{scanner.found.line}) holds {scanner.found.kind}, which would deploy with the code: remove it "
+                "from the folder (read secrets at run time, from AWS Secrets Manager or SSM Parameter Store), "
+                "or, if it is no secret, exclude the file (asset_excludes)"
+            )
+        return found
 
 
 def _shown(source: SourceFolder, rel: str) -> str:

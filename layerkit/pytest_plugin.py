@@ -1,0 +1,136 @@
+"""The pytest plugin (entry point ``pytest11``, name ``layerkit``): test your functions with their layers, as
+they deploy, from your own tests. Installing layerkit is all it takes::
+
+    def test_order_total(layerkit_invoke):
+        result = layerkit_invoke("my-app-orders/Function", {"order_id": "A-1", "lines": []})
+        assert result.error is None
+        assert result.payload["total"] == "0.00"
+        assert result.report["max_memory_used_mb"] < 128
+
+Fixtures:
+
+- ``layerkit_assembly`` (session): the cloud assembly of the app in the test run's folder (its ``cdk.json``),
+  synthesized once per session into a temporary folder, with the app's CDK CLI (:mod:`layerkit.synth`); or the one
+  given with ``--layerkit-assembly PATH``. An assembly with a ``layerkit.check`` error fails every test that uses
+  it, naming the error. Override it in a ``conftest.py`` to synthesize another way.
+- ``layerkit_invoke(function_id, event=None, *, env=None, timeout=None, backend=None, network=None)``: invoke the
+  function exactly as ``layerkit invoke`` does and return its
+  :class:`~layerkit.invoke.result.Invocation`: ``payload`` (the decoded response), ``error`` (``(type,
+  message)`` or None), ``logs`` (the function's output) and ``report`` (the REPORT figures). One warm environment
+  per function (and options) serves the whole session, as Lambda reuses one; the function's output and Lambda's
+  log lines go to stderr, which pytest shows for a failing test.
+
+Options: ``--layerkit-assembly PATH``, ``--layerkit-backend auto|sandbox|docker`` (default ``auto``),
+``--layerkit-network sandbox|host|none`` (default ``sandbox``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from layerkit.assembly import Assembly
+from layerkit.errors import LayerkitError
+from layerkit.invoke.result import Invocation
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("layerkit", "invoke Lambda functions with their layers (layerkit)")
+    group.addoption("--layerkit-assembly", metavar="PATH", default=None,
+                    help="a synthesized cloud assembly (default: synthesize the app of cdk.json once per session)")
+    group.addoption("--layerkit-backend", default="auto", choices=["auto", "sandbox", "docker"],
+                    help="where functions run (default: auto, Docker where it answers, else the sandbox)")
+    group.addoption("--layerkit-network", default="sandbox", choices=["sandbox", "host", "none"],
+                    help="the sandbox's network (default: sandbox, the internet but never this machine)")
+
+
+@pytest.fixture(scope="session")
+def layerkit_assembly(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The app's cloud assembly: ``--layerkit-assembly``, or the app of ``cdk.json`` synthesized once."""
+    given = request.config.getoption("--layerkit-assembly")
+    if given:
+        return Path(given)
+    from layerkit.synth import synthesize
+
+    try:
+        return synthesize(Path(request.config.rootpath), tmp_path_factory.mktemp("layerkit-cdk.out"))
+    except LayerkitError as error:
+        pytest.fail(f"layerkit: {error}", pytrace=False)
+
+
+class _Environments:
+    """One open execution environment per function and options, for the whole session."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._open: dict[tuple[Any, ...], Any] = {}
+
+    def get(self, key: tuple[Any, ...], opener: Callable[[], Any]) -> Any:
+        if key not in self._open:
+            self._open[key] = self._stack.enter_context(opener())
+        return self._open[key]
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@pytest.fixture(scope="session")
+def _layerkit_environments() -> Iterator[_Environments]:
+    environments = _Environments()
+    yield environments
+    environments.close()
+
+
+@pytest.fixture(scope="session")
+def _layerkit_loaded(layerkit_assembly: Path) -> Assembly:
+    try:
+        assembly = Assembly.load(layerkit_assembly)
+    except LayerkitError as error:
+        pytest.fail(f"layerkit: {error}", pytrace=False)
+    if errors := assembly.errors():
+        pytest.fail(f"layerkit: the app has {len(errors)} error(s) at synth; the first: {errors[0]}", pytrace=False)
+    return assembly
+
+
+def _payload(event: Any) -> bytes:
+    if event is None:
+        return b"{}"
+    if isinstance(event, bytes):
+        return event
+    if isinstance(event, str):
+        return event.encode("utf-8")
+    return json.dumps(event).encode("utf-8")
+
+
+@pytest.fixture
+def layerkit_invoke(request: pytest.FixtureRequest, _layerkit_loaded: Assembly,
+                    _layerkit_environments: _Environments) -> Callable[..., Invocation]:
+    """``layerkit_invoke(function_id, event=None, *, env=None, timeout=None, backend=None, network=None)``."""
+    from layerkit.invoke.events import check_event
+    from layerkit.invoke.session import open_environment
+
+    def invoke(function_id: str, event: Any = None, *, env: dict[str, str] | None = None,
+               timeout: float | None = None, backend: str | None = None, network: str | None = None) -> Invocation:
+        backend = backend or request.config.getoption("--layerkit-backend")
+        network = network or request.config.getoption("--layerkit-network")
+        function = _layerkit_loaded.function(function_id)
+        payload = _payload(event)
+        check_event(payload)
+        key = (function.id, backend, network, timeout, tuple(sorted((env or {}).items())))
+
+        def opener() -> Any:
+            return open_environment(function, backend=backend, env_overrides=env, timeout_s=timeout,
+                                    network=network, log=lambda line: print(line, file=sys.stderr, flush=True))
+
+        try:
+            return _layerkit_environments.get(key, opener).invoke(payload)
+        except LayerkitError as error:
+            pytest.fail(f"layerkit: {error}", pytrace=False)
+
+    return invoke
