@@ -440,6 +440,78 @@ def bench_docker(runs: int) -> dict[str, object]:
     }
 
 
+# -- a runtime x architecture matrix ----------------------------------------------------------------------
+MATRIX_RUNTIMES = ("python3.11", "python3.12", "python3.13")
+MATRIX_ARCHITECTURES = ("x86_64", "arm64")
+MATRIX_REQUIREMENTS = "orjson==3.13.0\npython-dateutil==4.0.0\ntzdata==2026.6\n"
+MATRIX_CHANGED = [f"orjson==3.13.0\npython-dateutil=={version}\nsix==1.17.0\ntzdata==2026.6\n"
+                  for version in ("2.9.0.post0", "2.8.2", "2.8.1", "2.8.0", "2.7.5")]
+
+
+def _matrix_build(layer: Path, cache: Path, uv_cache: Path) -> tuple[float, list[dict[str, object]]]:
+    """``layerkit build`` of the whole matrix: its seconds and its versions."""
+    command = [str(VENV_BIN / "layerkit"), "build", str(layer), "--json", "--cache-dir", str(cache)]
+    for runtime in MATRIX_RUNTIMES:
+        command += ["--runtime", runtime]
+    for architecture in MATRIX_ARCHITECTURES:
+        command += ["--arch", architecture]
+    started = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "UV_CACHE_DIR": str(uv_cache)})
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: the matrix build failed:\n{proc.stderr[-2000:]}")
+    return seconds, json.loads(proc.stdout)["versions"]
+
+
+def bench_matrix(runs: int) -> dict[str, object]:
+    """orjson (compiled) and python-dateutil for python3.11 to 3.13 on both architectures: the kit's versions
+    against one layer per pair (the publishers' way: Powertools, Klayers), cold and with one pin changed (uv's
+    download cache warm, the kit's empty in each cold run)."""
+    layer = fresh("matrix-layer")
+    (layer / "python").mkdir()
+    (layer / "python" / "bench_layer.py").write_text("VALUE = 1\n")
+    uv_cache = fresh("matrix-uv-cache")
+    (layer / "requirements.txt").write_text(MATRIX_REQUIREMENTS)
+    _matrix_build(layer, fresh("matrix-prime"), uv_cache)  # downloads once
+    matrix_cold, pairs_cold = [], []
+    versions: list[dict[str, object]] = []
+    pair_runs: list[Run] = []
+    for round_ in range(runs):
+        log(f"matrix {round_ + 1}/{runs}: the matrix cold, then one layer per pair cold")
+        seconds, versions = _matrix_build(layer, fresh("matrix-cache"), uv_cache)
+        matrix_cold.append(seconds)
+        pair_cache = fresh("matrix-pairs-cache")
+        pair_runs = [kit(layer / "requirements.txt", "matrix-pair", Target(r, a), cache=pair_cache,
+                         uv_cache=uv_cache, layer=layer) for r in MATRIX_RUNTIMES for a in MATRIX_ARCHITECTURES]
+        pairs_cold.append(sum(r.seconds or 0 for r in pair_runs))
+    pairs_zipped = sum(r.zip.stat().st_size for r in pair_runs if r.zip)
+    pairs_unzipped = sum(unzipped_size(r.zip) for r in pair_runs if r.zip)
+    changed = []
+    cache = fresh("matrix-changed-cache")
+    _matrix_build(layer, cache, uv_cache)
+    for round_ in range(runs):
+        (layer / "requirements.txt").write_text(MATRIX_CHANGED[round_ % len(MATRIX_CHANGED)])  # a new pin each time
+        log(f"matrix {round_ + 1}/{runs}: one pin changed")
+        changed.append(_matrix_build(layer, cache, uv_cache)[0])
+    (layer / "requirements.txt").write_text(MATRIX_REQUIREMENTS)
+    kit_zipped = sum(int(v["zipped_bytes"]) for v in versions)
+    kit_unzipped = sum(int(v["unzipped_bytes"]) for v in versions)
+    note = (f"{len(versions)} layer versions ({', '.join('/'.join(v['architectures']) for v in versions)}) against "
+            f"{len(pair_runs)}, one per pair")
+    return {
+        "matrix_versions": figure(len(versions), len(pair_runs), "fewer versions than pairs",
+                                  len(versions) < len(pair_runs), "versions", note=note),
+        "matrix_zipped_bytes": figure(kit_zipped, pairs_zipped, "none (reported)", None, "B"),
+        "matrix_unzipped_bytes": figure(kit_unzipped, pairs_unzipped, "none (reported)", None, "B"),
+        "matrix_build_cold": figure(median(matrix_cold), median(pairs_cold), "none (reported)", None, "s",
+                                    kit_runs=matrix_cold, baseline_runs=pairs_cold,
+                                    note="the whole matrix in one build against one build per pair (6), both cold"),
+        "matrix_one_pin_changed": figure(median(changed), median(matrix_cold), "none (reported)", None, "s",
+                                         kit_runs=changed,
+                                         note="python-dateutil's pin changed, the package cache warm"),
+    }
+
+
 # -- slimming --------------------------------------------------------------------------------------------
 SLIM_SETS = {"heavy": SCALING / "heavy.txt", "science": SCALING / "science.txt"}
 SLIM_OPTIONS = {  # what `layerkit build` is given
@@ -585,6 +657,7 @@ def main() -> int:
         "figures": figures, "peers": peer_table,
     }
     results["slim"] = bench_slim()
+    figures.update(bench_matrix(args.runs))
     if not args.no_scaling:
         results["scaling"] = bench_scaling(args.runs)
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -17,23 +17,29 @@ __version__ = "0.3.0"
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 if TYPE_CHECKING:
+    from layerkit.alpha import BundlingOptions, ICommandHooks, PythonFunction, PythonLayerVersion
     from layerkit.build import Build, LayerBuild, build_function, build_layer
     from layerkit.checks import check
     from layerkit.errors import LayerkitError
-    from layerkit.function import PythonFunction
+    from layerkit.external import ExternalPythonLayer
     from layerkit.layer import SharedPythonLayer
     from layerkit.share import Sharing
     from layerkit.slim import Slim
     from layerkit.targets import Target
 
-__all__ = ["Build", "LayerBuild", "LayerkitError", "PythonFunction", "SharedPythonLayer", "Sharing", "Slim",
-           "Target", "build_function", "build_layer", "check"]
+__all__ = ["Build", "BundlingOptions", "ExternalPythonLayer", "ICommandHooks", "LayerBuild", "LayerkitError",
+           "PythonFunction", "PythonLayerVersion", "SharedPythonLayer", "Sharing", "Slim", "Target", "build_function",
+           "build_layer", "check"]
 
 _LAZY = {
     "Build": "layerkit.build",
     "LayerBuild": "layerkit.build",
     "LayerkitError": "layerkit.errors",
-    "PythonFunction": "layerkit.function",
+    "PythonFunction": "layerkit.alpha",
+    "PythonLayerVersion": "layerkit.alpha",
+    "BundlingOptions": "layerkit.alpha",
+    "ICommandHooks": "layerkit.alpha",
+    "ExternalPythonLayer": "layerkit.external",
     "build_function": "layerkit.build",
     "build_layer": "layerkit.build",
     "SharedPythonLayer": "layerkit.layer",

@@ -28,11 +28,17 @@ class Layer:
     logical_id: str
     path: str
     name: str
-    asset: Path
+    asset: Path | None  # None for a layer owned elsewhere, until an invoke fetches it
     s3_key: str
     runtimes: tuple[str, ...]
     architectures: tuple[str, ...]
     source: dict[str, Any] | None = None  # the folder it was built from (layerkit's layers), as synthesized
+    owned_elsewhere: str = ""  # the SSM parameter or version ARN of a layer another app publishes
+
+    @classmethod
+    def elsewhere(cls, name: str) -> Layer:
+        """A layer this assembly does not build, known by the SSM parameter or version ARN that names it."""
+        return cls("", "", f"(owned elsewhere) {name}", name, None, "", (), (), owned_elsewhere=name)
 
     @property
     def id(self) -> str:
@@ -161,7 +167,10 @@ class Assembly:
                 props = resource.get("Properties", {})
                 meta = resource.get("Metadata", {})
                 path = stack.construct_path(logical_id)
-                kit_meta = _metadata_of(stack, "/" + path.removesuffix("/Layer"), "layerkit:layer")
+                # The kit's metadata sits on its layer construct: the version's parent, or the version itself
+                # (PythonLayerVersion), or the parent of a drop-in's other versions.
+                kit_meta = next((kit_found for candidate in (path.rsplit("/", 1)[0], path, path.rsplit("/", 2)[0])
+                                 if (kit_found := _metadata_of(stack, "/" + candidate, "layerkit:layer"))), None)
                 found[(stack.name, logical_id)] = Layer(
                     stack=stack.name,
                     logical_id=logical_id,
@@ -255,8 +264,10 @@ class Assembly:
                 return LayerUse(self._layers[(stack.name, target)], "ref")
             parameter = stack.template.get("Parameters", {}).get(target)
             if parameter and parameter.get("Type") == SSM_PARAMETER_TYPE:
-                return LayerUse(self._layer_behind_ssm(parameter.get("Default", ""), what), "ssm",
-                                parameter.get("Default", ""))
+                name = parameter.get("Default", "")
+                return LayerUse(self._layer_behind_ssm(name) or Layer.elsewhere(name), "ssm", name)
+        if isinstance(ref, str) and ref.startswith("arn:"):
+            return LayerUse(Layer.elsewhere(ref), "arn", ref)
         if isinstance(ref, dict) and "Fn::ImportValue" in ref and isinstance(ref["Fn::ImportValue"], str):
             export = ref["Fn::ImportValue"]
             return LayerUse(self._layer_behind_export(export, what), "export", export)
@@ -269,11 +280,13 @@ class Assembly:
                 return LayerUse(self._layers[(producer.name, value["Ref"])], "stack-output",
                                 f"{producer.name}.{output.get('OutputName')}")
         raise AssemblyError(
-            f"{what}: cannot resolve its layer {json.dumps(ref)} within this assembly (a layer of another app "
-            "or a literal ARN); layerkit invokes functions whose layers the app itself builds"
+            f"{what}: cannot resolve its layer {json.dumps(ref)} within this assembly; reference a layer of "
+            "another app by its SSM parameter or version ARN (SharedPythonLayer.from_parameter)"
         )
 
-    def _layer_behind_ssm(self, name: str, what: str) -> Layer:
+    def _layer_behind_ssm(self, name: str) -> Layer | None:
+        """The layer whose version ARN a stack of this assembly writes to SSM parameter ``name``, or None (a layer
+        owned elsewhere)."""
         for stack in self.stacks.values():
             for resource in stack.of_type("AWS::SSM::Parameter").values():
                 props = resource.get("Properties", {})
@@ -281,7 +294,12 @@ class Assembly:
                 named = props.get("Name") == name and isinstance(value, dict)
                 if named and (stack.name, value.get("Ref")) in self._layers:
                     return self._layers[(stack.name, value["Ref"])]
-        raise AssemblyError(f"{what}: no stack of this assembly writes a layer ARN to SSM parameter {name}")
+        return None
+
+    def layer_published_as(self, name: str) -> Layer | None:
+        """The layer this assembly publishes under SSM parameter ``name`` or whose version is ``name`` (an ARN of
+        a template parameter's default, as another app would reference it), or None."""
+        return self._layer_behind_ssm(name)
 
     def _layer_behind_export(self, export: str, what: str) -> Layer:
         for producer, output, value in self.exports():

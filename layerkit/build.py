@@ -145,14 +145,15 @@ REQUIRED = ("sha256", "zipped_bytes", "unzipped_bytes", "packages", "bytecode", 
 def build_source(source: SourceFolder, target: Target, *, cache_dir: Path | None = None,
                  report: Reporter = report_to_stderr, bytecode: bool = True, workers: int | None = None,
                  provided: dict[str, str] | None = None, slim: Slim | None = None,
-                 spelling: Spelling = IN_CONSTRUCT) -> Build:
+                 spelling: Spelling = IN_CONSTRUCT, options: tuple[str, ...] = ()) -> Build:
     """Build a loaded :class:`~layerkit.sources.SourceFolder` (what :func:`build_layer` and
     :func:`build_function` do after loading the folder). ``spelling`` is how its messages write a fix (as a
     construct's argument, or as ``layerkit build``'s option)."""
     started = time.perf_counter()
     slim = slim or Slim()
     python = _bytecode_python(source, target, report) if bytecode else None
-    asset_hash = source.fingerprint(target, bytecode=python is not None, provided=provided, options=slim.options())
+    asset_hash = source.fingerprint(target, bytecode=python is not None, provided=provided,
+                                    options=(*slim.options(), *options))
     root = cache.resolve_cache_dir(cache_dir)
     key = hashlib.sha256(f"{asset_hash}\0{builder_version()}".encode()).hexdigest()
     entry = root / "builds" / key

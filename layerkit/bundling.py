@@ -15,9 +15,10 @@ bundle once.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import jsii
 from aws_cdk import Annotations, AssetHashType, DockerImage, Stack, Stage
@@ -27,6 +28,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from layerkit import bytecode as pyc
+from layerkit import uv
 from layerkit.build import Build, build_source
 from layerkit.cache import resolve_cache_dir
 from layerkit.docker import EXTRAS, alpha_image_dir, bundling_environment, docker_available, image_unavailable, stage
@@ -88,10 +90,17 @@ def resolve_network(scope: Construct, explicit: str | None) -> str | None:
 @dataclass(frozen=True)
 class DockerOptions:
     """How the Docker builder runs: the image folder (a Dockerfile taking the build arg ``IMAGE``) and the
-    network of the image build and of the bundling container."""
+    network of the image build and of the bundling container; and what a construct of the alpha's API gives the
+    container beside (:mod:`layerkit.alpha`): its own image, command hooks (run around the kit's), build
+    arguments, environment, and the other ``DockerRunOptions``."""
 
     image_dir: str | Path | None = None
     network: str | None = None
+    image: DockerImage | None = None
+    hooks: python_alpha.ICommandHooks | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    run_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -149,44 +158,75 @@ class FinishBundle:
 def code_asset(scope: Construct, scratch_id: str, source: SourceFolder, target: Target, *, builder: Builder,
                bytecode: bool, docker: DockerOptions, runtime: lambda_.Runtime,
                architecture: lambda_.Architecture, provided: dict[str, str] | None = None,
-               index: str = "index.py", handler: str = "handler", slim: Slim | None = None) -> CodeAsset:
+               index: str = "index.py", handler: str = "handler", slim: Slim | None = None,
+               options: tuple[str, ...] = (), asset_hash: str | None = None) -> CodeAsset:
     """The code of a layer (``source.destination`` is LAYER) or function, built by ``builder``.
 
-    ``scope`` hosts the Docker builder's scratch stack (``scratch_id``) while it bundles.
+    ``scope`` hosts the Docker builder's scratch stack (``scratch_id``) while it bundles. ``options`` are parts of
+    the fingerprint beside the kit's own (what else decides the content); ``asset_hash``, given, is the hash the
+    code is registered under instead of the kit's (the alpha's ``BundlingOptions.asset_hash``).
     """
     provided = provided or {}
     slim = slim or Slim()
     if builder is not Builder.DOCKER:
-        build = build_source(source, target, cache_dir=resolve_cache_dir(), bytecode=bytecode, provided=provided,
-                             slim=slim)
-        return CodeAsset(_registered(build.zip, build.asset_hash), build.asset_hash, builder, build.zip, build=build)
-    asset_hash = source.fingerprint(target, bytecode=bytecode, provided=provided, options=slim.options())
-    staged = stage(source, asset_hash, resolve_cache_dir())
+        with uv.environment_overlay({**_build_arg_environment(docker.build_args), **docker.environment}):
+            build = build_source(source, target, cache_dir=resolve_cache_dir(), bytecode=bytecode, provided=provided,
+                                 slim=slim, options=options)
+        registered = asset_hash or build.asset_hash
+        return CodeAsset(_registered(build.zip, registered), registered, builder, build.zip, build=build)
+    fingerprint = source.fingerprint(target, bytecode=bytecode, provided=provided, options=(*slim.options(), *options))
+    registered = asset_hash or fingerprint
+    staged = stage(source, fingerprint, resolve_cache_dir())
     if not Stack.of(scope).bundling_required:  # not a stack this synth deploys: the CDK stages the source too
-        return CodeAsset(_registered(staged, asset_hash), asset_hash, builder, staged)
+        return CodeAsset(_registered(staged, registered), registered, builder, staged)
     network = resolve_network(scope, docker.network)
-    options = python_alpha.BundlingOptions(
-        asset_hash=asset_hash, asset_hash_type=AssetHashType.CUSTOM, network=network,
-        image=_image(docker.image_dir, target, network),
-        command_hooks=FinishBundle(source.destination, bytecode, tuple(sorted(provided)), slim),
-        environment=bundling_environment(source) or None,
+    finish = FinishBundle(source.destination, bytecode, tuple(sorted(provided)), slim)
+    bundling = python_alpha.BundlingOptions(
+        asset_hash=fingerprint, asset_hash_type=AssetHashType.CUSTOM, network=network,
+        image=docker.image or _image(docker.image_dir, target, network, docker.build_args),
+        command_hooks=_Hooks(docker.hooks, finish) if docker.hooks is not None else finish,
+        environment={**bundling_environment(source), **docker.environment} or None,
+        **docker.run_options,
     )
     scratch = Stack(scope, scratch_id)
     scratch.node.set_context(BUNDLING_STACKS, ["**"])  # bundle exactly when the real stack does (checked above)
     alpha: Construct
     if source.destination is Destination.LAYER:
         alpha = python_alpha.PythonLayerVersion(scratch, "Layer", entry=str(staged), compatible_runtimes=[runtime],
-                                                compatible_architectures=[architecture], bundling=options)
+                                                compatible_architectures=[architecture], bundling=bundling)
     else:
         alpha = python_alpha.PythonFunction(scratch, "Function", entry=str(staged), index=index, handler=handler,
-                                            runtime=runtime, architecture=architecture, bundling=options)
+                                            runtime=runtime, architecture=architecture, bundling=bundling)
     bundle = alpha.node.try_find_child("Code")
     if not isinstance(bundle, s3_assets.Asset):
         raise LayerkitError(f"{scope.node.path}: the bundled code of {type(alpha).__name__} was not found; this "
                             "version of aws-lambda-python-alpha is not supported by layerkit")
     scope.node.try_remove_child(scratch_id)  # its asset registration goes with it: the bundle is uploaded once
     bundle_dir = Path(Stage.of(scope).outdir) / bundle.asset_path
-    return CodeAsset(_registered(bundle_dir, asset_hash), asset_hash, builder, bundle_dir, bundled_by=alpha)
+    return CodeAsset(_registered(bundle_dir, registered), registered, builder, bundle_dir, bundled_by=alpha)
+
+
+#: The build arguments of the alpha's image that a local build honours, as its environment.
+_BUILD_ARG_ENVIRONMENT = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
+
+
+def _build_arg_environment(build_args: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in build_args.items() if name in _BUILD_ARG_ENVIRONMENT}
+
+
+@jsii.implements(python_alpha.ICommandHooks)
+class _Hooks:
+    """A construct's own command hooks around the kit's: its ``before`` first, then its ``after``, then the kit's
+    finishing of the bundle."""
+
+    def __init__(self, user: python_alpha.ICommandHooks, kit: FinishBundle) -> None:
+        self.user, self.kit = user, kit
+
+    def before_bundling(self, input_dir: str, output_dir: str) -> list[str]:
+        return [*self.user.before_bundling(input_dir, output_dir), *self.kit.before_bundling(input_dir, output_dir)]
+
+    def after_bundling(self, input_dir: str, output_dir: str) -> list[str]:
+        return [*self.user.after_bundling(input_dir, output_dir), *self.kit.after_bundling(input_dir, output_dir)]
 
 
 def _registered(content: Path, asset_hash: str) -> lambda_.Code:
@@ -194,11 +234,12 @@ def _registered(content: Path, asset_hash: str) -> lambda_.Code:
     return lambda_.Code.from_asset(str(content), asset_hash=asset_hash, asset_hash_type=AssetHashType.CUSTOM)
 
 
-def _image(image_dir: str | Path | None, target: Target, network: str | None) -> DockerImage | None:
-    """The bundling image: the given folder's Dockerfile, or (where a network must be set for its build)
-    the alpha's own, which ``PythonLayerVersion`` builds without one."""
-    if image_dir is None and network is None:
+def _image(image_dir: str | Path | None, target: Target, network: str | None,
+           build_args: dict[str, str] | None = None) -> DockerImage | None:
+    """The bundling image: the given folder's Dockerfile, or (where a network must be set for its build, or
+    build arguments given) the alpha's own, which ``PythonLayerVersion`` builds without one."""
+    if image_dir is None and network is None and not build_args:
         return None  # PythonLayerVersion / PythonFunction build their default image themselves
     folder = Path(image_dir).resolve() if image_dir is not None else alpha_image_dir(resolve_cache_dir())
-    return DockerImage.from_build(str(folder), build_args={"IMAGE": target.bundling_image},
+    return DockerImage.from_build(str(folder), build_args={**(build_args or {}), "IMAGE": target.bundling_image},
                                   platform=target.docker_platform, network=network)

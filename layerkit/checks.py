@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import jsii
 from aws_cdk import (
@@ -36,9 +37,10 @@ from layerkit import native, rules
 from layerkit.archive import asset_sizes
 from layerkit.errors import LayerkitError
 from layerkit.installed import distributions_in
-from layerkit.layer import SharedPythonLayer
+from layerkit.layer import LayerVersions
 from layerkit.rules import MAX_LAYERS, Finding, Severity, Shares
 from layerkit.targets import RUNTIMES, Target
+from layerkit.variants import runtimes_of_path
 
 #: Above this a zip cannot be uploaded to Lambda directly; the CDK uploads through S3, which is fine.
 DIRECT_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -91,6 +93,10 @@ class Content:
             parts = path.split("/")
             if parts[0] != "python" or len(parts) < 2:
                 continue
+            if runtimes_of_path(path):  # a runtime's own site-packages of a layer built for several
+                parts = ["python", *parts[4:]]
+                if len(parts) < 2:
+                    continue
             top = parts[1]
             if len(parts) == 2:
                 if not top.endswith((".py", ".so", ".pyd")):
@@ -150,10 +156,11 @@ class LayerRef:
 
     label: str
     construct: lambda_.LayerVersion | None = None
-    shared: SharedPythonLayer | None = None
+    shared: Any = None  # the kit's layer construct it is a version of (its folder, its name)
     runtimes: list[str] = field(default_factory=list)
     architectures: list[str] = field(default_factory=list)
     content: Content | None = None
+    owned_elsewhere: Any = None  # an ExternalPythonLayer: its target is known, its content is not
 
 
 def layer_findings(ref: LayerRef, content: Content) -> list[Finding]:
@@ -168,10 +175,17 @@ def layer_findings(ref: LayerRef, content: Content) -> list[Finding]:
         declaration = ref.shared.source.declaration
         findings += rules.installed_copies(f"layer {ref.label}", "python/", [(c.name, c.version) for c in copies],
                                            declaration.kind if declaration else "requirements.txt")
+    # Every target it declares: a compiled file in a runtime's own site-packages must fit that runtime, one in
+    # python/ must fit them all (a mismatch with a function is reported per function).
     targets = [Target(r, a) for r in ref.runtimes if r in RUNTIMES for a in ref.architectures]
-    for target in targets[:1]:  # the target it declares; a mismatch with a function is reported per function
-        findings += rules.native_code(f"layer {ref.label}", content.sizes, content.read_head, target,
-                                      "rebuild the layer for its declared runtime and architecture")
+    seen: set[str] = set()
+    for target in targets:
+        relevant = [p for p in content.sizes if runtimes_of_path(p) in (None, target.runtime)]
+        for finding in rules.native_code(f"layer {ref.label}", relevant, content.read_head, target,
+                                         "rebuild the layer for its declared runtimes and architectures"):
+            if finding.message not in seen:
+                seen.add(finding.message)
+                findings.append(finding)
     if content.zipped_bytes is not None and content.zipped_bytes > DIRECT_UPLOAD_BYTES:
         findings.append(Finding(Severity.INFO, "large-zip",
                                 f"layer {ref.label} is {content.zipped_bytes / 1e6:.0f} MB zipped, over Lambda's "
@@ -289,8 +303,16 @@ class _App:
         self.constructs = root.node.find_all()
         self.layers: dict[str, LayerRef] = {}  # construct path of the CfnLayerVersion -> layer
         self.by_parameter_name: dict[str, LayerRef] = {}
-        self.shared: list[tuple[SharedPythonLayer, LayerRef]] = []
+        self.shared: list[tuple[Any, LayerRef]] = []  # (publication, the version it publishes)
         self.parameters: dict[str, CfnParameter] = {}  # construct path -> SSM-typed template parameter
+        # The layer versions the kit's layer constructs publish: construct path -> (the layer, the version).
+        self.versions: dict[str, tuple[Any, Any]] = {
+            version.layer_version.node.path: (construct, version)
+            for construct in self.constructs if isinstance(construct, LayerVersions) for version in construct.versions}
+        from layerkit.external import ExternalPythonLayer
+
+        # Layers owned elsewhere, by the SSM parameter or version ARN that names them.
+        self.externals = {c.owned_elsewhere: c for c in self.constructs if isinstance(c, ExternalPythonLayer)}
         for construct in self.constructs:
             if isinstance(construct, CfnParameter):
                 self.parameters[construct.node.path] = construct
@@ -300,16 +322,16 @@ class _App:
             if not isinstance(cfn, lambda_.CfnLayerVersion):
                 raise LayerkitError(f"{construct.node.path}: a LayerVersion without its CfnLayerVersion resource; "
                                     "layerkit cannot check it")
-            shared = construct.node.scope if isinstance(construct.node.scope, SharedPythonLayer) else None
+            owner, version = self.versions.get(construct.node.path, (None, None))
             ref = LayerRef(
-                label=shared.name if shared else construct.node.path, construct=construct, shared=shared,
+                label=owner.name if owner else construct.node.path, construct=construct, shared=owner,
                 runtimes=list(cfn.compatible_runtimes or []),
                 architectures=list(cfn.compatible_architectures or []), content=_asset_content(construct),
             )
             self.layers[cfn.node.path] = ref
-            if shared is not None:
-                self.by_parameter_name[shared.publication.parameter_name] = ref
-                self.shared.append((shared, ref))
+            if version is not None and version.publication is not None:
+                self.by_parameter_name[version.publication.parameter_name] = ref
+                self.shared.append((version.publication, ref))
 
     def layers_of(self, function: lambda_.Function) -> list[LayerRef]:
         """The function's layers in order, each found by the construct its reference points at."""
@@ -317,8 +339,7 @@ class _App:
         if not isinstance(cfn, lambda_.CfnFunction):
             raise LayerkitError(f"{function.node.path}: a Function without its CfnFunction resource; layerkit "
                                 "cannot check it")
-        by_export = {shared.publication.export_name: ref for shared, ref in self.shared
-                     if shared.publication.export_name}
+        by_export = {publication.export_name: ref for publication, ref in self.shared if publication.export_name}
         refs = []
         for entry in Tokenization.resolve(cfn.layers, scope=function, resolver=_Targets()) or []:
             target = entry.get("LayerkitTarget") if isinstance(entry, dict) else None
@@ -329,9 +350,20 @@ class _App:
                 refs.append(self.by_parameter_name[self.parameters[target].default])
             elif isinstance(imported, str) and imported in by_export:
                 refs.append(by_export[imported])
+            elif (external := self._external(entry, target)) is not None:
+                refs.append(external)
             else:
-                refs.append(LayerRef(label=str(entry)))  # an external layer: counted, not inspected
+                refs.append(LayerRef(label=str(entry)))  # a layer the kit knows nothing of: counted, not inspected
         return refs
+
+    def _external(self, entry: Any, target: Any) -> LayerRef | None:
+        """The layer owned elsewhere behind a function's layer reference (its SSM parameter, or its ARN)."""
+        name = self.parameters[target].default if target in self.parameters else entry
+        layer = self.externals.get(name) if isinstance(name, str) else None
+        if layer is None:
+            return None
+        return LayerRef(label=layer.name, runtimes=list(layer.runtimes), architectures=list(layer.architectures),
+                        owned_elsewhere=layer)
 
 
 def findings_for_app(root: IConstruct) -> Iterator[tuple[IConstruct, Finding]]:
@@ -341,6 +373,13 @@ def findings_for_app(root: IConstruct) -> Iterator[tuple[IConstruct, Finding]]:
         if ref.content is not None and ref.construct is not None:
             for finding in layer_findings(ref, ref.content):
                 yield (ref.shared or ref.construct), finding
+    for name, layer in app.externals.items():  # once each: what the synth cannot see of it
+        yield layer, Finding(Severity.INFO, "owned-elsewhere",
+                             f"layer {name} is owned elsewhere: its runtimes and architectures "
+                             f"({', '.join(layer.runtimes)}; {', '.join(layer.architectures)}) are checked against "
+                             "each function that uses it, its size and contents are not (they live in the app that "
+                             "publishes it); layerkit invoke --layers-from OTHER_CDK_OUT runs it with the "
+                             "function")
     for function in app.constructs:
         if isinstance(function, lambda_.Function):
             sorted_by_cdk = not _keeps_layer_order(function) and FeatureFlags.of(function).is_enabled(

@@ -35,24 +35,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     from layerkit.sources import SourceFolder
     from layerkit.targets import Target
 
-    target = Target(args.runtime, args.arch)
     if args.workers is not None and args.workers < 1:
         raise LayerkitError(f"--workers must be 1 or more, not {args.workers}")
     slim = Slim(tests="tests" in args.slim, debug_symbols="debug-symbols" in args.slim, without=tuple(args.without))
-    build = build_source(SourceFolder.layer(args.layer_dir, tuple(args.exclude)), target, cache_dir=args.cache_dir,
-                         report=report_to_stderr, bytecode=args.bytecode, workers=args.workers, slim=slim,
-                         spelling=ON_COMMAND_LINE)
+    runtimes, architectures = list(dict.fromkeys(args.runtime)), list(dict.fromkeys(args.arch))
+    source = SourceFolder.layer(args.layer_dir, tuple(args.exclude))
+    if len(runtimes) > 1 or len(architectures) > 1:
+        return _build_variants(args, source, runtimes, architectures, slim)
+    target = Target(runtimes[0], architectures[0])
+    build = build_source(source, target, cache_dir=args.cache_dir, report=report_to_stderr, bytecode=args.bytecode,
+                         workers=args.workers, slim=slim, spelling=ON_COMMAND_LINE)
     if args.out:
-        import shutil
-
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        try:
-            shutil.copyfile(build.zip, partial)  # the OS's copy (copy_file_range, clonefile): no pass through Python
-            partial.replace(out)  # never a half-written zip at --out
-        finally:
-            partial.unlink(missing_ok=True)
+        _copy_out(build.zip, Path(args.out))
     result = build.to_json()
     if args.out:
         result["zip"] = str(Path(args.out))
@@ -63,6 +57,45 @@ def cmd_build(args: argparse.Namespace) -> int:
             f"{build.name}: {result['zip']} ({_human(build.zipped_bytes)} zipped, "
             f"{_human(build.unzipped_bytes)} unzipped) sha256 {build.sha256} [{build.cache}, {build.builder}]"
         )
+    return 0
+
+
+def _copy_out(zip_path: Path, out: Path) -> None:
+    import shutil
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(zip_path, partial)  # the OS's copy (copy_file_range, clonefile): no pass through Python
+        partial.replace(out)  # never a half-written zip at --out
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _build_variants(args: argparse.Namespace, source: Any, runtimes: list[str], architectures: list[str],
+                    slim: Any) -> int:
+    """Several runtimes or architectures: one zip per version the layer needs (:mod:`layerkit.variants`)."""
+    from layerkit.build import report_to_stderr
+    from layerkit.cache import resolve_cache_dir
+    from layerkit.variants import build_variants
+
+    builds = build_variants(source, runtimes, architectures, cache_dir=resolve_cache_dir(args.cache_dir),
+                            report=report_to_stderr, bytecode=args.bytecode, workers=args.workers, slim=slim)
+    results = []
+    for build in builds:
+        result = build.to_json()
+        if args.out:
+            out = Path(args.out) / f"{source.name}-{build.variant.key}.zip"
+            _copy_out(build.zip, out)
+            result["zip"] = str(out)
+        results.append(result)
+    if args.json:
+        print(json.dumps({"name": source.name, "versions": results}, indent=2, sort_keys=True))
+    else:
+        for result in results:
+            print(f"{source.name} ({'/'.join(result['architectures'])}; {', '.join(result['runtimes'])}): "
+                  f"{result['zip']} ({_human(result['zipped_bytes'])} zipped, {_human(result['unzipped_bytes'])} "
+                  f"unzipped) sha256 {result['sha256']} [{result['cache']}]")
     return 0
 
 
@@ -90,8 +123,10 @@ def cmd_describe(args: argparse.Namespace) -> int:
             "code_zipped_bytes": fn.code.stat().st_size if fn.code.is_file() else None,
             "code_unzipped_bytes": code_bytes,
             # What Lambda counts against its 250 MB: the code, its own dependencies included, and every layer.
-            "total_unzipped_bytes": code_bytes + sum(unzipped_size(use.layer.asset) for use in fn.layers),
-            "layers": [{"layer": use.layer.id, "name": use.layer.name, "via": use.via} for use in fn.layers],
+            "total_unzipped_bytes": code_bytes + sum(unzipped_size(use.layer.asset) for use in fn.layers
+                                                     if use.layer.asset is not None),
+            "layers": [{"layer": use.layer.id, "name": use.layer.name, "via": use.via,
+                        "owned_elsewhere": bool(use.layer.owned_elsewhere)} for use in fn.layers],
         })
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -106,10 +141,13 @@ def cmd_describe(args: argparse.Namespace) -> int:
         print(f"  layer {layer['name']:<14} {layer['id']}: {size}, asset {layer['s3_key'][:16]}, "
               f"{'/'.join(layer['runtimes'])} {'/'.join(layer['architectures'])}")
     for fn in rows["functions"]:
-        uses = ", ".join(f"{u['name']} (via {u['via']})" for u in fn["layers"]) or "no layers"
+        uses = ", ".join(f"{u['name']} (via {u['via']}{', owned elsewhere' if u['owned_elsewhere'] else ''})"
+                         for u in fn["layers"]) or "no layers"
+        elsewhere = " (without the layers owned elsewhere)" if any(u["owned_elsewhere"] for u in fn["layers"]) else ""
         print(f"  function {fn['id']}: {fn['handler']} {fn['runtime']} {fn['architecture']} "
               f"{fn['memory_mb']} MB {fn['timeout_s']} s; code {_human(fn['code_unzipped_bytes'])} unzipped, "
-              f"{_human(fn['total_unzipped_bytes'])} with its layers (Lambda allows 262.1 MB); layers: {uses}")
+              f"{_human(fn['total_unzipped_bytes'])} with its layers{elsewhere} (Lambda allows 262.1 MB); layers: "
+              f"{uses}")
     return 0
 
 
@@ -134,7 +172,10 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         raise LayerkitError("name the function to invoke as STACK/FUNCTION_ID; 'layerkit invoke --list' lists them")
     if args.repeat < 1:
         raise LayerkitError(f"--repeat must be 1 or more, not {args.repeat}")
-    function = assembly.function(args.function)
+    from layerkit.invoke import remote
+
+    function = remote.resolve(assembly.function(args.function), layer_paths=remote.parse_layer_paths(args.layer),
+                              layers_from=args.layers_from or (), cache_dir=args.cache_dir)
     events = read_events(args.event)  # all of them, before anything runs
     if stale := stale_folders(function):
         print(f"layerkit: warning: {', '.join(stale)} changed since {args.assembly} was synthesized: this invoke "
@@ -202,8 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", help="build one layer folder into a zip, without Docker")
     build.add_argument("layer_dir", metavar="LAYER_DIR", help="folder with python/ and requirements.txt")
-    build.add_argument("--runtime", required=True, choices=list(RUNTIMES), help="Lambda runtime")
-    build.add_argument("--arch", required=True, choices=list(ARCHITECTURES), help="Lambda architecture")
+    build.add_argument("--runtime", required=True, action="append", choices=list(RUNTIMES),
+                       help="Lambda runtime (repeat it for a layer of several: one zip per version it needs)")
+    build.add_argument("--arch", required=True, action="append", choices=list(ARCHITECTURES),
+                       help="Lambda architecture (repeatable, as --runtime)")
     build.add_argument("--out", metavar="FILE.zip", help="copy the layer zip here")
     build.add_argument("--json", action="store_true", help="print one JSON object describing the build")
     build.add_argument("--no-bytecode", dest="bytecode", action="store_false",
@@ -246,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("--network", choices=["sandbox", "host", "none"], default="sandbox",
                         help="the sandbox's network: sandbox (default: its own, the internet but never this "
                              "machine), host (this machine's: to reach a local emulator on 127.0.0.1), none")
+    invoke.add_argument("--layers-from", action="append", metavar="OTHER_CDK_OUT",
+                        help="the assembly of the app that publishes a layer this function uses (repeatable)")
+    invoke.add_argument("--layer", action="append", metavar="NAME=PATH",
+                        help="the zip or folder of a layer owned elsewhere, by its SSM parameter or ARN (repeatable)")
     invoke.add_argument("--synth", action="store_true",
                         help="synthesize the app of this folder (cdk.json) into --assembly first")
     invoke.add_argument("--cache-dir", type=Path, default=None, help=argparse.SUPPRESS)

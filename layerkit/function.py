@@ -29,7 +29,7 @@ from constructs import Construct
 
 from layerkit.bundling import Builder, DockerOptions, code_asset, resolve_builder, resolve_bytecode
 from layerkit.errors import LayerSourceError, UnsupportedTargetError
-from layerkit.layer import SharedPythonLayer
+from layerkit.layer import LayerVersions
 from layerkit.share import shared_layer_of
 from layerkit.slim import Slim
 from layerkit.sources import SourceFolder
@@ -71,11 +71,16 @@ class PythonFunction(lambda_.Function):
         index: the file, relative to ``entry``, that holds the handler. Default: ``index.py``.
         handler: the name of the handler function in ``index``. Default: ``handler``.
         architecture: ``X86_64`` or ``ARM_64``; wheels are chosen for it. Default: ``X86_64``.
-        layers: layer versions, or :class:`SharedPythonLayer` objects (referenced as their sharing mode says).
-            A distribution they ship at the version the function would install is not installed again.
+        layers: layer versions, or the kit's layers (:class:`SharedPythonLayer`, ``PythonLayerVersion``, a layer
+            owned elsewhere), each giving its version for the function's runtime and architecture, referenced as
+            its sharing mode says. A distribution they ship at the version the function would install is not
+            installed again.
         asset_excludes: glob patterns of files in ``entry`` that never deploy, beside ``events/``, ``tests/`` and
             the never-deploy list (``.env``, virtual environments, tool folders: :mod:`layerkit.shipping`).
         builder, bytecode, docker_image_dir, docker_network, slim: as for :class:`SharedPythonLayer`.
+        docker_options, fingerprint_options, registered_hash, poetry: what :mod:`layerkit.alpha` maps the alpha's
+            ``bundling`` onto (the container's options, what they make of the content, a custom asset hash, how
+            a ``poetry.lock`` is read).
         **function_props: every other ``lambda.Function`` property, passed through.
     """
 
@@ -89,13 +94,17 @@ class PythonFunction(lambda_.Function):
         index: str = "index.py",
         handler: str = "handler",
         architecture: lambda_.Architecture = lambda_.Architecture.X86_64,
-        layers: Sequence[lambda_.ILayerVersion | SharedPythonLayer] | None = None,
+        layers: Sequence[lambda_.ILayerVersion | LayerVersions | Any] | None = None,
         asset_excludes: Sequence[str] = (),
         builder: Builder | str | None = None,
         bytecode: bool | None = None,
         docker_image_dir: str | Path | None = None,
         docker_network: str | None = None,
         slim: Slim | None = None,
+        docker_options: DockerOptions | None = None,
+        fingerprint_options: tuple[str, ...] = (),
+        registered_hash: str | None = None,
+        poetry: tuple[bool, bool] | None = None,
         **function_props: Any,
     ) -> None:
         label = f"function {scope.node.path}/{construct_id}"
@@ -105,7 +114,7 @@ class PythonFunction(lambda_.Function):
             raise LayerSourceError(f"{label}: index {index!r} is not a .py file; name the module that holds the "
                                    "handler, e.g. index='handler.py'")
         target = Target(runtime.name, architecture.name)
-        source = SourceFolder.function(entry, tuple(asset_excludes), label)
+        source = SourceFolder.function(entry, tuple(asset_excludes), label, poetry=poetry)
         index_file = source.root / index
         if not index_file.is_file():
             raise LayerSourceError(f"{label}: {index_file} does not exist; create it, or pass index= the file "
@@ -113,16 +122,19 @@ class PythonFunction(lambda_.Function):
         if not _defines(index_file, handler, label):
             raise LayerSourceError(f"{label}: {index_file} defines no {handler!r}; add 'def {handler}(event, "
                                    "context)' there, or pass handler= the name of the function to call")
-        shared = [layer if isinstance(layer, SharedPythonLayer) else shared_layer_of(layer) for layer in layers or ()]
+        # The kit's layers (SharedPythonLayer, PythonLayerVersion, an external layer) give the version for this
+        # function's runtime and architecture, and the distributions it ships; other layer versions are as given.
+        kit_layers = [layer if hasattr(layer, "version_for") else shared_layer_of(layer) for layer in layers or ()]
         provided: dict[str, str] = {}
-        for layer in shared:
+        for layer in kit_layers:
             if layer is not None:
-                provided.update(layer.packages)
+                provided.update(layer.packages_for(target))
         chosen = resolve_builder(scope, builder, target)
         code = code_asset(scope, f"{construct_id}DockerBundle", source, target, builder=chosen,
                           bytecode=resolve_bytecode(scope, bytecode),
-                          docker=DockerOptions(docker_image_dir, docker_network), runtime=runtime,
-                          architecture=architecture, provided=provided, index=index, handler=handler, slim=slim)
+                          docker=docker_options or DockerOptions(docker_image_dir, docker_network), runtime=runtime,
+                          architecture=architecture, provided=provided, index=index, handler=handler, slim=slim,
+                          options=fingerprint_options, asset_hash=registered_hash)
         super().__init__(
             scope, construct_id, code=code.code, runtime=runtime, architecture=architecture,
             handler=f"{index[:-3]}.{handler}".replace("/", "."), **function_props,
@@ -139,7 +151,7 @@ class PythonFunction(lambda_.Function):
             # With @aws-cdk/aws-lambda:recognizeLayerVersion (a recommended flag) the CDK sorts a function's layers
             # by construct path; the order decides which layer's file wins in /opt, so the order given is kept.
             cfn.layers = Lazy.list(_LayerArns(self._ordered_layers), omit_empty=True)
-        self.add_layers(*[layer.for_stack(self) if isinstance(layer, SharedPythonLayer) else layer
+        self.add_layers(*[layer.version_for(self, target) if hasattr(layer, "version_for") else layer
                           for layer in layers or ()])
         for finding in source.findings:
             Annotations.of(self).add_warning_v2(f"layerkit:{finding.rule}", finding.message)

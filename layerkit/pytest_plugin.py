@@ -13,7 +13,8 @@ Fixtures:
   synthesized once per session into a temporary folder, with the app's CDK CLI (:mod:`layerkit.synth`); or the one
   given with ``--layerkit-assembly PATH``. An assembly with a ``layerkit.check`` error fails every test that uses
   it, naming the error. Override it in a ``conftest.py`` to synthesize another way.
-- ``layerkit_invoke(function_id, event=None, *, env=None, timeout=None, backend=None, network=None)``: invoke the
+- ``layerkit_invoke(function_id, event=None, *, env=None, timeout=None, backend=None, network=None,
+  layers_from=(), layers=None)``: invoke the
   function exactly as ``layerkit invoke`` does and return its
   :class:`~layerkit.invoke.result.Invocation`: ``payload`` (the decoded response), ``error`` (``(type,
   message)`` or None), ``logs`` (the function's output) and ``report`` (the REPORT figures). One warm environment
@@ -116,13 +117,21 @@ def layerkit_invoke(request: pytest.FixtureRequest, _layerkit_loaded: Assembly,
     from layerkit.invoke.session import open_environment
 
     def invoke(function_id: str, event: Any = None, *, env: dict[str, str] | None = None,
-               timeout: float | None = None, backend: str | None = None, network: str | None = None) -> Invocation:
+               timeout: float | None = None, backend: str | None = None, network: str | None = None,
+               layers_from: tuple[str, ...] = (), layers: dict[str, str] | None = None) -> Invocation:
+        from layerkit.invoke import remote
+
         backend = backend or request.config.getoption("--layerkit-backend")
         network = network or request.config.getoption("--layerkit-network")
-        function = _layerkit_loaded.function(function_id)
+        try:
+            function = remote.resolve(_layerkit_loaded.function(function_id), layers_from=layers_from,
+                                      layer_paths={k: Path(v) for k, v in (layers or {}).items()})
+        except LayerkitError as error:
+            pytest.fail(f"layerkit: {error}", pytrace=False)
         payload = _payload(event)
         check_event(payload)
-        key = (function.id, backend, network, timeout, tuple(sorted((env or {}).items())))
+        key = (function.id, backend, network, timeout, tuple(sorted((env or {}).items())), tuple(layers_from),
+               tuple(sorted((layers or {}).items())))
 
         def opener() -> Any:
             return open_environment(function, backend=backend, env_overrides=env, timeout_s=timeout,

@@ -62,7 +62,7 @@ def sam_template(assembly: Assembly, stack_name: str, base: Path) -> dict[str, A
         new_references = []
         for reference, use in zip(references, function.layers, strict=True):
             layer = use.layer
-            if use.via == "ref":
+            if use.via == "ref" or layer.asset is None:  # the stack's own, or owned elsewhere: kept as it is
                 new_references.append(reference)
                 continue
             if layer.path not in copies:

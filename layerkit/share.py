@@ -55,10 +55,13 @@ def resolve_sharing(scope: Construct, explicit: Sharing | str | None) -> Sharing
         ) from None
 
 
-def parameter_name(owner_stack_name: str, layer_name: str) -> str:
-    """The documented SSM parameter that holds a layer's current version ARN (a character SSM does not accept in
-    a name, such as a space in the folder's name, becomes ``-``)."""
-    return re.sub(r"[^A-Za-z0-9._/-]", "-", f"/{owner_stack_name}/layers/{layer_name}/arn")
+def parameter_name(owner_stack_name: str, layer_name: str, variant: str | None = None) -> str:
+    """The documented SSM parameter that holds a layer's current version ARN: ``/<owner stack>/layers/<layer>/arn``,
+    or ``/<owner stack>/layers/<layer>/<x86_64|arm64>/arn`` for each version of a layer built for several
+    architectures (a character SSM does not accept in a name, such as a space in the folder's name, becomes
+    ``-``)."""
+    middle = f"{layer_name}/{variant}" if variant else layer_name
+    return re.sub(r"[^A-Za-z0-9._/-]", "-", f"/{owner_stack_name}/layers/{middle}/arn")
 
 
 class LayerPublication:
@@ -66,9 +69,10 @@ class LayerPublication:
 
     def __init__(
         self, owner: Construct, layer_version: lambda_.ILayerVersion, layer_name: str, sharing: Sharing,
-        name: str | None = None,
+        name: str | None = None, construct_id: str = "VersionArn",
     ) -> None:
         self.owner = owner
+        self._suffix = construct_id.removeprefix("VersionArn")  # one publication per version of the layer
         self.layer_version = layer_version
         self.sharing = sharing
         self.parameter_name = name or parameter_name(Stack.of(owner).stack_name, layer_name)
@@ -84,7 +88,7 @@ class LayerPublication:
                     "parameter_name='/.../arn'"
                 )
             ssm.StringParameter(
-                owner, "VersionArn",
+                owner, construct_id,
                 parameter_name=self.parameter_name,
                 string_value=layer_version.layer_version_arn,
                 description=f"Current version ARN of layer {layer_name}; read by the stacks that use it.",
@@ -106,7 +110,7 @@ class LayerPublication:
                 else:
                     consumer_stack.add_stack_dependency(owner_stack, "reads a layer version ARN it publishes in SSM")
                     arn = ssm.StringParameter.value_for_string_parameter(consumer_stack, self.parameter_name)
-                import_id = f"Layer{self.owner.node.addr[:12]}"
+                import_id = f"Layer{self.owner.node.addr[:12]}{self._suffix}"
                 self._imports[key] = lambda_.LayerVersion.from_layer_version_arn(consumer_stack, import_id, arn)
             version = self._imports[key]
         _ORIGINS[id(version)] = (version, self.owner)

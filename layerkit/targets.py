@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from layerkit.errors import UnsupportedTargetError
 
@@ -168,3 +169,11 @@ def host_architecture() -> str:
 
     machine = platform.machine().lower()
     return HOST_MACHINES.get(machine, machine)
+
+
+def python_runtime(name: str) -> Any:
+    """The CDK's ``lambda.Runtime`` object of a runtime name (``python3.12``): the CDK compares runtimes as its own
+    objects, never by name alone."""
+    from aws_cdk import aws_lambda as lambda_
+
+    return getattr(lambda_.Runtime, "PYTHON_" + name.removeprefix("python").replace(".", "_"))

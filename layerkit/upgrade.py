@@ -72,6 +72,7 @@ class UpgradeReport:
     layers: list[LayerChange]
     locks: list[ExportLock]
     functions: list[FunctionChange] = field(default_factory=list)
+    elsewhere: dict[str, list[str]] = field(default_factory=dict)  # layer owned elsewhere -> functions using it
 
     @property
     def blocked(self) -> bool:
@@ -83,6 +84,7 @@ class UpgradeReport:
             "layers": [asdict(change) for change in self.layers],
             "functions": [asdict(change) for change in self.functions],
             "export_locks": [{**asdict(lock), "fix": lock.fix} for lock in self.locks],
+            "owned_elsewhere": self.elsewhere,
         }
 
 
@@ -157,6 +159,8 @@ def _layer_changes(before: Assembly, after: Assembly) -> list[LayerChange]:
     changes = []
     for path, layer in new.items():
         previous = old.get(path)
+        if layer.owned_elsewhere:
+            continue
         if previous is None:
             changes.append(LayerChange(path, layer.name, layer.stack, ChangeKind.ADDED, "", layer.s3_key,
                                        users.get(path, [])))
@@ -213,8 +217,13 @@ def deployed_assembly(after: Assembly) -> Assembly:
 
 def check_upgrade(before: Assembly, after: Assembly) -> UpgradeReport:
     """What deploying ``after`` over ``before`` (as deployed) does to layers and cross-stack exports."""
+    elsewhere: dict[str, list[str]] = {}
+    for function in after.functions():
+        for use in function.layers:
+            if use.layer.owned_elsewhere:
+                elsewhere.setdefault(use.layer.owned_elsewhere, []).append(function.id)
     return UpgradeReport(layers=_layer_changes(before, after), locks=_export_locks(before, after),
-                         functions=_function_changes(before, after))
+                         functions=_function_changes(before, after), elsewhere=elsewhere)
 
 
 def render(report: UpgradeReport) -> str:
@@ -239,6 +248,9 @@ def render(report: UpgradeReport) -> str:
             f"and {lock.reason}: CloudFormation would stop the deploy with \"Export {lock.export} cannot be "
             f"updated as it is in use by {lock.consumers[0]}\". Fix: {lock.fix}."
         )
+    for name, functions in report.elsewhere.items():
+        lines.append(f"Layer {name} is owned elsewhere: its versions are published by another app; "
+                     f"{', '.join(functions)} use the version it names at their deploy.")
     if not report.locks:
         lines.append("No export that another stack imports changes: the update deploys in one pass.")
     return "\n".join(lines)

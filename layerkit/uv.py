@@ -9,11 +9,13 @@ environment, never on a command line or in a file; netrc is read by uv itself.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,12 +63,28 @@ def version() -> str:
     return proc.stdout.split()[1]
 
 
+#: Variables a construct gives its build (the alpha's ``BundlingOptions.environment``), for the build under way.
+_OVERLAY: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("layerkit_uv_overlay", default=None)
+
+
+@contextlib.contextmanager
+def environment_overlay(variables: dict[str, str] | None) -> Iterator[None]:
+    """Give the uv children started inside the block ``variables`` too (index settings, a proxy)."""
+    token = _OVERLAY.set({**(_OVERLAY.get() or {}), **(variables or {})})
+    try:
+        yield
+    finally:
+        _OVERLAY.reset(token)
+
+
 def environment() -> dict[str, str]:
-    """The environment of a uv child: the user's, with pip's index settings as uv's, no Python downloads."""
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
+    """The environment of a uv child: the user's (and the build's own, :func:`environment_overlay`), with pip's
+    index settings as uv's, no Python downloads."""
+    source = {**os.environ, **(_OVERLAY.get() or {})}
+    env = {**source, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
     for pip_name, uv_name in INDEX_SETTINGS.items():
-        if os.environ.get(pip_name) and not os.environ.get(uv_name):
-            env[uv_name] = os.environ[pip_name]
+        if source.get(pip_name) and not source.get(uv_name):
+            env[uv_name] = source[pip_name]
     return env
 
 

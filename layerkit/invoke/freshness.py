@@ -18,8 +18,10 @@ def _changed(source: dict[str, Any] | None) -> str | None:
         return None
     path = Path(source["path"])
     try:
-        folder = SourceFolder.layer(path, tuple(source.get("excludes", ()))) if source.get("kind") == "layer" \
-            else SourceFolder.function(path, tuple(source.get("excludes", ())))
+        excludes = tuple(source.get("excludes", ()))
+        loader = {"layer": SourceFolder.layer, "entry-layer": SourceFolder.entry_layer}.get(
+            source.get("kind", ""), SourceFolder.function)
+        folder = loader(path, excludes)
         digest = folder.folder_digest()
     except LayerkitError:
         return str(path)  # it no longer even reads as a folder: it changed

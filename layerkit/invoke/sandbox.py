@@ -164,16 +164,23 @@ def _peak_rss_mb(pid: int) -> int:
     return max(1, round(peak_kb / 1024))
 
 
+#: A unix socket's path must fit in 108 bytes: the hand-over socket's folder is kept short.
+_SOCKET_PATH_MAX = 100
+
+
 def _work_folder(parent: Path | None) -> Path:
-    """A private folder for one sandbox, named after this process; those of processes that are gone are removed
-    (an invoke that was killed)."""
+    """A private folder for one sandbox, named after this process, in the temporary folder (a unix socket's path
+    must be short: a deep cache folder would not do); those of processes that are gone (an invoke that was
+    killed) are removed."""
     parent = Path(parent or tempfile.gettempdir())
+    if len(str(parent)) + 40 > _SOCKET_PATH_MAX:
+        parent = Path("/tmp")
     parent.mkdir(parents=True, exist_ok=True)
-    for stale in parent.glob(".sandbox-*"):
+    for stale in parent.glob(".layerkit-sandbox-*"):
         with contextlib.suppress(ValueError, IndexError):
-            if _gone(int(stale.name.split("-")[1])):
+            if _gone(int(stale.name.split("-")[2])):
                 shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f".sandbox-{os.getpid()}-", dir=parent))
+    return Path(tempfile.mkdtemp(prefix=f".layerkit-sandbox-{os.getpid()}-", dir=parent))
 
 
 def _gone(pid: int) -> bool:

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from layerkit.assembly import Function
-from layerkit.cache import resolve_cache_dir
 from layerkit.docker import docker_available, image_unavailable
 from layerkit.errors import InvokeError
 from layerkit.interpreters import find_python
@@ -57,11 +56,14 @@ def check_limits(function: Function) -> None:
     from layerkit import rules
     from layerkit.archive import asset_sizes
 
+    if missing := [use.layer.owned_elsewhere for use in function.layers if use.layer.asset is None]:
+        raise InvokeError(f"function {function.id} uses {missing[0]}, a layer owned elsewhere, not given: pass "
+                          f"--layers-from the owner app's cdk.out, or --layer {missing[0]}=PATH (a zip or folder)")
     if len(function.layers) > rules.MAX_LAYERS:
         raise InvokeError(f"function {function.id} has {len(function.layers)} layers; Lambda allows "
                           f"{rules.MAX_LAYERS} and would refuse to create it: merge layers")
     code = asset_sizes(function.code)
-    layers = [asset_sizes(use.layer.asset) for use in function.layers]
+    layers = [asset_sizes(use.layer.asset) for use in function.layers if use.layer.asset is not None]
     total = sum(code.values()) + sum(sum(sizes.values()) for sizes in layers)
     shares = sum((rules.Shares.of(sizes, in_layer=True) for sizes in layers), rules.Shares.of(code, in_layer=False))
     for finding in rules.size_findings(f"function {function.id}: code plus layers", total, shares):
@@ -118,7 +120,7 @@ def open_environment(
             return sandbox_command(function, layout, runtime_dir, python, env_for(address, extra), network=mode,
                                    work=work, tmp_mb=function.ephemeral_storage_mb)
 
-        launcher = SandboxLauncher(function, command_for, network, resolve_cache_dir(cache_dir) / "sandboxes", log)
+        launcher = SandboxLauncher(function, command_for, network, None, log)
     environment = ExecutionEnvironment(function, launcher, timeout, log=log, echo=echo, output_settle_s=settle_s)
     try:
         yield environment

@@ -65,6 +65,12 @@ class SourceFolder:
     excludes: tuple[str, ...] = ()  # the construct's own patterns (beside the never-deploy list)
     #: Links among the code files that lead outside the folder: ``(link, relative to the code root; target)``.
     links_outside: tuple[tuple[str, str], ...] = ()
+    #: The folder of ``root`` that holds the code: ``python`` for a layer folder as the kit lays it out, ``""``
+    #: for a function folder and for a layer whose entry is its code (``PythonLayerVersion``'s layout).
+    code_folder: str = ""
+    #: How a ``poetry.lock`` is read, as the alpha's options say: ``(include its hashes, without its sources'
+    #: URLs)``; None: the kit's way (hashes checked, sources kept).
+    poetry: tuple[bool, bool] | None = None
 
     @property
     def name(self) -> str:
@@ -73,8 +79,9 @@ class SourceFolder:
 
     @property
     def code_root(self) -> Path:
-        """Where the code sits: ``python/`` of a layer folder, the function folder itself."""
-        return self.root / "python" if self.destination is Destination.LAYER else self.root
+        """Where the code sits: ``python/`` of a layer folder, the function folder itself (or, for a layer of
+        ``PythonLayerVersion``'s layout, the entry itself)."""
+        return self.root / self.code_folder if self.code_folder else self.root
 
     @property
     def what(self) -> str:
@@ -84,23 +91,47 @@ class SourceFolder:
     # -- loading --------------------------------------------------------------------------------------
     @classmethod
     def layer(cls, layer_dir: str | Path, excludes: tuple[str, ...] = ()) -> SourceFolder:
-        """A layer folder: it must exist and hold ``python/``; ``excludes`` never deploy (glob patterns, relative
-        to ``python/``), nor does anything on the never-deploy list (:mod:`layerkit.shipping`)."""
+        """A layer folder: its modules in ``python/``, its dependencies declared beside it (a layer of
+        dependencies alone needs no ``python/``, which git would not keep empty). ``excludes`` never deploy (glob
+        patterns, relative to ``python/``), nor does anything on the never-deploy list (:mod:`layerkit.shipping`)."""
         root = Path(layer_dir).resolve()
         if not root.is_dir():
             raise LayerSourceError(f"layer folder {layer_dir} does not exist; create it with a python/ folder")
+        declarations = cls._declarations(root)
         if not (root / "python").is_dir():
+            modules = sorted(p.name for p in root.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file())
+            if declarations and not modules:  # a layer of dependencies alone
+                return cls(root, Destination.LAYER, (), declarations, excludes=tuple(excludes), code_folder="python")
+            found = f" (found {', '.join(modules[:3])})" if modules else ""
             raise LayerSourceError(
-                f"layer {root.name}: {layer_dir} has no python/ folder; Lambda only puts /opt/python on "
+                f"layer {root.name}: {layer_dir} has no python/ folder{found}; Lambda only puts /opt/python on "
                 f"sys.path, so move the layer's modules into {Path(layer_dir) / 'python'}/"
             )
         what = f"layer {root.name}"
         selection = _select(root / "python", root, what, excludes)
-        return cls(root, Destination.LAYER, selection.files, cls._declarations(root), excludes=tuple(excludes),
-                   links_outside=selection.outside)
+        return cls(root, Destination.LAYER, selection.files, declarations, excludes=tuple(excludes),
+                   links_outside=selection.outside, code_folder="python")
 
     @classmethod
-    def function(cls, entry: str | Path, excludes: tuple[str, ...] = (), label: str = "") -> SourceFolder:
+    def entry_layer(cls, entry: str | Path, excludes: tuple[str, ...] = (), label: str = "",
+                    poetry: tuple[bool, bool] | None = None) -> SourceFolder:
+        """A layer whose entry folder is its code, as ``PythonLayerVersion`` lays one out: the entry's files land
+        in ``python/``, its dependency files are read, never shipped."""
+        root = Path(entry).resolve()
+        if not root.is_dir():
+            raise LayerSourceError(f"{label or 'layer'}: entry folder {entry} does not exist; point entry= at the "
+                                   "folder that holds the layer's modules and its requirements")
+        names = cls._declarations(root)
+        folder = cls(root, Destination.LAYER, (), names, label, poetry=poetry)
+        inputs = set(folder.inputs())
+        selection = _select(root, root, folder.what, excludes)
+        files = tuple(p for p in selection.files
+                      if p.relative_to(root).as_posix() not in DEPENDENCY_FILES and p not in inputs)
+        return cls(root, Destination.LAYER, files, names, label, tuple(excludes), selection.outside, poetry=poetry)
+
+    @classmethod
+    def function(cls, entry: str | Path, excludes: tuple[str, ...] = (), label: str = "",
+                 poetry: tuple[bool, bool] | None = None) -> SourceFolder:
         """A function folder: its code minus what never deploys (``events/``, ``tests/``, ``excludes``, the
         never-deploy list of :mod:`layerkit.shipping`)."""
         root = Path(entry).resolve()
@@ -108,13 +139,14 @@ class SourceFolder:
             raise LayerSourceError(f"{label or 'function'}: entry folder {entry} does not exist; "
                                    "point entry= at the folder that holds the function's code")
         names = cls._declarations(root)
-        folder = cls(root, Destination.FUNCTION, (), names, label)
+        folder = cls(root, Destination.FUNCTION, (), names, label, poetry=poetry)
         # What the declarations read (an included file, a local wheel) is an input, not code to deploy.
         inputs = set(folder.inputs())
         selection = _select(root, root, folder.what, (*FUNCTION_EXCLUDES, *excludes))
         files = tuple(p for p in selection.files
                       if p.relative_to(root).as_posix() not in DEPENDENCY_FILES and p not in inputs)
-        return cls(root, Destination.FUNCTION, files, names, label, tuple(excludes), selection.outside)
+        return cls(root, Destination.FUNCTION, files, names, label, tuple(excludes), selection.outside,
+                   poetry=poetry)
 
     @staticmethod
     def _declarations(root: Path) -> tuple[str, ...]:
@@ -136,8 +168,21 @@ class SourceFolder:
         """Every declaration in the folder, the one that is installed first."""
         import importlib
 
-        return tuple(getattr(importlib.import_module(f"layerkit.sources.{module}"), reader)(self.root / name)
-                     for name in self.declaration_names for module, reader in [READERS[name]])
+        found = tuple(getattr(importlib.import_module(f"layerkit.sources.{module}"), reader)(self.root / name)
+                      for name in self.declaration_names for module, reader in [READERS[name]])
+        return tuple(self._read_poetry_as_asked(d) for d in found)
+
+    def _read_poetry_as_asked(self, declaration: Declaration) -> Declaration:
+        """A ``poetry.lock`` read as the alpha's poetry options say (it exports without hashes by default)."""
+        if self.poetry is None or declaration.kind != "poetry.lock":
+            return declaration
+        from dataclasses import replace
+
+        include_hashes, without_urls = self.poetry
+        if not include_hashes:
+            declaration = replace(declaration, requirements=tuple(replace(r, hashes=())
+                                                                  for r in declaration.requirements))
+        return replace(declaration, options=()) if without_urls else declaration
 
     @property
     def declaration(self) -> Declaration | None:
@@ -225,8 +270,10 @@ class SourceFolder:
     def metadata(self) -> dict[str, object]:
         """What the synthesized assembly records of the folder, so that ``layerkit invoke`` can tell that it
         changed since (:meth:`folder_digest`)."""
-        return {"path": str(self.root), "kind": "layer" if self.destination is Destination.LAYER else "function",
-                "excludes": list(self.excludes), "digest": self.folder_digest()}
+        kind = "function" if self.destination is Destination.FUNCTION else "layer" if self.code_folder else \
+            "entry-layer"
+        return {"path": str(self.root), "kind": kind, "excludes": list(self.excludes),
+                "digest": self.folder_digest()}
 
     def _read(self, path: Path) -> tuple[bytes, bytes]:
         """``(sha256, first bytes)`` of a file, read once per folder; the folder's own files are scanned for

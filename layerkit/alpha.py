@@ -1,0 +1,290 @@
+"""A drop-in for ``aws_cdk.aws_lambda_python_alpha``: migrating an app is a change of import::
+
+    from aws_cdk.aws_lambda_python_alpha import BundlingOptions, PythonFunction, PythonLayerVersion
+    # becomes
+    from layerkit import BundlingOptions, PythonFunction, PythonLayerVersion
+
+The three take the alpha's keyword arguments (aws-lambda-python-alpha 2.275, its ``lib/``) and mean the same:
+
+- **The same constructs, so the same logical IDs**: ``PythonLayerVersion`` is a ``lambda.LayerVersion`` and
+  ``PythonFunction`` a ``lambda.Function`` at the id given, as the alpha's are: a deployed app updates in place.
+- **The same layout and defaults**: a layer's entry is its code (its files land in ``python/``), ``index`` is
+  ``index.py``, ``handler`` is ``handler``, ``compatible_architectures`` is ``[X86_64]``, no removal policy.
+  ``compatible_runtimes`` defaults to python3.7 in the alpha, which Lambda no longer runs and the kit does not
+  build: left out, it is a one-line error asking for the runtimes.
+- **Several runtimes and architectures are all built**: the alpha bundles once, for the first of each, and
+  declares the layer compatible with all; the kit builds every pair (:mod:`layerkit.variants`). The construct is
+  the version of its first architecture; another architecture's version is a child of it, and the kit's
+  ``PythonFunction`` picks the version of its own target.
+- **``BundlingOptions``**: what both builders honour (``asset_excludes``, ``environment``, ``asset_hash`` and
+  ``asset_hash_type``, the poetry options, ``build_args`` for the image and, locally, its index and proxy
+  settings) is honoured by both; what only a container can honour (``image``, ``command_hooks``, ``volumes``,
+  ``volumes_from``, ``user``, ``entrypoint``, ``command``, ``working_directory``, ``security_opt``,
+  ``bundling_file_access``, ``platform``, ``output_path_suffix``) selects the Docker builder, and stops the synth in
+  one line naming the option where no Docker answers.
+- A keyword the alpha does not take either stops with the kit's error naming the one meant.
+
+What changes: the layer is built without Docker where none answers (by the kit's build, as it would be in the
+Lambda build image), the kit's guardrails apply (``layerkit.check``), and the dependency files no longer ship in
+``python/``. Cross-stack references stay the CDK's own unless ``sharing=`` is given (see ``docs/migrating.md``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Annotations, AssetHashType, DockerImage, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_python_alpha as python_alpha
+from constructs import Construct
+
+from layerkit import function as kit_function
+from layerkit.bundling import Builder, DockerOptions, code_asset, resolve_builder, resolve_bytecode
+from layerkit.docker import docker_available
+from layerkit.errors import LayerkitError, UnsupportedTargetError
+from layerkit.layer import LayerVersions, PublishedVersion, _grant
+from layerkit.share import LayerPublication, Sharing, parameter_name
+from layerkit.sources import SourceFolder
+from layerkit.targets import Target
+from layerkit.variants import Variant, build_variants, targets_of
+
+#: The alpha's command hooks interface: a class of yours that implements it works with the kit as it is.
+ICommandHooks = python_alpha.ICommandHooks
+
+#: What only the bundling container can do: given, the Docker builder runs.
+CONTAINER_ONLY = ("image", "command_hooks", "volumes", "volumes_from", "user", "entrypoint", "command",
+                  "working_directory", "security_opt", "bundling_file_access", "platform", "output_path_suffix")
+
+
+@dataclass(frozen=True)
+class BundlingOptions:
+    """The alpha's ``BundlingOptions``, every field with its default (see the module for what each does here)."""
+
+    asset_excludes: Sequence[str] = ()
+    asset_hash: str | None = None
+    asset_hash_type: AssetHashType | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    bundling_file_access: Any = None
+    command: Sequence[str] | None = None
+    command_hooks: Any = None
+    entrypoint: Sequence[str] | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    image: DockerImage | None = None
+    network: str | None = None
+    output_path_suffix: str | None = None
+    platform: str | None = None
+    poetry_include_hashes: bool = False
+    poetry_without_urls: bool = False
+    security_opt: str | None = None
+    user: str | None = None
+    volumes: Sequence[Any] | None = None
+    volumes_from: Sequence[str] | None = None
+    working_directory: str | None = None
+
+    @classmethod
+    def of(cls, value: Any, where: str) -> BundlingOptions:
+        """The kit's options from the kit's, the alpha's own (a jsii struct), or a dict of its keywords."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        names = {f.name for f in fields(cls)}
+        if isinstance(value, Mapping):
+            _refuse_unknown(where + ": bundling", value, names)
+            return cls(**value)
+        if isinstance(value, python_alpha.BundlingOptions):
+            return cls(**{name: getattr(value, name) for name in names if getattr(value, name, None) is not None})
+        raise LayerkitError(f"{where}: bundling must be layerkit.BundlingOptions(...), not {type(value).__name__}")
+
+    def container_only(self) -> list[str]:
+        """The options given that only a container can honour."""
+        return [name for name in CONTAINER_ONLY if getattr(self, name) not in (None, (), [], {})]
+
+    def fingerprint_parts(self) -> tuple[str, ...]:
+        """What the container-only options make of the content: part of the asset hash."""
+        parts = []
+        for name in self.container_only():
+            value = getattr(self, name)
+            if name == "command_hooks":
+                value = (value.before_bundling("/asset-input", "/asset-output"),
+                         value.after_bundling("/asset-input", "/asset-output"))
+            elif name == "image":
+                value = getattr(value, "image", repr(value))
+            parts.append(f"bundling {name}={value!r}")
+        return tuple(parts)
+
+    def docker(self, image_dir: Any = None) -> DockerOptions:
+        run = {name: getattr(self, name) for name in ("volumes", "volumes_from", "user", "entrypoint", "command",
+                                                      "working_directory", "security_opt", "bundling_file_access",
+                                                      "platform", "output_path_suffix")
+               if getattr(self, name) not in (None, (), [])}
+        return DockerOptions(image_dir, self.network, self.image, self.command_hooks, dict(self.build_args),
+                             dict(self.environment), run)
+
+    def registered_hash(self) -> str | None:
+        """The hash to register the code under, where the options name one (CUSTOM with ``asset_hash``)."""
+        # SOURCE (the default) and OUTPUT are the kit's fingerprint: its builds are the same bytes for the same inputs.
+        if self.asset_hash_type is AssetHashType.CUSTOM and not self.asset_hash:
+            raise LayerkitError("bundling.asset_hash_type=CUSTOM needs bundling.asset_hash")
+        return self.asset_hash if self.asset_hash else None
+
+
+def _refuse_unknown(where: str, given: Mapping[str, Any], known: set[str]) -> None:
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; it takes {', '.join(sorted(known))}"
+            raise LayerkitError(f"{where}: unknown argument {name!r}{hint}")
+
+
+def _builder(scope: Construct, where: str, bundling: BundlingOptions, target: Target, given: Any) -> Builder:
+    """Docker where an option only a container honours is given (or it is asked for), else the kit's choice."""
+    if needs := bundling.container_only():
+        if not docker_available():
+            raise LayerkitError(f"{where}: bundling.{needs[0]} runs only in the bundling container, and no Docker "
+                                "daemon answers: start Docker, or drop that option")
+        return Builder.DOCKER
+    return resolve_builder(scope, given, target)
+
+
+#: The keyword arguments of lambda.Function's own (everything a PythonFunction passes through).
+_FUNCTION_OPTIONS = {name for name in inspect.signature(lambda_.FunctionOptions.__init__).parameters if name != "self"}
+
+
+class PythonFunction(kit_function.PythonFunction):
+    """The alpha's ``PythonFunction`` (``entry``, ``runtime``, ``index``, ``handler``, ``bundling`` and every
+    ``lambda.Function`` option), built by the kit: see the module, and :class:`layerkit.function.PythonFunction`
+    for the kit's own arguments beside the alpha's."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, entry: str | Path, runtime: lambda_.Runtime,
+                 bundling: Any = None, **options: Any) -> None:
+        where = f"PythonFunction {scope.node.path}/{construct_id}"
+        kit_own = {"index", "handler", "architecture", "layers", "asset_excludes", "builder", "bytecode",
+                   "docker_image_dir", "docker_network", "slim"}
+        _refuse_unknown(where, options, _FUNCTION_OPTIONS | kit_own)
+        bundling = BundlingOptions.of(bundling, where)
+        architecture = options.pop("architecture", lambda_.Architecture.X86_64)
+        target = Target(runtime.name, architecture.name)
+        builder = _builder(scope, where, bundling, target, options.pop("builder", None))
+        excludes = (*options.pop("asset_excludes", ()), *bundling.asset_excludes)
+        super().__init__(scope, construct_id, entry=entry, runtime=runtime, architecture=architecture,
+                         asset_excludes=excludes, builder=builder,
+                         docker_options=bundling.docker(options.pop("docker_image_dir", None)),
+                         fingerprint_options=bundling.fingerprint_parts(), registered_hash=bundling.registered_hash(),
+                         poetry=(bundling.poetry_include_hashes, bundling.poetry_without_urls), **options)
+
+
+class PythonLayerVersion(LayerVersions, lambda_.LayerVersion):
+    """The alpha's ``PythonLayerVersion`` (``entry``, ``compatible_runtimes``, ``compatible_architectures``,
+    ``bundling``, ``description``, ``layer_version_name``, ``license``, ``removal_policy``), built by the kit for
+    every runtime and architecture it names: see the module.
+
+    Beside the alpha's arguments: ``sharing`` (``ssm`` or ``export``: reference the layer from other stacks as
+    :class:`~layerkit.layer.SharedPythonLayer` does; default: the CDK's own references, as the alpha's),
+    ``parameter_name``, ``builder``, ``bytecode``, ``slim``.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, entry: str | Path,
+                 compatible_runtimes: Sequence[lambda_.Runtime] | None = None,
+                 compatible_architectures: Sequence[lambda_.Architecture] | None = None, bundling: Any = None,
+                 description: str | None = None, layer_version_name: str | None = None, license: str | None = None,
+                 removal_policy: Any = None, sharing: Sharing | str | None = None, parameter_name: str | None = None,
+                 builder: Builder | str | None = None, bytecode: bool | None = None, slim: Any = None,
+                 **unknown: Any) -> None:
+        where = f"PythonLayerVersion {scope.node.path}/{construct_id}"
+        if unknown:
+            _refuse_unknown(where, unknown, {"entry", "compatible_runtimes", "compatible_architectures", "bundling",
+                                             "description", "layer_version_name", "license", "removal_policy",
+                                             "sharing", "parameter_name", "builder", "bytecode", "slim"})
+        if not compatible_runtimes:
+            raise UnsupportedTargetError(
+                f"{where}: give compatible_runtimes: the alpha's default is python3.7, which Lambda no longer runs "
+                "and the kit does not build; e.g. compatible_runtimes=[lambda_.Runtime.PYTHON_3_12]")
+        for runtime in compatible_runtimes:
+            if runtime.family != lambda_.RuntimeFamily.PYTHON:
+                raise UnsupportedTargetError(f"{where}: runtime {runtime.name} is not Python; use Python runtimes")
+        architectures = list(compatible_architectures or [lambda_.Architecture.X86_64])
+        targets = targets_of([r.name for r in compatible_runtimes], [a.name for a in architectures])
+        bundling = BundlingOptions.of(bundling, where)
+        self.source = SourceFolder.entry_layer(entry, tuple(bundling.asset_excludes), f"layer {construct_id}",
+                                               poetry=(bundling.poetry_include_hashes, bundling.poetry_without_urls))
+        self.target = targets[0]
+        chosen = _builder(scope, where, bundling, self.target, builder)  # read from the scope: self is not yet
+        bytecode = resolve_bytecode(scope, bytecode)
+        common = {"description": description, "layer_version_name": layer_version_name, "license": license,
+                  "removal_policy": removal_policy}
+        versions: list[tuple[Variant, Any, str, Path, dict[str, dict[str, str]]]] = []
+        if len(targets) == 1:
+            code = code_asset(scope, f"{construct_id}DockerBundle", self.source, self.target, builder=chosen,
+                              bytecode=bytecode, docker=bundling.docker(), runtime=compatible_runtimes[0],
+                              architecture=architectures[0], slim=slim, options=bundling.fingerprint_parts(),
+                              asset_hash=bundling.registered_hash())
+            packages = dict(p.split("==", 1) for p in code.build.packages) if code.build else {}
+            versions.append((Variant((self.target.architecture,), (self.target.runtime,)), code.code,
+                             code.asset_hash, code.content, {self.target.runtime: packages}))
+            self.code_asset, self.builder = code, chosen
+        else:
+            if chosen is Builder.DOCKER:
+                raise LayerkitError(f"{where}: several runtimes or architectures are built without Docker (the kit "
+                                    f"merges one build per target); bundling.{(bundling.container_only() or ['?'])[0]} "
+                                    "needs the container: build one layer per target for it")
+            from layerkit.build import report_to_stderr
+            from layerkit.cache import resolve_cache_dir
+
+            for build in build_variants(self.source, [t.runtime for t in targets], [t.architecture for t in targets],
+                                        cache_dir=resolve_cache_dir(), report=report_to_stderr, bytecode=bytecode,
+                                        slim=slim):
+                code = lambda_.Code.from_asset(str(build.zip), asset_hash=build.asset_hash,
+                                               asset_hash_type=AssetHashType.CUSTOM)
+                versions.append((build.variant, code, build.asset_hash, build.zip,
+                                 {r: dict(p.split("==", 1) for p in pins) for r, pins in build.packages.items()}))
+            self.code_asset, self.builder = None, Builder.LOCAL
+        first = versions[0]
+        super().__init__(scope, construct_id, code=first[1], compatible_runtimes=list(compatible_runtimes),
+                         compatible_architectures=[_architecture(a) for a in first[0].architectures], **common)
+        self.asset_hash = first[2]
+        self.versions = []
+        resolved_sharing = Sharing(sharing) if sharing else None
+        for number, (variant, code, asset_hash, content, packages) in enumerate(versions):
+            layer_version: lambda_.LayerVersion = self if number == 0 else lambda_.LayerVersion(
+                self, variant.key.replace("_", "").title(), code=code, compatible_runtimes=list(compatible_runtimes),
+                compatible_architectures=[_architecture(a) for a in variant.architectures], **common)
+            publication = None
+            if resolved_sharing is not None:
+                key = variant.key if len(versions) > 1 else None
+                name = parameter_name if parameter_name is None or key is None else \
+                    f"{parameter_name.removesuffix('/arn')}/{key}/arn"
+                publication = LayerPublication(
+                    self, layer_version, construct_id, resolved_sharing,
+                    name or parameter_name_of(Stack.of(scope).stack_name, construct_id, key),
+                    construct_id=f"VersionArn{'' if key is None else key.replace('_', '').title()}")
+            self.versions.append(PublishedVersion(layer_version, variant, asset_hash, content, packages, publication))
+        for finding in self.source.findings:
+            Annotations.of(self).add_warning_v2(f"layerkit:{finding.rule}", finding.message)
+        self.node.add_metadata("layerkit:layer", {
+            "name": construct_id, "runtime": self.target.runtime, "architecture": self.target.architecture,
+            "runtimes": sorted({t.runtime for t in targets}),
+            "architectures": sorted({t.architecture for t in targets}), "builder": self.builder.value,
+            "asset_hash": self.asset_hash, "source": self.source.metadata()})
+
+    @property
+    def name(self) -> str:
+        return self.node.id
+
+    def grant_usage(self, *, account_id: str | None = None, organization_id: str | None = None) -> None:
+        """Let another account, or an organization, use every version of the layer (``lambda:GetLayerVersion``)."""
+        _grant(self.versions, account_id, organization_id)
+
+
+def parameter_name_of(stack_name: str, layer_name: str, variant: str | None) -> str:
+    return parameter_name(stack_name, layer_name, variant)
+
+
+def _architecture(name: str) -> lambda_.Architecture:
+    return lambda_.Architecture.ARM_64 if name == "arm64" else lambda_.Architecture.X86_64
+
