@@ -44,13 +44,22 @@ from aws_cdk import aws_lambda_python_alpha as python_alpha
 from constructs import Construct
 
 from layerkit import function as kit_function
-from layerkit.bundling import Builder, DockerOptions, code_asset, resolve_builder, resolve_bytecode
-from layerkit.docker import docker_available
+from layerkit.bundling import (
+    Builder,
+    CodeAsset,
+    DockerOptions,
+    builder_metadata,
+    builder_of,
+    code_asset,
+    requested_builder,
+    resolve_builder,
+    resolve_bytecode,
+)
+from layerkit.engine import docker_available
 from layerkit.errors import LayerkitError, UnsupportedTargetError
 from layerkit.layer import LayerVersions, PublishedVersion, _grant
 from layerkit.share import LayerPublication, Sharing, parameter_name
 from layerkit.sources import SourceFolder
-from layerkit.targets import Target
 from layerkit.variants import Variant, build_variants, targets_of
 
 #: The alpha's command hooks interface: a class of yours that implements it works with the kit as it is.
@@ -142,14 +151,15 @@ def _refuse_unknown(where: str, given: Mapping[str, Any], known: set[str]) -> No
             raise LayerkitError(f"{where}: unknown argument {name!r}{hint}")
 
 
-def _builder(scope: Construct, where: str, bundling: BundlingOptions, target: Target, given: Any) -> Builder:
-    """Docker where an option only a container honours is given (or it is asked for), else the kit's choice."""
+def _builder(scope: Construct, where: str, bundling: BundlingOptions, given: Any) -> Builder | str | None:
+    """Docker where an option only a container honours is given, else the builder asked for (``auto`` is
+    resolved with the app's other constructs: :mod:`layerkit.choice`)."""
     if needs := bundling.container_only():
         if not docker_available():
             raise LayerkitError(f"{where}: bundling.{needs[0]} runs only in the bundling container, and no Docker "
                                 "daemon answers: start Docker, or drop that option")
         return Builder.DOCKER
-    return resolve_builder(scope, given, target)
+    return given
 
 
 #: The keyword arguments of lambda.Function's own (everything a PythonFunction passes through).
@@ -169,8 +179,7 @@ class PythonFunction(kit_function.PythonFunction):
         _refuse_unknown(where, options, _FUNCTION_OPTIONS | kit_own)
         bundling = BundlingOptions.of(bundling, where)
         architecture = options.pop("architecture", lambda_.Architecture.X86_64)
-        target = Target(runtime.name, architecture.name)
-        builder = _builder(scope, where, bundling, target, options.pop("builder", None))
+        builder = _builder(scope, where, bundling, options.pop("builder", None))
         excludes = (*options.pop("asset_excludes", ()), *bundling.asset_excludes)
         super().__init__(scope, construct_id, entry=entry, runtime=runtime, architecture=architecture,
                          asset_excludes=excludes, builder=builder,
@@ -214,7 +223,7 @@ class PythonLayerVersion(LayerVersions, lambda_.LayerVersion):
         self.source = SourceFolder.entry_layer(entry, tuple(bundling.asset_excludes), f"layer {construct_id}",
                                                poetry=(bundling.poetry_include_hashes, bundling.poetry_without_urls))
         self.target = targets[0]
-        chosen = _builder(scope, where, bundling, self.target, builder)  # read from the scope: self is not yet
+        chosen = _builder(scope, where, bundling, builder)
         bytecode = resolve_bytecode(scope, bytecode)
         common = {"description": description, "layer_version_name": layer_version_name, "license": license,
                   "removal_policy": removal_policy}
@@ -227,9 +236,9 @@ class PythonLayerVersion(LayerVersions, lambda_.LayerVersion):
             packages = dict(p.split("==", 1) for p in code.build.packages) if code.build else {}
             versions.append((Variant((self.target.architecture,), (self.target.runtime,)), code.code,
                              code.asset_hash, code.content, {self.target.runtime: packages}))
-            self.code_asset, self.builder = code, chosen
+            self.code_asset: CodeAsset | None = code
         else:
-            if chosen is Builder.DOCKER:
+            if requested_builder(scope, chosen) is Builder.DOCKER:
                 raise LayerkitError(f"{where}: several runtimes or architectures are built without Docker (the kit "
                                     f"merges one build per target); bundling.{(bundling.container_only() or ['?'])[0]} "
                                     "needs the container: build one layer per target for it")
@@ -243,7 +252,8 @@ class PythonLayerVersion(LayerVersions, lambda_.LayerVersion):
                                                asset_hash_type=AssetHashType.CUSTOM)
                 versions.append((build.variant, code, build.asset_hash, build.zip,
                                  {r: dict(p.split("==", 1) for p in pins) for r, pins in build.packages.items()}))
-            self.code_asset, self.builder = None, Builder.LOCAL
+            resolve_builder(scope, chosen, None, what=where)  # auto: the app builds locally
+            self.code_asset = None
         first = versions[0]
         super().__init__(scope, construct_id, code=first[1], compatible_runtimes=list(compatible_runtimes),
                          compatible_architectures=[_architecture(a) for a in first[0].architectures], **common)
@@ -269,12 +279,18 @@ class PythonLayerVersion(LayerVersions, lambda_.LayerVersion):
         self.node.add_metadata("layerkit:layer", {
             "name": construct_id, "runtime": self.target.runtime, "architecture": self.target.architecture,
             "runtimes": sorted({t.runtime for t in targets}),
-            "architectures": sorted({t.architecture for t in targets}), "builder": self.builder.value,
-            "asset_hash": self.asset_hash, "source": self.source.metadata()})
+            "architectures": sorted({t.architecture for t in targets}),
+            "builder": builder_metadata(lambda: self.code_asset), "asset_hash": self.asset_hash,
+            "source": self.source.metadata()})
 
     @property
     def name(self) -> str:
         return self.node.id
+
+    @property
+    def builder(self) -> Builder:
+        """``docker`` or ``local``: what made the layer's code (a layer of several targets: ``local``)."""
+        return builder_of(self.code_asset)
 
     def grant_usage(self, *, account_id: str | None = None, organization_id: str | None = None) -> None:
         """Let another account, or an organization, use every version of the layer (``lambda:GetLayerVersion``)."""

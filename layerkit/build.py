@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from layerkit import __version__, cache, uv
-from layerkit.errors import BuildError, LayerSourceError, MissingInterpreterError, NativeCodeError, TooLargeError
+from layerkit import bytecode as pyc
+from layerkit.errors import BuildError, LayerSourceError, NativeCodeError, TooLargeError
 from layerkit.rules import IN_CONSTRUCT, Shares, Spelling
 from layerkit.slim import Slim
 from layerkit.sources import SourceFolder
@@ -151,9 +152,12 @@ def build_source(source: SourceFolder, target: Target, *, cache_dir: Path | None
     construct's argument, or as ``layerkit build``'s option)."""
     started = time.perf_counter()
     slim = slim or Slim()
-    python = _bytecode_python(source, target, report) if bytecode else None
-    asset_hash = source.fingerprint(target, bytecode=python is not None, provided=provided,
-                                    options=(*slim.options(), *options))
+    def fingerprint(with_pyc: bool) -> str:
+        return source.fingerprint(target, bytecode=with_pyc, provided=provided, options=(*slim.options(), *options))
+
+    python = pyc.compiler(source.what, target.python_version, report, fix=spelling.bytecode,
+                          asset_hashes=lambda: (fingerprint(True), fingerprint(False))) if bytecode else None
+    asset_hash = fingerprint(python is not None)
     root = cache.resolve_cache_dir(cache_dir)
     key = hashlib.sha256(f"{asset_hash}\0{builder_version()}".encode()).hexdigest()
     entry = root / "builds" / key
@@ -182,20 +186,6 @@ def build_source(source: SourceFolder, target: Target, *, cache_dir: Path | None
     if not filled:
         report(f"{source.name}: cache hit for {target} ({build.sha256[:12]})")
     return build
-
-
-def _bytecode_python(source: SourceFolder, target: Target, report: Reporter) -> Path | None:
-    from layerkit.interpreters import find_python
-
-    try:
-        return find_python(target.python_version)
-    except MissingInterpreterError:
-        report(
-            f"warning: {source.what}: no Python {target.python_version} on this machine, so it ships no .pyc and "
-            f"each cold start compiles it; install python{target.python_version} (e.g. pyenv install) for faster "
-            "cold starts, or pass bytecode=False to silence this"
-        )
-        return None
 
 
 class _Assembly:

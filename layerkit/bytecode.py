@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,3 +93,39 @@ def compileall_command(python: str, tree: str, shown_under: str) -> str:
     """The same compilation as a shell command, for the Docker bundle (run by the build image's Python)."""
     return (f"{python} -m compileall -q -j 0 --invalidation-mode {INVALIDATION_MODE} -s {tree} -p {shown_under} "
             f"{tree}")
+
+
+def in_ci() -> bool:
+    """Whether this is a CI run: ``CI`` set, as GitHub Actions, GitLab CI, CircleCI and the others set it."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def compiler(what: str, version: str, report: Callable[[str], None], *, fix: str,
+             asset_hashes: Callable[[], tuple[str, str]] | None = None) -> Path | None:
+    """The Python that compiles ``what``'s ``.pyc`` (``version``, e.g. ``3.12``), or None (source only).
+
+    Without one the bytes would depend on the machine: the same folder would be another asset (a new layer
+    version) wherever a Python of that version happens to be missing. So in CI that stops the build, with the
+    fix; elsewhere it is a warning naming both asset hashes (``asset_hashes``: with and without ``.pyc``).
+    ``fix`` is how the user turns ``.pyc`` off where they meet the message (``bytecode=False``, ``--no-bytecode``).
+    """
+    from layerkit.errors import MissingInterpreterError
+    from layerkit.interpreters import find_python
+
+    try:
+        return find_python(version)
+    except MissingInterpreterError as error:
+        if in_ci():
+            raise MissingInterpreterError(
+                f"{what}: {error.reason}, so its .pyc cannot be compiled; in CI (CI is set) that would make another "
+                f"asset than the same folder built where Python {version} is, and a new layer version for unchanged "
+                f"inputs: install Python {version} on the runner (e.g. actions/setup-python, or 'uv python install "
+                f"{version}'), or set {fix} on every machine", reason=error.reason) from None
+        hashes = ""
+        if asset_hashes is not None:
+            with_pyc, without = asset_hashes()
+            hashes = (f" under asset hash {without[:12]} (with .pyc it is {with_pyc[:12]}: another version for the "
+                      "same inputs)")
+        report(f"warning: {what}: {error.reason}, so it ships no .pyc{hashes}, and each cold start compiles it; "
+               f"install Python {version}, or set {fix} on every machine so that every machine builds the same asset")
+        return None

@@ -1,22 +1,19 @@
-"""The Docker side of builds: is there a daemon, and a folder ``PythonLayerVersion`` / ``PythonFunction`` can
-bundle so that the Lambda build image installs the same distributions the Docker-free build does.
+"""The folder ``PythonLayerVersion`` / ``PythonFunction`` bundle, staged so that the Lambda build image installs
+the same distributions the Docker-free build does.
 
-Only ``docker info`` tells whether a daemon answers: the client alone (``docker --version``) is not enough.
-The staged folder holds the code at its top and one ``requirements.txt``, whatever the folder declares its
-dependencies in: the kit's reading of the declaration (a lock's pinned, hashed set; ``-r`` and ``-c`` includes
-inlined; local wheels and local path packages copied into ``_layerkit/``, which the bundle drops), so the
-image's pip installs what the local build installs. A token in an index URL stays a ``${VAR}`` reference,
-expanded inside the container from the bundling environment.
+The staged folder holds the code at its top and, in ``_layerkit/``, one ``requirements.txt``, whatever the
+folder declares its dependencies in: the kit's reading of the declaration (a lock's pinned, hashed set; ``-r``
+and ``-c`` includes inlined; local wheels and local path packages copied beside it, with paths relative to it),
+and the kit's own modules the container runs. The bundle drops ``_layerkit/``. A token in an index URL stays a
+``${VAR}`` reference, expanded inside the container from the bundling environment.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -25,41 +22,14 @@ from layerkit.sources import SourceFolder
 from layerkit.sources.declaration import Declaration
 from layerkit.uv import INDEX_SETTINGS
 
-DOCKER_INFO_TIMEOUT_S = 20
-#: The folder of the staged entry that holds what pip needs and the bundle must not keep.
+#: The folder of the staged entry that holds what the container needs and the bundle must not keep.
 EXTRAS = "_layerkit"
+#: The requirements the kit's hook installs, inside :data:`EXTRAS`: not at the top, where the alpha would run
+#: its own pip on them (the kit's hook installs with the image's uv, from the download cache).
+STAGED_REQUIREMENTS = Path(EXTRAS) / "requirements.txt"
+#: The layout of a staged folder; part of its cache key, so that a new layout never reuses an old folder.
+STAGING_FORMAT = 2
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
-
-
-def docker_available() -> bool:
-    """True when a ``docker`` client is on PATH and its daemon answers ``docker info``."""
-    executable = shutil.which("docker")
-    return executable is not None and _daemon_answers(executable)
-
-
-@functools.cache
-def _daemon_answers(executable: str) -> bool:
-    # Cached per client path: a synth asks once per construct, and `docker info` takes a second when it fails.
-    try:
-        proc = subprocess.run(
-            [executable, "info"], capture_output=True, timeout=DOCKER_INFO_TIMEOUT_S, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return proc.returncode == 0
-
-
-@functools.cache
-def image_unavailable(image: str) -> str | None:
-    """None when ``image`` is in the engine (pulled now if need be), else why it cannot be had."""
-    docker = shutil.which("docker") or "docker"
-    if subprocess.run([docker, "image", "inspect", image], capture_output=True, check=False).returncode == 0:
-        return None
-    proc = subprocess.run([docker, "pull", "--quiet", image], capture_output=True, text=True, check=False)
-    if proc.returncode == 0:
-        return None
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else f"docker pull {image} failed"
 
 
 def bundling_environment(source: SourceFolder) -> dict[str, str]:
@@ -68,7 +38,7 @@ def bundling_environment(source: SourceFolder) -> dict[str, str]:
     env = {}
     for pip_name, uv_name in INDEX_SETTINGS.items():
         if value := os.environ.get(pip_name) or os.environ.get(uv_name):
-            env[pip_name] = value
+            env[pip_name] = env[uv_name] = value  # the image's pip reads one, its uv the other
     declaration = source.declaration
     if declaration is not None:
         for name in _ENV_VAR.findall(declaration.requirements_text()):
@@ -92,14 +62,16 @@ def stage(source: SourceFolder, asset_hash: str, cache_dir: Path) -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest)
         if source.declaration is not None and source.declaration.requirements:
-            (entry / "requirements.txt").write_text(_staged_requirements(source.declaration, entry),
-                                                    encoding="utf-8")
+            (entry / EXTRAS).mkdir()
+            (entry / STAGED_REQUIREMENTS).write_text(_staged_requirements(source.declaration, entry / EXTRAS),
+                                                     encoding="utf-8")
         _stage_kit_modules(entry / EXTRAS / "layerkit")
         return {"asset_hash": asset_hash}
 
     from layerkit.build import builder_version
 
-    root = cache_dir / "staging" / hashlib.sha256(f"{asset_hash}\0{builder_version()}".encode()).hexdigest()
+    key = f"{asset_hash}\0{builder_version()}\0staging {STAGING_FORMAT}"
+    root = cache_dir / "staging" / hashlib.sha256(key.encode()).hexdigest()
     cache.materialize(root, fill, required=("asset_hash",))
     return root / "entry"
 
@@ -110,7 +82,7 @@ CONTAINER_MODULES = ("installed.py", "record.py", "elf.py", "slim.py")
 
 def _stage_kit_modules(folder: Path) -> None:
     """The kit's slimming, as a package of its own for the container's Python."""
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "__init__.py").write_text('"""The parts of layerkit the Docker builder runs in its container."""\n',
                                         encoding="utf-8")
     here = Path(__file__).parent
@@ -118,22 +90,22 @@ def _stage_kit_modules(folder: Path) -> None:
         shutil.copyfile(here / name, folder / name)
 
 
-def _staged_requirements(declaration: Declaration, entry: Path) -> str:
-    """The declaration as one requirements file for pip in the container, local files copied beside it."""
-    extras = entry / EXTRAS
+def _staged_requirements(declaration: Declaration, extras: Path) -> str:
+    """The declaration as one requirements file in ``extras``, local files copied beside it and named
+    relative to it (the hook installs from that folder, so pip and uv read the paths alike)."""
     lines = []
     for option in declaration.options:
         flag, _, value = option.partition(" ")
         if flag == "--find-links" and "://" not in value:
             copied = extras / f"find-links-{len(lines)}"
             shutil.copytree(value, copied)
-            option = f"--find-links ./{copied.relative_to(entry).as_posix()}"
+            option = f"--find-links ./{copied.relative_to(extras).as_posix()}"
         lines.append(option)
     if declaration.constraints:
         extras.mkdir(parents=True, exist_ok=True)
         (extras / "constraints.txt").write_text("\n".join(c.line() for c in declaration.constraints) + "\n",
                                                 encoding="utf-8")
-        lines.append(f"-c ./{EXTRAS}/constraints.txt")
+        lines.append("-c ./constraints.txt")
     for requirement in declaration.requirements:
         line = requirement.line()
         if requirement.local is not None:
@@ -146,7 +118,7 @@ def _staged_requirements(declaration: Declaration, entry: Path) -> str:
                 copied.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(requirement.local, copied)
             marker = f" ; {requirement.marker}" if requirement.marker else ""
-            line = " ".join([f"./{copied.relative_to(entry).as_posix()}{marker}",
+            line = " ".join([f"./{copied.relative_to(extras).as_posix()}{marker}",
                              *(f"--hash={h}" for h in requirement.hashes)])
         lines.append(line)
     return "\n".join(lines) + "\n"

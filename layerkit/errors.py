@@ -56,6 +56,10 @@ class AssemblyError(LayerkitError):
 class MissingInterpreterError(LayerkitError):
     """No Python of the exact version a function or a layer's bytecode needs."""
 
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message  # what is missing, without the fix
+
 
 class InvokeError(LayerkitError):
     """A local invoke that could not start: bad event, missing interpreter, missing sandbox tool."""

@@ -27,7 +27,8 @@ from aws_cdk import Annotations, IStableListProducer, Lazy
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from layerkit.bundling import Builder, DockerOptions, code_asset, resolve_builder, resolve_bytecode
+from layerkit.build import Build
+from layerkit.bundling import Builder, CodeAsset, DockerOptions, builder_metadata, code_asset, resolve_bytecode
 from layerkit.errors import LayerSourceError, UnsupportedTargetError
 from layerkit.layer import LayerVersions
 from layerkit.share import shared_layer_of
@@ -129,8 +130,7 @@ class PythonFunction(lambda_.Function):
         for layer in kit_layers:
             if layer is not None:
                 provided.update(layer.packages_for(target))
-        chosen = resolve_builder(scope, builder, target)
-        code = code_asset(scope, f"{construct_id}DockerBundle", source, target, builder=chosen,
+        code = code_asset(scope, f"{construct_id}DockerBundle", source, target, builder=builder,
                           bytecode=resolve_bytecode(scope, bytecode),
                           docker=docker_options or DockerOptions(docker_image_dir, docker_network), runtime=runtime,
                           architecture=architecture, provided=provided, index=index, handler=handler, slim=slim,
@@ -141,10 +141,8 @@ class PythonFunction(lambda_.Function):
         )
         self.source = source
         self.target = target
-        self.code_asset = code
-        self.builder = chosen
+        self.code_asset: CodeAsset = code
         self.asset_hash = code.asset_hash
-        self.build = code.build
         self._ordered_layers: list[lambda_.ILayerVersion] = []
         cfn = self.node.default_child
         if isinstance(cfn, lambda_.CfnFunction):
@@ -157,8 +155,19 @@ class PythonFunction(lambda_.Function):
             Annotations.of(self).add_warning_v2(f"layerkit:{finding.rule}", finding.message)
         self.node.add_metadata("layerkit:function", {
             "name": source.name, "runtime": target.runtime, "architecture": target.architecture,
-            "builder": chosen.value, "asset_hash": code.asset_hash, "source": source.metadata(),
+            "builder": builder_metadata(lambda: self.code_asset), "asset_hash": code.asset_hash,
+            "source": source.metadata(),
         })
+
+    @property
+    def builder(self) -> Builder:
+        """``docker`` or ``local``: what made the function's code."""
+        return self.code_asset.builder
+
+    @property
+    def build(self) -> Build | None:
+        """The local build of the function's code (None where Docker bundled it)."""
+        return self.code_asset.build
 
     def add_layers(self, *layers: lambda_.ILayerVersion) -> None:
         """Add layers after the ones already given, in this order (the order they are extracted to /opt)."""

@@ -3,6 +3,11 @@
 A function is never run, nor its layer's bytecode compiled, by a Python of another version: the failure a
 user would meet on Lambda (an ABI-tagged extension that does not load, syntax of a newer Python) must show
 here too.
+
+Where none is installed (pyenv, PATH, uv's own), uv is asked to install one (``uv python install``), as it does
+where the machine may download Pythons; where it may not (no network to the download site, or
+``UV_PYTHON_DOWNLOADS=never``), the error says so. Either answer is kept for the process: the download is
+tried once.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,20 +66,59 @@ def _candidates(version: str) -> Iterator[str]:
             yield proc.stdout.strip()
 
 
-@functools.cache
-def find_python(version: str) -> Path:
-    """The path of a ``python{version}`` interpreter (pyenv, then PATH, then uv), resolved to its real file.
+#: How long ``uv python install`` may take: a download of ~30 MB; refused downloads fail in seconds.
+INSTALL_TIMEOUT_S = 300
 
-    Raises :class:`MissingInterpreterError` naming the ways to install one when there is none.
-    """
-    if pyenv := _pyenv_python(version):
-        return pyenv
+
+def _installed(version: str) -> Path | None:
     for candidate in _candidates(version):
         probed = _probe(candidate) if Path(candidate).is_file() else None
         if probed and probed[0] == version:
             return Path(probed[1])
-    raise MissingInterpreterError(
-        f"no Python {version} interpreter found (looked in pyenv, on PATH for python{version} and in uv); "
-        f"install one (e.g. 'pyenv install {version}', 'uv python install {version}' or your OS's "
-        f"python{version} package): a python{version} function is never run under another version"
-    )
+    return None
+
+
+def _uv_install(version: str) -> str | None:
+    """Ask uv to install Python ``version``; None once it is installed, else why it was not."""
+    import subprocess
+
+    from layerkit import uv
+
+    print(f"layerkit: no Python {version} here: asking uv for one (uv python install {version})", file=sys.stderr)
+    try:
+        proc = subprocess.run([uv.binary(), "python", "install", version], capture_output=True, text=True,
+                              timeout=INSTALL_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    if proc.returncode == 0:
+        return None
+    lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+    return lines[-1].removeprefix("cause: ") if lines else f"uv exited with {proc.returncode}"
+
+
+@functools.cache
+def _find(version: str) -> Path | MissingInterpreterError:
+    if pyenv := _pyenv_python(version):
+        return pyenv
+    if found := _installed(version):
+        return found
+    why = _uv_install(version)
+    if why is None and (found := _installed(version)):
+        return found
+    reason = (f"no Python {version} here (looked in pyenv, on PATH for python{version} and in uv's; "
+              f"'uv python install {version}' could not install one: {why or 'it is not found after'})")
+    return MissingInterpreterError(
+        f"{reason}; install one (e.g. 'pyenv install {version}' or your OS's python{version} package): a "
+        f"python{version} function is never run under another version", reason=reason)
+
+
+def find_python(version: str) -> Path:
+    """The path of a ``python{version}`` interpreter (pyenv, then PATH, then uv's, then one uv installs),
+    resolved to its real file.
+
+    Raises :class:`MissingInterpreterError` naming the ways to install one when there is none.
+    """
+    found = _find(version)
+    if isinstance(found, MissingInterpreterError):
+        raise MissingInterpreterError(str(found), reason=found.reason)
+    return found

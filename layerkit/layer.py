@@ -16,7 +16,18 @@ from aws_cdk import Annotations, AssetHashType, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from layerkit.bundling import Builder, DockerOptions, code_asset, resolve_builder, resolve_bytecode
+from layerkit.build import Build
+from layerkit.bundling import (
+    Builder,
+    CodeAsset,
+    DockerOptions,
+    builder_metadata,
+    builder_of,
+    code_asset,
+    requested_builder,
+    resolve_builder,
+    resolve_bytecode,
+)
 from layerkit.errors import LayerkitError
 from layerkit.share import LayerPublication, Sharing, parameter_name, resolve_sharing
 from layerkit.slim import Slim
@@ -101,7 +112,8 @@ class SharedPythonLayer(LayerVersions, Construct):
         runtime: the Python runtime the layer is built for and compatible with; or ``runtimes``, several.
         architecture: ``X86_64`` or ``ARM_64``; wheels are chosen for it; or ``architectures``, several.
             Default: ``X86_64``.
-        builder: ``auto`` (Docker where ``docker info`` answers), ``docker`` or ``local``.
+        builder: ``auto`` (one builder for the app: Docker where the engine can build every target in it, else
+            the local build, with one warning saying why: :mod:`layerkit.choice`), ``docker`` or ``local``.
             Default: the context key ``layerkit:builder``, else ``auto``. A layer of several targets is built
             locally.
         sharing: ``ssm`` or ``export``; see :mod:`layerkit.share`.
@@ -113,8 +125,8 @@ class SharedPythonLayer(LayerVersions, Construct):
             Default: the context key ``layerkit:bytecode``, else ``True``.
         docker_image_dir: a folder with a Dockerfile to bundle in (build arg ``IMAGE`` is the runtime's SAM
             build image), e.g. the example's ``docker/``. Default: ``PythonLayerVersion``'s own image.
-        docker_network: the network of the bundling container and of the image build (``host`` where the
-            Docker engine has no bridge). Default: the context key ``layerkit:docker-network``, else Docker's.
+        docker_network: the network of the bundling container and of the image build. Default: the context key
+            ``layerkit:docker-network``, else ``host`` where the engine has no bridge network, else Docker's.
         description: the layer version's description. Default: names the folder and targets.
         asset_excludes: glob patterns of files in ``python/`` that never deploy, beside the never-deploy list
             (``.env``, virtual environments, tool folders: :mod:`layerkit.shipping`). Default: none.
@@ -166,7 +178,8 @@ class SharedPythonLayer(LayerVersions, Construct):
             "name": self.source.name, "runtime": self.target.runtime, "architecture": self.target.architecture,
             "runtimes": sorted({t.runtime for t in targets}),
             "architectures": sorted({t.architecture for t in targets}),
-            "builder": self.builder.value, "asset_hash": self.asset_hash, "source": self.source.metadata(),
+            "builder": builder_metadata(lambda: self.code), "asset_hash": self.asset_hash,
+            "source": self.source.metadata(),
             "versions": [{"path": v.layer_version.node.path, "architectures": list(v.variant.architectures),
                           "runtimes": list(v.variant.runtimes),
                           "parameter_name": v.publication.parameter_name if v.publication else None}
@@ -176,18 +189,18 @@ class SharedPythonLayer(LayerVersions, Construct):
     def _one_target(self, runtime: lambda_.Runtime, architecture: lambda_.Architecture, builder: Any, bytecode: bool,
                     docker_image_dir: Any, docker_network: Any, description: str | None, slim: Slim | None,
                     removal_policy: RemovalPolicy, sharing: Sharing, name: str | None) -> None:
-        self.builder = resolve_builder(self, builder, self.target)
-        self.code = code_asset(self, "DockerBundle", self.source, self.target, builder=self.builder,
-                               bytecode=bytecode, docker=DockerOptions(docker_image_dir, docker_network),
-                               runtime=runtime, architecture=architecture, slim=slim)
-        self.build = self.code.build
+        self.code: CodeAsset | None = code_asset(
+            self, "DockerBundle", self.source, self.target, builder=builder, bytecode=bytecode,
+            docker=DockerOptions(docker_image_dir, docker_network), runtime=runtime, architecture=architecture,
+            slim=slim)
         self.asset_hash = self.code.asset_hash
         self.layer_version = lambda_.LayerVersion(
             self, "Layer", code=self.code.code, compatible_runtimes=[runtime], compatible_architectures=[architecture],
             description=description or f"{self.source.name} ({self.target}), built by layerkit",
             removal_policy=removal_policy)
         self.publication = LayerPublication(self, self.layer_version, self.source.name, sharing, name)
-        packages = _packages(self.build.packages) if self.build is not None else self._bundle_packages()
+        build = self.code.build
+        packages = _packages(build.packages) if build is not None else self._bundle_packages()
         self.versions = [PublishedVersion(self.layer_version, Variant((self.target.architecture,),
                                                                       (self.target.runtime,)),
                                           self.asset_hash, self.code.content, {self.target.runtime: packages},
@@ -197,24 +210,33 @@ class SharedPythonLayer(LayerVersions, Construct):
         from layerkit.archive import asset_sizes
         from layerkit.installed import distributions_in
 
+        assert self.code is not None
         return distributions_in(asset_sizes(self.code.content), in_layer=True)
+
+    @property
+    def builder(self) -> Builder:
+        """``docker`` or ``local``: what made the layer's code (a layer of several targets: ``local``)."""
+        return builder_of(self.code)
+
+    @property
+    def build(self) -> Build | None:
+        """The local build of a layer of one target (None where Docker bundled it)."""
+        return self.code.build if self.code is not None else None
 
     def _several_targets(self, builder: Any, bytecode: bool, description: str | None, slim: Slim | None,
                          removal_policy: RemovalPolicy, sharing: Sharing, name: str | None) -> None:
         from layerkit.build import report_to_stderr
-        from layerkit.bundling import BUILDER_CONTEXT_KEY
         from layerkit.cache import resolve_cache_dir
 
-        chosen = builder or self.node.try_get_context(BUILDER_CONTEXT_KEY) or Builder.AUTO
-        if Builder(chosen) is Builder.DOCKER:
+        if requested_builder(self, builder) is Builder.DOCKER:
             raise LayerkitError(f"{self.node.path}: a layer for several runtimes or architectures is built without "
                                 "Docker (the kit merges one build per target, which the Lambda build images cannot "
                                 "make for another machine); remove builder='docker', or build one layer per target")
-        self.builder = Builder.LOCAL
+        resolve_builder(self, builder, None, what=f"layer {self.node.path}")  # auto: the app builds locally
+        self.code = None
         builds = build_variants(self.source, [t.runtime for t in self.targets],
                                 [t.architecture for t in self.targets], cache_dir=resolve_cache_dir(),
                                 report=report_to_stderr, bytecode=bytecode, slim=slim)
-        self.build = None
         self.versions = []
         for build in builds:
             variant = build.variant
@@ -239,7 +261,6 @@ class SharedPythonLayer(LayerVersions, Construct):
         first = self.versions[0]
         self.layer_version, self.publication, self.asset_hash = first.layer_version, first.publication, \
             first.asset_hash
-        self.code = None
 
     @property
     def name(self) -> str:

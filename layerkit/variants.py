@@ -116,14 +116,14 @@ def build_variants(source: Any, runtimes: Sequence[str], architectures: Sequence
     groups = [tuple(architectures)] if not compiled and same_everywhere else [(a,) for a in architectures]
     pythons: dict[str, Path] = {}
     if bytecode:
-        from layerkit.errors import MissingInterpreterError
-        from layerkit.interpreters import find_python
+        from layerkit.bytecode import compiler
+        from layerkit.rules import IN_CONSTRUCT
 
-        try:
-            pythons = {r: find_python(r.removeprefix("python")) for r in runtimes}
-        except MissingInterpreterError as error:
-            report(f"warning: {source.what}: {error}; the layer ships no .pyc")
-            bytecode = False
+        found = {r: compiler(source.what, r.removeprefix("python"), report, fix=IN_CONSTRUCT.bytecode)
+                 for r in runtimes}
+        pythons = {r: python for r, python in found.items() if python is not None}
+        bytecode = len(pythons) == len(runtimes)
+        pythons = pythons if bytecode else {}
     built = []
     for group in groups:
         variant = Variant(group, tuple(runtimes))

@@ -190,7 +190,8 @@ def test_command_hooks_run_in_the_bundling_container_around_the_kits(tmp_path, l
 
 def test_environment_is_honoured_by_the_local_build(tmp_path, locked, kit_cache):
     write(tmp_path / "layer", {"mod.py": "", "requirements.txt": "kit-armonly==1.0\n"})  # only on the tests' index
-    layer = PythonLayerVersion(stack(), "L", entry=tmp_path / "layer", compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
+    layer = PythonLayerVersion(stack(), "L", entry=tmp_path / "layer",
+                               compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
                                bundling=BundlingOptions(environment={"PIP_INDEX_URL": locked.index.url()}),
                                builder="local")
     with zipfile.ZipFile(layer.code_asset.content) as archive:

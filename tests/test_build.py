@@ -66,16 +66,43 @@ def test_no_bytecode_when_asked(tmp_path):
     assert with_pyc.asset_hash != build.asset_hash  # .pyc are content: another asset, never a stale one
 
 
-def test_without_the_target_python_the_layer_ships_source_only_with_a_warning(tmp_path):
-    # No pyenv and no python3.14 on this PATH: the build still works, and says what it cannot do.
+def hidden_python_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """An environment in which the kit finds no python3.12: no pyenv, none on PATH, none of uv's (and uv, asked
+    to install one, cannot download it here)."""
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYENV_ROOT": str(tmp_path / "no-pyenv"),
-           "HOME": str(tmp_path), "UV_PYTHON_INSTALL_DIR": str(tmp_path / "no-uv-pythons")}
-    proc = subprocess.run([sys.executable, "-m", "layerkit.cli", "build", str(LAYERS / "another_layer"),
-                           "--runtime", "python3.14", "--arch", "x86_64", "--json", "--cache-dir", str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=120)
+           "HOME": str(tmp_path), "UV_PYTHON_INSTALL_DIR": str(tmp_path / "no-uv-pythons"), **extra}
+    return {k: v for k, v in env.items() if v}
+
+
+def build_with_python_hidden(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "layerkit.cli", "build", str(LAYERS / "another_layer"),
+                           "--runtime", "python3.12", "--arch", "x86_64", "--json", "--cache-dir", str(tmp_path)],
+                          capture_output=True, text=True, env=hidden_python_env(tmp_path, **extra), timeout=600)
+
+
+def test_without_the_target_python_a_local_build_ships_source_only_and_names_the_asset_it_builds(tmp_path):
+    proc = build_with_python_hidden(tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["bytecode"] is False
-    assert "layer another_layer: no Python 3.14 on this machine, so it ships no .pyc" in proc.stderr
+    built = json.loads(proc.stdout)
+    assert built["bytecode"] is False
+    with_pyc = build_layer(LAYERS / "another_layer", Target("python3.12", "x86_64"), cache_dir=tmp_path / "with")
+    warning = next(line for line in proc.stderr.splitlines() if "ships no .pyc" in line)
+    assert warning.startswith("layerkit: warning: layer another_layer: no Python 3.12 here"), warning
+    assert "'uv python install 3.12' could not install one" in warning  # asked, and the download was refused
+    assert f"under asset hash {built['asset_hash'][:12]} (with .pyc it is {with_pyc.asset_hash[:12]}" in warning
+    assert "--no-bytecode on every machine" in warning
+
+
+def test_in_ci_a_build_that_would_ship_without_pyc_for_want_of_python_stops_with_the_fix(tmp_path):
+    proc = build_with_python_hidden(tmp_path, CI="true")
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("layerkit: no Python 3.12 here: asking")]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("layerkit: error: layer another_layer: no Python 3.12 here"), lines[0]
+    assert "in CI (CI is set) that would make another asset" in lines[0]
+    assert "install Python 3.12 on the runner" in lines[0]
+    assert "or set --no-bytecode on every machine" in lines[0]
+    assert not list(tmp_path.glob("builds/*/*.zip"))  # nothing built under another asset hash
 
 
 def test_compiled_dependency_is_built_for_the_target_architecture(my_layer):

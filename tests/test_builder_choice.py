@@ -1,5 +1,5 @@
-"""Which builder makes a layer: PythonLayerVersion on the Lambda build image where a Docker daemon answers,
-the Docker-free build elsewhere. A stand-in ``docker`` on PATH records every call the kit and the CDK make."""
+"""What the Docker builder asks of the engine, and the Docker-free build where no daemon answers. A stand-in
+``docker`` on PATH records every call the kit and the CDK make (tests/test_builder_auto.py has the real engine)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ SYNTH_WITH_DOCKER = textwrap.dedent("""
     from aws_cdk import aws_lambda as lambda_
     from aws_cdk import aws_lambda_python_alpha as python_alpha
     from layerkit import SharedPythonLayer
-    app = App(outdir=sys.argv[2])
+    app = App(outdir=sys.argv[2], context={"layerkit:builder": "docker"})
     layer = SharedPythonLayer(Stack(app, "S"), "L", entry=sys.argv[1], runtime=lambda_.Runtime.PYTHON_3_12,
                               architecture=lambda_.Architecture.ARM_64, docker_image_dir=sys.argv[3])
     assembly = app.synth()
@@ -96,7 +96,7 @@ SYNTH_WITH_DOCKER = textwrap.dedent("""
 """)
 
 
-def test_with_a_daemon_python_layer_version_builds_on_the_lambda_build_image(stand_in_docker, tmp_path):
+def test_the_docker_builder_bundles_with_python_layer_version_on_the_lambda_build_image(stand_in_docker, tmp_path):
     calls = stand_in_docker(info_ok=True)
     # A fresh process: the CDK runs `docker` from its Node.js process, which must see the stand-in on PATH.
     env = {**os.environ, "LAYERKIT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
@@ -111,7 +111,7 @@ def test_with_a_daemon_python_layer_version_builds_on_the_lambda_build_image(sta
     assert result["python_layer_version"] is True
 
     commands = recorded(calls)
-    assert commands[0] == ["info"]
+    assert ["network", "ls", "--format", "{{.Name}}"] in commands  # asked once: is there a bridge network?
     build = next(c for c in commands if c[0] == "build")
     assert "IMAGE=public.ecr.aws/sam/build-python3.12" in build
     assert build[build.index("--platform") + 1] == "linux/arm64"
@@ -121,8 +121,15 @@ def test_with_a_daemon_python_layer_version_builds_on_the_lambda_build_image(sta
     source = next(m.split(":")[0] for m in mounts if ":/asset-input" in m)
     # The staged entry holds the layer's modules at its top: PythonLayerVersion puts them under python/; the kit's
     # own modules the container runs (_layerkit) never reach the bundle.
-    assert sorted(p.name for p in Path(source).iterdir()) == ["_layerkit", "my_layer.py", "requirements.txt"]
-    assert "pip install -r requirements.txt" in run[-1]
+    assert sorted(p.name for p in Path(source).iterdir()) == ["_layerkit", "my_layer.py"]
+    # The requirements sit in _layerkit/, where the alpha's own pip does not see them: the kit's hook installs them
+    # with the image's uv (the local build's version), from the download cache mounted beside the bundle.
+    assert (Path(source) / "_layerkit" / "requirements.txt").is_file()
+    assert "--python-platform aarch64-manylinux_2_34 --target /asset-output/python -r requirements.txt" in run[-1]
+    assert "python -m pip install --quiet --no-compile -r requirements.txt -t /asset-output/python" in run[-1]
+    assert any(m.endswith(":/tmp/layerkit-downloads:delegated") for m in mounts)
+    # The engine has no bridge network (the stand-in lists none): the container gets the host's.
+    assert run[run.index("--network") + 1] == "host"
     dropped = next(c for c in run[-1].split(" && ") if c.startswith("rm -rf "))
     assert {"/asset-output/python/requirements.txt", "/asset-output/python/bin",
             "/asset-output/python/_layerkit"} <= set(dropped.split()[2:])
@@ -162,7 +169,7 @@ SYNTH_FUNCTION_WITH_DOCKER = textwrap.dedent("""
     from aws_cdk import aws_lambda as lambda_
     from aws_cdk import aws_lambda_python_alpha as python_alpha
     from layerkit import PythonFunction
-    app = App(outdir=sys.argv[2])
+    app = App(outdir=sys.argv[2], context={"layerkit:builder": "docker"})
     function = PythonFunction(Stack(app, "S"), "Fn", entry=sys.argv[1], index="handler.py",
                               runtime=lambda_.Runtime.PYTHON_3_12)
     template = app.synth().get_stack_by_name("S").template
@@ -177,7 +184,7 @@ SYNTH_FUNCTION_WITH_DOCKER = textwrap.dedent("""
 """)
 
 
-def test_with_a_daemon_the_function_is_bundled_by_python_function(stand_in_docker, tmp_path):
+def test_the_docker_builder_bundles_a_function_with_python_function(stand_in_docker, tmp_path):
     calls = stand_in_docker(info_ok=True)
     env = {**os.environ, "LAYERKIT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     entry = ROOT / "lambdas" / "order_total"
@@ -194,9 +201,9 @@ def test_with_a_daemon_the_function_is_bundled_by_python_function(stand_in_docke
     mounts = [run[i + 1] for i, flag in enumerate(run) if flag == "-v"]
     source = Path(next(m.split(":")[0] for m in mounts if ":/asset-input" in m))
     # The function's code and one requirements.txt; its sample events never reach the image.
-    assert sorted(p.name for p in source.iterdir()) == ["_layerkit", "handler.py", "requirements.txt"]
-    assert (source / "requirements.txt").read_text() == "python-dateutil==2.9.0.post0\nsix==1.17.0\n"
-    assert "python -m pip install -r requirements.txt -t '/asset-output'" in run[-1]
+    assert sorted(p.name for p in source.iterdir()) == ["_layerkit", "handler.py"]
+    assert (source / "_layerkit" / "requirements.txt").read_text() == "python-dateutil==2.9.0.post0\nsix==1.17.0\n"
+    assert "--python-platform x86_64-manylinux_2_34 --target /asset-output -r requirements.txt" in run[-1]
     dropped = next(c for c in run[-1].split(" && ") if c.startswith("rm -rf "))
     assert "/asset-output/requirements.txt" in dropped.split()
     assert "--invalidation-mode unchecked-hash -s /asset-output -p /var/task /asset-output" in run[-1]

@@ -126,7 +126,8 @@ def test_a_lock_out_of_date_with_its_project_is_refused_with_the_command_that_re
 
 @pytest.mark.parametrize("tool", ["uv", "poetry", "pipenv"])
 def test_the_docker_builder_is_handed_the_same_distributions(locked, tool, tmp_path):
-    """PythonLayerVersion gets one requirements.txt: the lock's own pins and hashes, markers for the image's pip."""
+    """PythonLayerVersion gets one requirements.txt (in _layerkit/, which the kit's hook installs): the lock's own
+    pins and hashes, markers for the image's installer."""
     from packaging.requirements import Requirement
 
     project = getattr(locked, tool)
@@ -135,7 +136,8 @@ def test_the_docker_builder_is_handed_the_same_distributions(locked, tool, tmp_p
         build = build_layer(project, target, cache_dir=tmp_path / "cache", report=quiet)
         source = SourceFolder.layer(project)
         staged = stage(source, source.fingerprint(target, bytecode=True), tmp_path / "cache")
-        lines = [line for line in (staged / "requirements.txt").read_text().splitlines() if not line.startswith("-")]
+        lines = [line for line in (staged / "_layerkit" / "requirements.txt").read_text().splitlines()
+                 if not line.startswith("-")]
         environment = {**target.marker_environment(), "extra": ""}
         pinned = sorted(
             f"{r.name}{r.specifier}" for r in (Requirement(line.split(" --hash")[0]) for line in lines)
@@ -143,8 +145,7 @@ def test_the_docker_builder_is_handed_the_same_distributions(locked, tool, tmp_p
         )
         assert pinned == build.packages
         assert all("--hash=sha256:" in line for line in lines)
-        assert sorted(p.name for p in staged.iterdir()) == sorted(["_layerkit", f"{project.name}.py",
-                                                                   "requirements.txt"])
+        assert sorted(p.name for p in staged.iterdir()) == sorted(["_layerkit", f"{project.name}.py"])
 
 
 def test_a_pyproject_without_a_lock_is_resolved_for_the_target_with_the_unpinned_warning(locked, tmp_path):
@@ -345,10 +346,13 @@ def test_the_docker_builder_gets_the_index_from_the_environment_never_in_a_file(
     monkeypatch.setenv("CORP_INDEX", private_index.url(("ci", "token-one")))
     monkeypatch.setenv("UV_INDEX_URL", "https://mirror.example/simple")
     source = SourceFolder.layer(layer)
+    # Named as pip names it and as uv does: the image installs with either.
     assert bundling_environment(source) == {"CORP_INDEX": private_index.url(("ci", "token-one")),
-                                            "PIP_INDEX_URL": "https://mirror.example/simple"}
+                                            "PIP_INDEX_URL": "https://mirror.example/simple",
+                                            "UV_INDEX_URL": "https://mirror.example/simple"}
     staged = stage(source, source.fingerprint(Target("python3.12", "x86_64"), bytecode=True), tmp_path / "cache")
-    assert (staged / "requirements.txt").read_text() == "--extra-index-url ${CORP_INDEX}\nkit-private==1.0\n"
+    assert (staged / "_layerkit" / "requirements.txt").read_text() == (
+        "--extra-index-url ${CORP_INDEX}\nkit-private==1.0\n")
 
 
 # -- the manual step's leftovers: packages installed into python/ -----------------------------------------
@@ -486,7 +490,7 @@ def test_the_cli_reports_the_packages_of_a_lock_as_json(locked, tmp_path):
 
 def test_what_pythonlayerversion_cannot_read_is_staged_where_the_container_sees_it(tmp_path):
     """Includes outside the folder are inlined; local wheels, path packages and find-links folders are copied
-    into _layerkit/ (which the bundle drops); the image's pip reads one requirements.txt."""
+    into _layerkit/ (which the bundle drops), beside the one requirements.txt the image's installer reads there."""
     repo = tmp_path / "repo"
     layer_folder(repo / "shared" / "kitlib", {
         "pyproject.toml": '[build-system]\nrequires = ["flit_core>=3.9,<4"]\nbuild-backend = "flit_core.buildapi"\n\n'
@@ -504,15 +508,15 @@ def test_what_pythonlayerversion_cannot_read_is_staged_where_the_container_sees_
     make_wheel(layer / "wheels", "kit-local", {"kit_local.py": ""})
     source = SourceFolder.layer(layer)
     staged = stage(source, source.fingerprint(Target("python3.12", "x86_64"), bytecode=True), tmp_path / "cache")
-    assert (staged / "requirements.txt").read_text() == (
-        "--find-links ./_layerkit/find-links-0\n"
-        "-c ./_layerkit/constraints.txt\n"
+    assert (staged / "_layerkit" / "requirements.txt").read_text() == (  # paths relative to it
+        "--find-links ./find-links-0\n"
+        "-c ./constraints.txt\n"
         "kit-found==1.0\n"
         "six\n"
-        "./_layerkit/wheels/kit_local-1.0-py3-none-any.whl\n"
-        './_layerkit/packages/kitlib ; python_version >= "3.12"\n'
+        "./wheels/kit_local-1.0-py3-none-any.whl\n"
+        './packages/kitlib ; python_version >= "3.12"\n'
     )
     assert (staged / "_layerkit" / "constraints.txt").read_text() == "six==1.17.0\n"
     assert (staged / "_layerkit" / "find-links-0" / "kit_found-1.0-py3-none-any.whl").is_file()
     assert (staged / "_layerkit" / "packages" / "kitlib" / "kitlib" / "__init__.py").is_file()
-    assert sorted(p.name for p in staged.iterdir()) == ["_layerkit", "mod.py", "requirements.txt"]
+    assert sorted(p.name for p in staged.iterdir()) == ["_layerkit", "mod.py"]

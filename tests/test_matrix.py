@@ -26,7 +26,8 @@ ELF_MACHINE = {62: "x86_64", 183: "arm64"}
 HANDLER = ("import sys, orjson, dateutil, common\n\n"
            "def handler(event, context):\n"
            "    return {'python': '%d.%d' % sys.version_info[:2], 'orjson': orjson.__file__,\n"
-           "            'dateutil': dateutil.__file__, 'json': orjson.dumps({'a': 1}).decode(), 'common': common.WHO}\n")
+           "            'dateutil': dateutil.__file__, 'json': orjson.dumps({'a': 1}).decode(),\n"
+           "            'common': common.WHO}\n")
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

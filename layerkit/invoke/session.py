@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from layerkit.assembly import Function
-from layerkit.docker import docker_available, image_unavailable
+from layerkit.engine import docker_available, image_unavailable
 from layerkit.errors import InvokeError
 from layerkit.interpreters import find_python
 from layerkit.invoke.container import ContainerLauncher
