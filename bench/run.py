@@ -1,7 +1,8 @@
 """`make bench`: layerkit's figures, each a ratio of two things measured side by side in one run.
 
-Writes bench/results.json and prints Markdown tables (quoted in the README). A figure that misses its target
-is marked, never dropped; a peer that fails is reported with its first error line. Work files go to bench/work/.
+Writes bench/results.json, and its Markdown tables into docs/benchmarks.md (bench/report.py). A figure that misses
+its target is marked, never dropped; a peer that fails is reported with its first error line. Work files go to
+bench/work/.
 
     .venv/bin/python bench/run.py [--runs N] [--synth-runs N] [--invoke-runs N] [--no-scaling] [--no-docker]
 """
@@ -30,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import peers  # noqa: E402  (bench/peers.py, beside this file)
 from peers import WORK, Run, fresh, kit, layer_folder  # noqa: E402
+from report import tables, write_docs  # noqa: E402  (bench/report.py)
 
 import layerkit  # noqa: E402,F401  (first: quiets the jsii Node.js banner)
 from layerkit.archive import unzipped_size  # noqa: E402
@@ -577,56 +579,6 @@ def bench_scaling(runs: int) -> dict[str, object]:
                                   "on; median of the runs"}
 
 
-# -- report ----------------------------------------------------------------------------------------
-def fmt(value: object, unit: str) -> str:
-    if not isinstance(value, int | float):
-        return "-" if value is None else str(value)
-    if unit == "s":
-        return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
-    return f"{value / 1e6:.2f} MB"
-
-
-MET = {True: "yes", False: "**no**", None: "-"}
-
-
-def tables(results: dict[str, object]) -> str:
-    lines = ["| figure | kit | baseline | ratio | target | met |", "|---|---|---|---|---|---|"]
-    for key, data in results["figures"].items():
-        if "identical" in data:
-            lines.append(f"| {key} | sha256 {data['sha256'][0][:12]} | sha256 {data['sha256'][-1][:12]} | - | "
-                         f"{data['target']} | {MET[data['pass']]} |")
-            continue
-        baseline = fmt(data["baseline"], data.get("unit", "s"))
-        if data.get("peer_error"):
-            baseline = f"failed: {data['peer_error']}"
-        ratio = f"{data['ratio']:.3f}" if data.get("ratio") is not None else "-"
-        kit_value = fmt(data["kit"], data.get("unit", "s")) if data.get("kit") is not None else data.get("note", "-")
-        lines.append(f"| {key} | {kit_value} | {baseline} | {ratio} | {data['target']} | {MET[data['pass']]} |")
-    if peers_table := results.get("peers"):
-        lines += ["", "| set | tool | cold build (median) | zipped | unzipped |", "|---|---|---|---|---|"]
-        for set_name, tools in peers_table.items():
-            for tool, row in tools.items():
-                seconds = fmt(row["median_s"], "s") if row["median_s"] is not None else f"failed: {row['error']}"
-                lines.append(f"| {set_name} | {tool} | {seconds} | {fmt(row['zipped_bytes'], 'B')} | "
-                             f"{fmt(row['unzipped_bytes'], 'B')} |")
-    if slim := results.get("slim"):
-        def lambda_mb(size: object) -> str:  # Lambda's MB (its 250 MB is 262,144,000 bytes), as the kit says them
-            return f"{size / 1_048_576:.0f} MB" if isinstance(size, int | float) else "-"
-
-        lines += ["", "| set | options | unzipped (Lambda's MB) | saved | fits in 250 MB |", "|---|---|---|---|---|"]
-        for row in slim["rows"]:
-            size = row["unzipped_bytes"] or row.get("refused_at")
-            fits = "yes" if row["unzipped_bytes"] else "**no**: refused" if size else f"failed: {row['error']}"
-            lines.append(f"| {row['set']} | {row['options']} | {lambda_mb(size)} | {lambda_mb(row['saved_bytes'])} | "
-                         f"{fits} |")
-    if scaling := results.get("scaling"):
-        lines += ["", "| set (packages) | arch | build | zipped | unzipped |", "|---|---|---|---|---|"]
-        for row in scaling["rows"]:
-            lines.append(f"| {row['set']} ({row['packages']}) | {row['architecture']} | {fmt(row['build_s'], 's')} | "
-                         f"{fmt(row['zipped_bytes'], 'B')} | {fmt(row['unzipped_bytes'], 'B')} |")
-    return "\n".join(lines)
-
-
 def machine() -> dict[str, object]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
@@ -663,6 +615,7 @@ def main() -> int:
     if not args.no_scaling:
         results["scaling"] = bench_scaling(args.runs)
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    write_docs(json.loads(RESULTS.read_text()))
     print(f"Measured {results['date']} on {results['machine']['cores']} cores ({results['machine']['cpu']}) "
           f"with `make bench`:\n")
     print(tables(results))

@@ -15,6 +15,11 @@ __version__ = "0.3.0"
 # have, and the banner buries every `cdk synth` and test run. It only takes effect when this module is
 # imported before aws_cdk (app.py and the tests do so); set the variable to "" to see the banner again.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+# The CDK records a Node.js stack trace with every annotation, and the CDK CLI prints its first frame above the
+# message. In a Python app that frame is always the jsii runtime's (".../lib/program.js:1:5591"), never the
+# app's code: a stray line above every warning. `cdk synth --debug` (CDK_DEBUG) keeps them.
+if not os.environ.get("CDK_DEBUG"):
+    os.environ.setdefault("CDK_DISABLE_STACK_TRACE", "1")
 
 if TYPE_CHECKING:
     from layerkit.alpha import BundlingOptions, ICommandHooks, PythonFunction, PythonLayerVersion

@@ -20,6 +20,10 @@ ASSET_MANIFEST_ARTIFACT = "cdk:asset-manifest"
 SSM_PARAMETER_TYPE = "AWS::SSM::Parameter::Value<String>"
 
 
+class UnsupportedFunctionError(AssemblyError):
+    """A function the kit does not run: another runtime, a container image, or code that is not in the assembly."""
+
+
 @dataclass(frozen=True)
 class Layer:
     """One ``AWS::Lambda::LayerVersion`` of the assembly."""
@@ -201,24 +205,30 @@ class Assembly:
         if path is None and meta.get("aws:asset:path"):
             path = self.directory / meta["aws:asset:path"]
         if path is None:
-            raise AssemblyError(f"{what}: its code is not an asset of this assembly (inline code or an S3 object)")
+            raise UnsupportedFunctionError(
+                f"{what}: its code is not an asset of this assembly (inline code or an S3 object)")
         if not path.exists():
             raise AssemblyError(f"{what}: asset {path.name} is missing from {self.directory}; synthesize again")
         return path
 
     # -- functions ------------------------------------------------------------------------------------
     def functions(self) -> list[Function]:
+        """The zip-packaged Python functions whose code is in the assembly (others are not the kit's to run)."""
         result = []
         for stack in self.stacks.values():
             for logical_id, resource in stack.of_type("AWS::Lambda::Function").items():
-                result.append(self._function(stack, logical_id, resource))
+                try:
+                    result.append(self._function(stack, logical_id, resource))
+                except UnsupportedFunctionError:
+                    continue
         return result
 
     def function(self, function_id: str) -> Function:
         """A function by ``STACK/CONSTRUCT_ID`` (e.g. ``my-stack/Function``) or ``STACK/LOGICAL_ID``."""
-        for fn in self.functions():
-            if function_id in (fn.id, f"{fn.stack}/{fn.logical_id}"):
-                return fn
+        for stack in self.stacks.values():
+            for logical_id, resource in stack.of_type("AWS::Lambda::Function").items():
+                if function_id in (stack.construct_path(logical_id), f"{stack.name}/{logical_id}"):
+                    return self._function(stack, logical_id, resource)  # says why, if it cannot be run
         known = ", ".join(fn.id for fn in self.functions()) or "none"
         raise AssemblyError(f"no function {function_id!r} in {self.directory}; known functions: {known}")
 
@@ -228,7 +238,7 @@ class Assembly:
         function_id = stack.construct_path(logical_id)
         what = f"function {function_id}"
         if props.get("PackageType") == "Image" or "ImageUri" in (props.get("Code") or {}):
-            raise AssemblyError(f"{what} is a container image function; layerkit invokes zip functions only")
+            raise UnsupportedFunctionError(f"{what} is a container image function; layerkit invokes zip functions only")
         env: dict[str, str] = {}
         unresolved: list[str] = []
         for key, value in ((props.get("Environment") or {}).get("Variables") or {}).items():
@@ -238,7 +248,7 @@ class Assembly:
                 unresolved.append(key)  # a token (Ref, GetAtt...) only CloudFormation can resolve
         runtime = props.get("Runtime")
         if not runtime or not str(runtime).startswith("python"):
-            raise AssemblyError(f"{what} has runtime {runtime!r}; layerkit invokes Python functions only")
+            raise UnsupportedFunctionError(f"{what} has runtime {runtime!r}; layerkit invokes Python functions only")
         return Function(
             id=function_id,
             stack=stack.name,

@@ -95,6 +95,10 @@ def compileall_command(python: str, tree: str, shown_under: str) -> str:
             f"{tree}")
 
 
+#: The Python versions whose missing interpreter was already reported in this process (one synth, one app).
+_WARNED: set[str] = set()
+
+
 def in_ci() -> bool:
     """Whether this is a CI run: ``CI`` set, as GitHub Actions, GitLab CI, CircleCI and the others set it."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -106,7 +110,8 @@ def compiler(what: str, version: str, report: Callable[[str], None], *, fix: str
 
     Without one the bytes would depend on the machine: the same folder would be another asset (a new layer
     version) wherever a Python of that version happens to be missing. So in CI that stops the build, with the
-    fix; elsewhere it is a warning naming both asset hashes (``asset_hashes``: with and without ``.pyc``).
+    fix; elsewhere it is a warning, said once per process, naming both asset hashes (``asset_hashes``: with and
+    without ``.pyc``).
     ``fix`` is how the user turns ``.pyc`` off where they meet the message (``bytecode=False``, ``--no-bytecode``).
     """
     from layerkit.errors import MissingInterpreterError
@@ -121,6 +126,9 @@ def compiler(what: str, version: str, report: Callable[[str], None], *, fix: str
                 f"asset than the same folder built where Python {version} is, and a new layer version for unchanged "
                 f"inputs: install Python {version} on the runner (e.g. actions/setup-python, or 'uv python install "
                 f"{version}'), or set {fix} on every machine", reason=error.reason) from None
+        if version in _WARNED:
+            return None  # said once: every build of this runtime ships no .pyc, for the same reason
+        _WARNED.add(version)
         hashes = ""
         if asset_hashes is not None:
             with_pyc, without = asset_hashes()

@@ -1,6 +1,7 @@
-"""The ``layerkit`` command: a thin layer over the kit's modules.
+"""The layerkit command: a thin layer over the kit's modules.
 
-A mistake a user can make ends with one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
+A mistake a user can make ends with one line on stderr: exit 1 for an error, 2 for a command line that cannot
+be run as written (as uv, pip and argparse do). --debug shows the traceback.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from layerkit.errors import LayerkitError
+from layerkit.errors import LayerkitError, UsageError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -28,19 +30,39 @@ def _human(size: int) -> str:
     raise AssertionError("unreachable")
 
 
+# -- build --------------------------------------------------------------------------------------------------
+def _source(args: argparse.Namespace) -> Any:
+    """The folder as a layer or a function: as asked, else a function where it holds modules but no python/."""
+    from layerkit.sources import SourceFolder
+
+    folder = Path(args.folder)
+    kind = args.kind
+    if kind is None and folder.is_dir() and not (folder / "python").is_dir():
+        modules = [p for p in folder.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()]
+        if modules:
+            kind = "function"
+            print(f"layerkit: {folder} holds modules and no python/ folder: building it as a function (its code "
+                  "at the zip's root); --layer builds it as a layer", file=sys.stderr)
+    if kind == "function":
+        return SourceFolder.function(folder, tuple(args.exclude))
+    return SourceFolder.layer(folder, tuple(args.exclude))
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from layerkit.build import build_source, report_to_stderr
     from layerkit.rules import ON_COMMAND_LINE
     from layerkit.slim import Slim
-    from layerkit.sources import SourceFolder
     from layerkit.targets import Target
 
-    if args.workers is not None and args.workers < 1:
-        raise LayerkitError(f"--workers must be 1 or more, not {args.workers}")
     slim = Slim(tests="tests" in args.slim, debug_symbols="debug-symbols" in args.slim, without=tuple(args.without))
     runtimes, architectures = list(dict.fromkeys(args.runtime)), list(dict.fromkeys(args.arch))
-    source = SourceFolder.layer(args.layer_dir, tuple(args.exclude))
-    if len(runtimes) > 1 or len(architectures) > 1:
+    source = _source(args)
+    several = len(runtimes) > 1 or len(architectures) > 1
+    if args.builder == "docker":
+        if several:
+            raise UsageError("--builder docker builds one target: give one --runtime and one --arch")
+        return _build_in_docker(args, source, Target(runtimes[0], architectures[0]), slim)
+    if several:
         return _build_variants(args, source, runtimes, architectures, slim)
     target = Target(runtimes[0], architectures[0])
     build = build_source(source, target, cache_dir=args.cache_dir, report=report_to_stderr, bytecode=args.bytecode,
@@ -50,13 +72,26 @@ def cmd_build(args: argparse.Namespace) -> int:
     result = build.to_json()
     if args.out:
         result["zip"] = str(Path(args.out))
+    _print_build(args, result)
+    return 0
+
+
+def _print_build(args: argparse.Namespace, result: dict[str, Any]) -> None:
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
-        print(
-            f"{build.name}: {result['zip']} ({_human(build.zipped_bytes)} zipped, "
-            f"{_human(build.unzipped_bytes)} unzipped) sha256 {build.sha256} [{build.cache}, {build.builder}]"
-        )
+        print(f"{result['name']}: {result['zip']} ({_human(result['zipped_bytes'])} zipped, "
+              f"{_human(result['unzipped_bytes'])} unzipped) sha256 {result['sha256']} "
+              f"[{result['cache']}, {result['builder']}]")
+
+
+def _build_in_docker(args: argparse.Namespace, source: Any, target: Any, slim: Any) -> int:
+    from layerkit.docker_build import build_in_docker
+
+    out = Path(args.out) if args.out else None
+    result = build_in_docker(source, target, bytecode=args.bytecode, slim=slim, network=args.docker_network,
+                             cache_dir=args.cache_dir, out=out)
+    _print_build(args, result)
     return 0
 
 
@@ -77,10 +112,15 @@ def _build_variants(args: argparse.Namespace, source: Any, runtimes: list[str], 
     """Several runtimes or architectures: one zip per version the layer needs (:mod:`layerkit.variants`)."""
     from layerkit.build import report_to_stderr
     from layerkit.cache import resolve_cache_dir
+    from layerkit.rules import ON_COMMAND_LINE
+    from layerkit.targets import Destination
     from layerkit.variants import build_variants
 
+    if source.destination is not Destination.LAYER:
+        raise UsageError("a function runs on one runtime and architecture: give one --runtime and one --arch")
     builds = build_variants(source, runtimes, architectures, cache_dir=resolve_cache_dir(args.cache_dir),
-                            report=report_to_stderr, bytecode=args.bytecode, workers=args.workers, slim=slim)
+                            report=report_to_stderr, bytecode=args.bytecode, workers=args.workers, slim=slim,
+                            spelling=ON_COMMAND_LINE)
     results = []
     for build in builds:
         result = build.to_json()
@@ -99,6 +139,7 @@ def _build_variants(args: argparse.Namespace, source: Any, runtimes: list[str], 
     return 0
 
 
+# -- describe, check ----------------------------------------------------------------------------------------
 def cmd_describe(args: argparse.Namespace) -> int:
     from layerkit.archive import unzipped_size
     from layerkit.assembly import Assembly
@@ -108,6 +149,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
     for stack in assembly.stacks.values():
         rows["stacks"].append({"name": stack.name, "depends_on": stack.dependencies})
     for layer in assembly.layers():
+        if layer.asset is None:
+            continue
         is_zip = layer.asset.is_file()
         rows["layers"].append({
             "id": layer.id, "name": layer.name, "asset": layer.asset.name, "s3_key": layer.s3_key,
@@ -151,10 +194,28 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from layerkit.assembly import Assembly
+    from layerkit.guardrails import assembly_findings
+    from layerkit.rules import Severity
+
+    findings = assembly_findings(Assembly.load(args.assembly))
+    if args.json:
+        print(json.dumps([{"path": path, "severity": f.severity.value, "rule": f"layerkit:{f.rule}",
+                           "message": f.message} for path, f in findings], indent=2))
+    else:
+        for path, finding in findings:
+            print(f"{finding.severity.value}: {path}: [layerkit:{finding.rule}] {finding.message}")
+        errors = sum(1 for _, f in findings if f.severity is Severity.ERROR)
+        print(f"layerkit check: {args.assembly}: {errors} error(s), {len(findings) - errors} warning(s) and note(s)",
+              file=sys.stderr)
+    return EXIT_ERROR if any(f.severity is Severity.ERROR for _, f in findings) else 0
+
+
+# -- invoke, check-upgrade, sam-template --------------------------------------------------------------------
 def cmd_invoke(args: argparse.Namespace) -> int:
     from layerkit.assembly import Assembly
     from layerkit.invoke import Invocation, invoke_function, read_events
-    from layerkit.invoke.environment import parse_overrides
     from layerkit.invoke.freshness import stale_folders
 
     if args.synth:
@@ -169,18 +230,16 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             print(f"{fn.id}\t{fn.handler}\t{fn.runtime}\t{fn.architecture}\t{layers}")
         return 0
     if not args.function:
-        raise LayerkitError("name the function to invoke as STACK/FUNCTION_ID; 'layerkit invoke --list' lists them")
-    if args.repeat < 1:
-        raise LayerkitError(f"--repeat must be 1 or more, not {args.repeat}")
+        raise UsageError("name the function to invoke as STACK/FUNCTION_ID; 'layerkit invoke --list' lists them")
     from layerkit.invoke import remote
 
-    function = remote.resolve(assembly.function(args.function), layer_paths=remote.parse_layer_paths(args.layer),
+    function = remote.resolve(assembly.function(args.function), layer_paths=dict(args.layer or ()),
                               layers_from=args.layers_from or (), cache_dir=args.cache_dir)
     events = read_events(args.event)  # all of them, before anything runs
     if stale := stale_folders(function):
         print(f"layerkit: warning: {', '.join(stale)} changed since {args.assembly} was synthesized: this invoke "
               "runs the synthesized code; pass --synth to synthesize first", file=sys.stderr, flush=True)
-    overrides = parse_overrides(args.env)
+    overrides = dict(args.env or ())
     if missing := [name for name in function.unresolved_environment if name not in overrides]:
         print(f"layerkit: warning: no local value for {', '.join(missing)}: CloudFormation sets it at deploy time "
               f"(a reference to a resource); pass --env {missing[0]}=... to set it locally", file=sys.stderr)
@@ -202,13 +261,13 @@ def cmd_check_upgrade(args: argparse.Namespace) -> int:
 
     if args.against_deployed:
         if len(args.assemblies) != 1:
-            raise LayerkitError("with --against-deployed, give one assembly: the one about to be deployed")
+            raise UsageError("with --against-deployed, give one assembly: the one about to be deployed")
         after = Assembly.load(args.assemblies[0])
         before = deployed_assembly(after)
     else:
         if len(args.assemblies) != 2:
-            raise LayerkitError("give two assemblies, BEFORE (deployed) and AFTER (about to be), "
-                                "or one with --against-deployed")
+            raise UsageError("give two assemblies, BEFORE (deployed) and AFTER (about to be), "
+                             "or one with --against-deployed")
         before, after = (Assembly.load(path) for path in args.assemblies)
     report = check_upgrade(before, after)
     print(json.dumps(report.to_json(), indent=2) if args.json else render(report))
@@ -232,95 +291,208 @@ def cmd_sam_template(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the parser ---------------------------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {value}")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE; write e.g. --env LOG_LEVEL=DEBUG")
+    return key, value
+
+
+def _layer_path(text: str) -> tuple[str, Path]:
+    name, sep, path = text.rpartition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=PATH; write e.g. "
+                                         "--layer /platform/layers/common/arn=layer.zip")
+    if not Path(path).exists():
+        raise argparse.ArgumentTypeError(f"{path} does not exist; give a layer zip or folder")
+    return name, Path(path)
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples as written (their line breaks kept), options wrapped to the terminal."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+
+def _command(sub: Any, name: str, summary: str, description: str, examples: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=summary, formatter_class=_Formatter,
+                          description=textwrap.dedent(description).strip(),
+                          epilog="examples:\n" + textwrap.indent(textwrap.dedent(examples).strip(), "  "))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from layerkit import __version__
     from layerkit.targets import ARCHITECTURES, RUNTIMES
 
-    parser = argparse.ArgumentParser(prog="layerkit", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="layerkit", formatter_class=_Formatter,
+        description="Build AWS Lambda layers and functions for the CDK, check them, and run them locally as "
+                    "Lambda would.",
+        epilog=textwrap.dedent("""\
+            examples:
+              layerkit build layers/my_layer --runtime python3.12 --arch arm64 --out my_layer.zip
+              layerkit describe --assembly cdk.out
+              layerkit check --assembly cdk.out
+              layerkit invoke my-stack/Function --event events/order.json
+              layerkit check-upgrade cdk.out.deployed cdk.out
+
+            'layerkit COMMAND --help' shows a command's options and examples."""))
     parser.add_argument("--version", action="version", version=f"layerkit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    build = sub.add_parser("build", help="build one layer folder into a zip, without Docker")
-    build.add_argument("layer_dir", metavar="LAYER_DIR", help="folder with python/ and requirements.txt")
+    build = _command(sub, "build", "build a layer or function folder into a zip", """
+        Build a layer folder (python/ and a dependency declaration) or a function folder (its code and its
+        dependencies) into a deterministic zip for one runtime and architecture, with the wheels for Lambda's
+        platform, without Docker (or with it: --builder docker). An unchanged folder is a cache hit.""", """
+        layerkit build layers/my_layer --runtime python3.12 --arch x86_64 --out my_layer.zip
+        layerkit build lambdas/order_total --runtime python3.12 --arch arm64 --json
+        layerkit build layers/common --runtime python3.12 --runtime python3.13 --arch x86_64 --arch arm64 --out dist/
+        layerkit build layers/native --runtime python3.13 --arch x86_64 --builder docker --docker-network host""")
+    build.add_argument("folder", metavar="FOLDER",
+                       help="a layer folder (python/ and a declaration) or a function folder (its modules)")
+    kind = build.add_mutually_exclusive_group()
+    kind.add_argument("--layer", dest="kind", action="store_const", const="layer",
+                      help="build FOLDER as a layer (default: a layer, unless it holds modules and no python/)")
+    kind.add_argument("--function", dest="kind", action="store_const", const="function",
+                      help="build FOLDER as a function: its code and dependencies at the zip's root")
     build.add_argument("--runtime", required=True, action="append", choices=list(RUNTIMES),
-                       help="Lambda runtime (repeat it for a layer of several: one zip per version it needs)")
+                       help="Lambda runtime; repeat it for a layer of several (one zip per version it needs)")
     build.add_argument("--arch", required=True, action="append", choices=list(ARCHITECTURES),
-                       help="Lambda architecture (repeatable, as --runtime)")
-    build.add_argument("--out", metavar="FILE.zip", help="copy the layer zip here")
-    build.add_argument("--json", action="store_true", help="print one JSON object describing the build")
+                       help="Lambda architecture; repeatable, as --runtime")
+    build.add_argument("--out", metavar="PATH",
+                       help="copy the zip to this file (a folder, with several targets)")
+    build.add_argument("--json", action="store_true",
+                       help="print one JSON object: zip, sha256, sizes, cache, builder, asset_hash, packages...")
     build.add_argument("--no-bytecode", dest="bytecode", action="store_false",
                        help="ship no .pyc (default: compile them with a Python of the runtime's version)")
-    build.add_argument("--cache-dir", type=Path, default=None, help="default: $LAYERKIT_CACHE_DIR or ~/.cache/layerkit")
-    build.add_argument("--workers", type=int, default=None, metavar="N",
-                       help="processes and threads to compile and compress with (default: one per core); the zip is "
-                            "the same whatever N")
+    build.add_argument("--builder", choices=["local", "docker"], default="local",
+                       help="local (default): without Docker; docker: in the runtime's Lambda build image, as the "
+                            "CDK's PythonLayerVersion does (packages that publish only sources compile there)")
+    build.add_argument("--docker-network", metavar="NETWORK",
+                       help="with --builder docker: the bundling container's network (default: host where the "
+                            "engine has no bridge network, else Docker's)")
+    build.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                       help="the kit's cache (default: $LAYERKIT_CACHE_DIR, else ~/.cache/layerkit)")
+    build.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                       help="processes and threads to compile and compress with (default: one per core); the zip "
+                            "is the same whatever N")
     build.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
-                       help="a glob pattern of python/ that never deploys (repeatable), beside the never-deploy list")
+                       help="a glob pattern of files that never deploy (repeatable), beside the never-deploy list")
     build.add_argument("--slim", action="append", default=[], choices=["tests", "debug-symbols"],
                        help="leave the packages' tests/ folders, or their .so files' debug symbols, out (repeatable)")
     build.add_argument("--without", action="append", default=[], metavar="DISTRIBUTION",
                        help="leave a distribution out, e.g. boto3 (the runtime's own copy then applies; repeatable)")
     build.set_defaults(func=cmd_build)
 
-    describe = sub.add_parser("describe", help="list the stacks, layers and functions of a synthesized app")
-    describe.add_argument("--assembly", default="cdk.out", help="cloud assembly folder (default: cdk.out)")
-    describe.add_argument("--json", action="store_true")
+    describe = _command(sub, "describe", "list the stacks, layers and functions of a synthesized app", """
+        List the stacks of a cloud assembly (and the order they deploy in), its layers with their sizes and
+        asset keys, and its functions with the layers they use and how each reaches them.""", """
+        layerkit describe
+        layerkit describe --assembly cdk.out --json""")
+    describe.add_argument("--assembly", default="cdk.out", metavar="DIR",
+                          help="the cloud assembly folder (default: cdk.out)")
+    describe.add_argument("--json", action="store_true",
+                          help="print one JSON object with the stacks, layers and functions")
     describe.set_defaults(func=cmd_describe)
 
-    invoke = sub.add_parser(
-        "invoke", help="run a synthesized function locally with its layers, as Lambda would",
-        description="Run a function of the cloud assembly with its code at /var/task and its layers merged at "
-                    "/opt: in the Lambda base image where Docker answers, else in a bubblewrap sandbox. The "
-                    "response goes to stdout (one JSON document per invoke), logs and REPORT lines to stderr.",
-    )
+    check = _command(sub, "check", "run the guardrails on a synthesized app", """
+        Apply the rules layerkit.check(app) applies at synth to a cloud assembly already synthesized: layer
+        layout, compiled files built for another Python or machine, layers built for another runtime or
+        architecture than their functions, more than 5 layers, Lambda's 250 MB, shadowed modules and version
+        clashes. Exit 1 when one is an error.""", """
+        layerkit check
+        layerkit check --assembly cdk.out --json""")
+    check.add_argument("--assembly", default="cdk.out", metavar="DIR",
+                       help="the cloud assembly folder (default: cdk.out)")
+    check.add_argument("--json", action="store_true",
+                       help="print a JSON list of findings: path, severity, rule, message")
+    check.set_defaults(func=cmd_check)
+
+    invoke = _command(sub, "invoke", "run a synthesized function locally with its layers, as Lambda would", """
+        Run a function of the cloud assembly with its code at /var/task and its layers merged at /opt: in its
+        Lambda base image where Docker answers, else in a bubblewrap sandbox. The response goes to stdout (one
+        JSON document per invoke); Lambda's log lines and REPORT lines go to stderr.""", """
+        layerkit invoke --list
+        layerkit invoke my-stack/Function --event events/order.json
+        echo '{"text": "a b a"}' | layerkit invoke my-stack/Function --event - --repeat 3
+        layerkit invoke my-stack/Function --env LOG_LEVEL=DEBUG --backend sandbox --network host""")
     invoke.add_argument("function", nargs="?", metavar="STACK/FUNCTION_ID",
                         help="e.g. my-stack/Function (see --list)")
-    invoke.add_argument("--assembly", default="cdk.out", help="cloud assembly folder (default: cdk.out)")
+    invoke.add_argument("--assembly", default="cdk.out", metavar="DIR",
+                        help="the cloud assembly folder (default: cdk.out)")
     invoke.add_argument("--list", action="store_true", help="list the functions that can be invoked")
     invoke.add_argument("--event", action="append", metavar="FILE|-",
-                        help="event JSON file, or - for stdin; repeat for several events (default: {})")
-    invoke.add_argument("--env", action="append", metavar="KEY=VALUE", help="set or override a variable")
-    invoke.add_argument("--timeout", type=float, metavar="S", help="default: the function's timeout")
-    invoke.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="an event JSON file, or - for stdin; repeat for several events (default: {})")
+    invoke.add_argument("--env", action="append", type=_key_value, metavar="KEY=VALUE",
+                        help="set or override an environment variable (repeatable)")
+    invoke.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
+                        help="default: the function's timeout")
+    invoke.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
                         help="invoke N times in one warm environment (default: 1)")
     invoke.add_argument("--backend", choices=["auto", "sandbox", "docker"], default="auto",
-                        help="auto (default): docker where a daemon answers, else sandbox")
+                        help="auto (default): docker where a daemon answers and has the Lambda image, else sandbox")
     invoke.add_argument("--network", choices=["sandbox", "host", "none"], default="sandbox",
                         help="the sandbox's network: sandbox (default: its own, the internet but never this "
                              "machine), host (this machine's: to reach a local emulator on 127.0.0.1), none")
     invoke.add_argument("--layers-from", action="append", metavar="OTHER_CDK_OUT",
                         help="the assembly of the app that publishes a layer this function uses (repeatable)")
-    invoke.add_argument("--layer", action="append", metavar="NAME=PATH",
+    invoke.add_argument("--layer", action="append", type=_layer_path, metavar="NAME=PATH",
                         help="the zip or folder of a layer owned elsewhere, by its SSM parameter or ARN (repeatable)")
     invoke.add_argument("--synth", action="store_true",
                         help="synthesize the app of this folder (cdk.json) into --assembly first")
     invoke.add_argument("--cache-dir", type=Path, default=None, help=argparse.SUPPRESS)
     invoke.set_defaults(func=cmd_invoke)
 
-    upgrade = sub.add_parser(
-        "check-upgrade", help="before a deploy: layers that get a new version, exports that would lock",
-        description="Compare the assembly deployed (BEFORE) with the one about to be (AFTER). Exit 1 when an "
-                    "export that another stack imports would change or disappear: CloudFormation would refuse.",
-    )
+    upgrade = _command(sub, "check-upgrade", "before a deploy: layers that get a new version, exports that lock", """
+        Compare the assembly deployed (BEFORE) with the one about to be (AFTER): the layers that get a new
+        version, the functions that move to it or get new code. Exit 1 when an export that another stack
+        imports would change or disappear, which CloudFormation would refuse.""", """
+        layerkit check-upgrade cdk.out.deployed cdk.out
+        layerkit check-upgrade --against-deployed cdk.out""")
     upgrade.add_argument("assemblies", nargs="+", metavar="ASSEMBLY",
                          help="BEFORE AFTER, or one with --against-deployed")
     upgrade.add_argument("--against-deployed", action="store_true",
                          help="read BEFORE from CloudFormation (needs boto3 and AWS credentials)")
-    upgrade.add_argument("--json", action="store_true")
+    upgrade.add_argument("--json", action="store_true", help="print the report as JSON")
     upgrade.set_defaults(func=cmd_check_upgrade)
 
-    sam = sub.add_parser(
-        "sam-template", help="a template of one stack that 'sam local invoke' runs with its layers",
-        description="Write the template of STACK with the layer versions its functions use from other stacks copied "
-                    "in (with their assets), so that 'sam local invoke' mounts them, whichever sharing mode. For "
-                    "local runs only: never deploy it.",
-    )
+    sam = _command(sub, "sam-template", "a template of one stack that 'sam local invoke' runs with its layers", """
+        Write the template of STACK with the layer versions its functions use from other stacks copied in (with
+        their assets), so that 'sam local invoke' mounts them, whichever sharing mode. For local runs only:
+        never deploy it.""", """
+        layerkit sam-template my-app-orders -o sam/template.json
+        sam local invoke -t sam/template.json Function""")
     sam.add_argument("stack", metavar="STACK", help="the stack of the functions, e.g. my-app-orders")
-    sam.add_argument("--assembly", default="cdk.out", help="cloud assembly folder (default: cdk.out)")
+    sam.add_argument("--assembly", default="cdk.out", metavar="DIR",
+                     help="the cloud assembly folder (default: cdk.out)")
     sam.add_argument("-o", "--output", metavar="FILE", help="write it here (default: standard output); asset "
                                                              "paths are relative to where it is written")
     sam.set_defaults(func=cmd_sam_template)
+    for command in (build, describe, check, invoke, upgrade, sam):
+        command.set_defaults(parser=command)
     return parser
 
 
@@ -329,6 +501,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except UsageError as error:
+        if args.debug:
+            raise
+        args.parser.print_usage(sys.stderr)
+        print(f"layerkit {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except (LayerkitError, OSError) as error:
         if args.debug:
             raise

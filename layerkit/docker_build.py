@@ -299,3 +299,50 @@ def fix_for(output: str, network: str | None) -> str:
     if "no matching distribution" in lowered or "could not find a version" in lowered or "no solution" in lowered:
         return "a requirement is not on the index for this runtime: check its name and version"
     return "fix what the line says, or set -c layerkit:builder=local to build without Docker"
+
+
+def build_in_docker(source: SourceFolder, target: Target, *, bytecode: bool, slim: Slim, network: str | None,
+                    cache_dir: Path | None, out: Path | None) -> dict[str, Any]:
+    """``layerkit build --builder docker``: the constructs' Docker builder, in an app of its own, and its bundle
+    zipped as the local build zips a tree (sorted, fixed dates), under the same asset hash."""
+    import shutil
+    import tempfile
+
+    from aws_cdk import App
+    from aws_cdk import aws_lambda as lambda_
+
+    from layerkit.archive import asset_sizes, compress_files, write_zip
+    from layerkit.bundling import Builder, DockerOptions, code_asset
+    from layerkit.cache import resolve_cache_dir
+    from layerkit.installed import distributions_in
+    from layerkit.targets import python_runtime
+
+    if cache_dir is not None:
+        os.environ["LAYERKIT_CACHE_DIR"] = str(cache_dir)  # the builder reads the cache from the environment
+    root = resolve_cache_dir(cache_dir)
+    # PythonFunction wants a handler module: any of the folder's own (the zip does not depend on which).
+    index = next((p.name for p in sorted(source.root.glob("*.py"))), "index.py")
+    with tempfile.TemporaryDirectory(prefix="layerkit-docker-build-") as outdir:
+        app = App(outdir=outdir)
+        asset = code_asset(Stack(app, "LayerkitBuild"), "Bundle", source, target, builder=Builder.DOCKER,
+                           bytecode=bytecode, docker=DockerOptions(network=network),
+                           runtime=python_runtime(target.runtime),
+                           architecture=lambda_.Architecture.ARM_64 if target.architecture == "arm64"
+                           else lambda_.Architecture.X86_64, slim=slim, index=index)
+        files = sorted((p.relative_to(asset.content).as_posix(), p) for p in asset.content.rglob("*") if p.is_file())
+        zip_path = root / "docker-builds" / f"{asset.asset_hash}.zip"
+        zip_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp")
+        with tempfile.TemporaryDirectory(dir=root) as spill:
+            zipped_bytes, sha256 = write_zip(partial, compress_files(files, spill_dir=Path(spill)))
+        partial.replace(zip_path)
+        sizes = asset_sizes(asset.content)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(zip_path, out)
+    packages = distributions_in(sizes, in_layer=source.destination is Destination.LAYER)
+    return {"name": source.name, "kind": "layer" if source.destination is Destination.LAYER else "function",
+            "zip": str(out or zip_path), "sha256": sha256, "zipped_bytes": zipped_bytes,
+            "unzipped_bytes": sum(sizes.values()), "cache": "miss", "builder": "docker",
+            "asset_hash": asset.asset_hash, "runtime": target.runtime, "architecture": target.architecture,
+            "packages": [f"{name}=={version}" for name, version in sorted(packages.items())], "bytecode": bytecode}

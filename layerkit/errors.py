@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import re
 
+#: How to build with Docker, written for each command a user may have run.
+DOCKER_FIX = "layerkit build --builder docker; in the app, builder='docker' or cdk synth -c layerkit:builder=docker"
+
 
 class LayerkitError(Exception):
     """Base of every mistake the kit reports; the CLI prints it on one line, without a traceback."""
+
+
+class UsageError(LayerkitError):
+    """A command line that cannot be run as written (options that need each other, a missing argument): the
+    CLI exits 2 with its usage, as argparse does for what it checks itself."""
 
 
 class UnsupportedTargetError(LayerkitError):

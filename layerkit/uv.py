@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from layerkit.errors import BuildError, DeclarationError, MissingWheelError, redact
+from layerkit.errors import DOCKER_FIX, BuildError, DeclarationError, MissingWheelError, redact
 from layerkit.installed import canonical_name
 from layerkit.targets import Target
 
@@ -198,7 +198,7 @@ def install_error(what: str, target: Target, stderr: str) -> Exception:
         return MissingWheelError(
             f"{what}: {package} has no wheel for {target.runtime} on {target.platform_tag}; pin a version of "
             f"{package} that publishes a manylinux wheel for {target.machine} (see its files on PyPI), replace it, "
-            "or build with Docker (-c layerkit:builder=docker) so that it is compiled in the Lambda build image"
+            f"or build with Docker so that it compiles in the Lambda build image ({DOCKER_FIX})"
         )
     if mismatch := _HASH_MISMATCH.search(stderr):
         return BuildError(

@@ -98,14 +98,18 @@ def _inflate(member: archive.Member) -> bytes:
 
 def build_variants(source: Any, runtimes: Sequence[str], architectures: Sequence[str], *, cache_dir: Path,
                    report: Callable[[str], None], bytecode: bool, workers: int | None = None,
-                   slim: Any = None) -> list[VariantBuild]:
+                   slim: Any = None, spelling: Any = None) -> list[VariantBuild]:
     """The layer zips for every (runtime, architecture) of ``runtimes`` x ``architectures``: one per architecture,
     or one for all where that is the same code."""
     from layerkit.build import build_source, builder_version
 
     targets = targets_of(runtimes, architectures)
+    from layerkit.rules import IN_CONSTRUCT
+
+    spelling = spelling or IN_CONSTRUCT
     parts = {(t.runtime, t.architecture): build_source(source, t, cache_dir=cache_dir, report=report, bytecode=False,
-                                                       workers=workers, slim=slim) for t in targets}
+                                                       workers=workers, slim=slim, spelling=spelling)
+             for t in targets}
     members = {key: {m.name: m for m in archive.read_members(build.zip)} for key, build in parts.items()}
     runtimes = list(dict.fromkeys(runtimes))
     architectures = list(dict.fromkeys(architectures))
@@ -117,9 +121,8 @@ def build_variants(source: Any, runtimes: Sequence[str], architectures: Sequence
     pythons: dict[str, Path] = {}
     if bytecode:
         from layerkit.bytecode import compiler
-        from layerkit.rules import IN_CONSTRUCT
 
-        found = {r: compiler(source.what, r.removeprefix("python"), report, fix=IN_CONSTRUCT.bytecode)
+        found = {r: compiler(source.what, r.removeprefix("python"), report, fix=spelling.bytecode)
                  for r in runtimes}
         pythons = {r: python for r, python in found.items() if python is not None}
         bytecode = len(pythons) == len(runtimes)

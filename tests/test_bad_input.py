@@ -49,7 +49,8 @@ def test_layer_without_python_folder(tmp_path):
     (layer / "mod.py").write_text("VALUE = 1\n")
     with pytest.raises(LayerSourceError, match=r"has no python/ folder.*move the layer's modules into"):
         build_layer(layer, PY312, cache_dir=tmp_path / "cache")
-    result = cli("build", str(layer), "--runtime", "python3.12", "--arch", "x86_64",
+    # On the command line, such a folder is a function unless --layer says otherwise (tests/test_cli.py).
+    result = cli("build", str(layer), "--layer", "--runtime", "python3.12", "--arch", "x86_64",
                  "--cache-dir", str(tmp_path / "cache"))
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
@@ -66,6 +67,7 @@ def test_package_without_a_wheel_for_the_platform_is_named_with_the_fix(tmp_path
     assert "docopt has no wheel for python3.12 on manylinux_2_34_x86_64" in message
     assert "pin a version of docopt that publishes a manylinux wheel" in message
     assert "-c layerkit:builder=docker" in message
+    assert "layerkit build --builder docker" in message  # the fix, in whichever command was run
     assert_nothing_cached(tmp_path / "cache")
 
 

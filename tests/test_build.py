@@ -67,11 +67,12 @@ def test_no_bytecode_when_asked(tmp_path):
 
 
 def hidden_python_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """An environment in which the kit finds no python3.12: no pyenv, none on PATH, none of uv's (and uv, asked
-    to install one, cannot download it here)."""
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYENV_ROOT": str(tmp_path / "no-pyenv"),
-           "HOME": str(tmp_path), "UV_PYTHON_INSTALL_DIR": str(tmp_path / "no-uv-pythons"), **extra}
-    return {k: v for k, v in env.items() if v}
+    """This environment, but one in which the kit finds no python3.12: no pyenv, none on PATH, none of uv's (and
+    uv, asked to install one, cannot download it here). ``CI`` only where ``extra`` sets it."""
+    env = {key: value for key, value in os.environ.items() if key != "CI"}
+    env.update({"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYENV_ROOT": str(tmp_path / "no-pyenv"),
+                "UV_PYTHON_INSTALL_DIR": str(tmp_path / "no-uv-pythons"), **extra})
+    return env
 
 
 def build_with_python_hidden(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -381,3 +382,21 @@ def test_a_layer_in_a_folder_with_spaces_and_non_ascii_letters_builds_and_import
                                              f"print(marshal.loads({pyc!r}[16:]).co_filename)", root / "python")
     assert code == 0, err
     assert out.split() == ["é", "/opt/python/paquet/__init__.py"]
+
+
+def test_without_the_target_python_an_app_of_several_constructs_says_so_once(tmp_path):
+    script = (
+        "import layerkit\n"
+        "from aws_cdk import App, Stack\n"
+        "from aws_cdk import aws_lambda as lambda_\n"
+        "app = App(context={'layerkit:builder': 'local'})\n"
+        "stack = Stack(app, 'S')\n"
+        "for name in ('my_layer', 'another_layer'):\n"
+        f"    layerkit.SharedPythonLayer(stack, name, entry={str(LAYERS)!r} + '/' + name,\n"
+        "                               runtime=lambda_.Runtime.PYTHON_3_12)\n"
+    )
+    env = hidden_python_env(tmp_path, LAYERKIT_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(LAYERS.parent))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "ships no .pyc" in line]
+    assert len(warnings) == 1, warnings  # two layers, one reason: said once

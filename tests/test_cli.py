@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -112,3 +113,153 @@ def test_the_installable_kit_holds_every_subpackage():
     listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     found = sorted(".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "layerkit").rglob("__init__.py"))
     assert sorted(listed) == found
+
+
+# -- the conventions of the tools it sits beside -------------------------------------------------------------
+COMMANDS = ["build", "describe", "check", "invoke", "check-upgrade", "sam-template"]
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_every_command_has_plain_text_help_with_examples(command):
+    result = layerkit(*([command] if command else []), "--help")
+    assert result.returncode == 0, result.stderr
+    assert "examples:\n  layerkit " in result.stdout
+    assert "``" not in result.stdout
+    assert ":mod:" not in result.stdout
+    from layerkit.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    parsers = [parser] if command is None else [sub.choices[command]]
+    for each in parsers:
+        undocumented = [a.option_strings or a.dest for a in each._actions
+                        if a.help is None and a.dest not in ("help", "command")]
+        assert not undocumented, f"options without help: {undocumented}"
+
+
+@pytest.mark.parametrize("args", [
+    ["invoke", "some-stack/Fn", "--env", "FOO"],
+    ["invoke", "some-stack/Fn", "--repeat", "0"],
+    ["invoke", "some-stack/Fn", "--timeout", "-1"],
+    ["invoke", "some-stack/Fn", "--layer", "no-equals-sign"],
+    ["check-upgrade", "only-one-assembly"],
+    ["build", "layers/my_layer", "--runtime", "python3.12", "--arch", "x86_64", "--workers", "0"],
+    ["build", "layers/my_layer", "--runtime", "python3.12", "--arch", "x86_64", "--layer", "--function"],
+], ids=["env-without-value", "repeat-0", "negative-timeout", "layer-without-path", "one-assembly", "workers-0",
+        "layer-and-function"])
+def test_a_command_line_that_cannot_run_as_written_exits_2_with_its_usage(args, tmp_path):
+    from tests.conftest import ROOT
+
+    result = subprocess.run([sys.executable, "-m", "layerkit.cli", *args], capture_output=True, text=True,
+                            timeout=120, cwd=ROOT)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("usage: layerkit ")
+    assert ": error: " in result.stderr.strip().splitlines()[-1]
+
+
+def test_invoke_without_a_function_is_a_usage_error(example):
+    result = layerkit("invoke", "--assembly", str(example.app.outdir))
+    assert result.returncode == 2
+    assert "'layerkit invoke --list' lists them" in result.stderr
+
+
+def test_build_builds_a_function_folder_detected_or_named(tmp_path):
+    import zipfile
+
+    from tests.conftest import ROOT
+
+    order_total = ROOT / "lambdas" / "order_total"
+    detected = layerkit("build", str(order_total), "--runtime", "python3.12", "--arch", "x86_64", "--json",
+                        "--cache-dir", str(tmp_path))
+    assert detected.returncode == 0, detected.stderr
+    assert "building it as a function" in detected.stderr
+    built = json.loads(detected.stdout)
+    assert built["kind"] == "function"
+    with zipfile.ZipFile(built["zip"]) as archive:
+        names = archive.namelist()
+    assert "handler.py" in names  # the code at the zip's root, its own dependency beside it
+    assert any(n.startswith("dateutil/") for n in names)
+    assert not any(n.startswith(("python/", "events/")) for n in names)
+    named = layerkit("build", str(order_total), "--function", "--runtime", "python3.12", "--arch", "x86_64",
+                     "--json", "--cache-dir", str(tmp_path))
+    assert json.loads(named.stdout)["asset_hash"] == built["asset_hash"]
+    as_layer = layerkit("build", str(order_total), "--layer", "--runtime", "python3.12", "--arch", "x86_64",
+                        "--cache-dir", str(tmp_path))
+    assert "has no python/ folder" in one_line_error(as_layer)
+
+
+def test_check_runs_the_guardrails_on_a_synthesized_assembly(example, kit_cache, tmp_path):
+    clean = layerkit("check", "--assembly", str(example.app.outdir))
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert not [line for line in clean.stdout.splitlines() if line.startswith("error")]
+
+    # An app without layerkit.check(app): its synth lets an x86_64 layer reach an arm64 function.
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_lambda as lambda_
+
+    from layerkit import SharedPythonLayer
+    from tests.conftest import LAYERS, app_context
+
+    app = App(outdir=str(tmp_path / "cdk.out"), context=app_context())
+    stack = Stack(app, "S")
+    layer = SharedPythonLayer(stack, "Layer", entry=LAYERS / "my_layer", runtime=lambda_.Runtime.PYTHON_3_12)
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "index.py").write_text("def handler(event, context):\n    return 1\n")
+    lambda_.Function(stack, "Fn", runtime=lambda_.Runtime.PYTHON_3_12, architecture=lambda_.Architecture.ARM_64,
+                     handler="index.handler", code=lambda_.Code.from_asset(str(code)), layers=[layer.layer_version])
+    lambda_.Function(stack, "Inline", runtime=lambda_.Runtime.PYTHON_3_12, handler="index.handler",
+                     code=lambda_.Code.from_inline("def handler(e, c): return 1"))  # not the kit's to read: skipped
+    app.synth()
+    broken = layerkit("check", "--assembly", str(tmp_path / "cdk.out"), "--json")
+    assert broken.returncode == 1, broken.stderr
+    (finding,) = [f for f in json.loads(broken.stdout) if f["severity"] == "error"]
+    assert finding["path"] == "S/Fn"
+    assert finding["rule"] == "layerkit:architecture-mismatch"
+    assert "is built for x86_64, the function is arm64" in finding["message"]
+
+
+def test_the_fix_for_a_package_without_a_wheel_is_typed_in_the_same_command(lambda_images, tmp_path):
+    layer = tmp_path / "sdist_only"
+    (layer / "python").mkdir(parents=True)
+    (layer / "python" / "uses_docopt.py").write_text("import docopt\n")
+    (layer / "requirements.txt").write_text("docopt==0.6.2\n")  # published as a source archive only
+    common = [str(layer), "--runtime", "python3.13", "--arch", "x86_64", "--cache-dir", str(tmp_path / "cache")]
+    message = one_line_error(layerkit("build", *common))
+    assert "docopt has no wheel for python3.13" in message
+    assert "layerkit build --builder docker" in message
+    fixed = layerkit("build", *common, "--builder", "docker", "--json", "--out", str(tmp_path / "layer.zip"))
+    assert fixed.returncode == 0, fixed.stderr
+    built = json.loads(fixed.stdout)
+    assert (built["builder"], built["packages"]) == ("docker", ["docopt==0.6.2"])
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "layer.zip") as archive:
+        assert {"python/docopt.py", "python/uses_docopt.py"} <= set(archive.namelist())
+
+
+def test_annotations_come_without_a_stray_source_position_line(tmp_path):
+    """The CDK CLI prints an annotation's first stack frame above it: in a Python app, the jsii runtime's."""
+    from tests.conftest import ROOT
+
+    layer = tmp_path / "unpinned"
+    (layer / "python").mkdir(parents=True)
+    (layer / "python" / "mod.py").write_text("import six\n")
+    (layer / "requirements.txt").write_text("six\n")  # unpinned: a warning annotation
+    (tmp_path / "app.py").write_text(
+        "import layerkit\n"
+        "from aws_cdk import App, Stack\n"
+        "from aws_cdk import aws_lambda as lambda_\n"
+        "app = App()\n"
+        "layerkit.SharedPythonLayer(Stack(app, 'S'), 'L', entry='unpinned', runtime=lambda_.Runtime.PYTHON_3_12)\n"
+        "app.synth()\n")
+    (tmp_path / "cdk.json").write_text(json.dumps({"app": f"{sys.executable} app.py",
+                                                   "context": {"layerkit:builder": "local"}}))
+    result = subprocess.run([str(ROOT / "node_modules" / ".bin" / "cdk"), "synth", "--quiet"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "unpinned" in output
+    assert "layerkit:unpinned-requirement" in output
+    assert "program.js" not in output

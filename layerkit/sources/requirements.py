@@ -19,7 +19,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from layerkit.errors import DeclarationError
+from layerkit.errors import DOCKER_FIX, DeclarationError
 from layerkit.sources.declaration import (
     Declaration,
     Requirement,
@@ -158,8 +158,8 @@ def _read_option_line(line: str, origin: str, base: Path, path: Path, reading: _
         elif option == "no-binary":
             raise DeclarationError(
                 f"{origin}: --no-binary asks to build from source, and the Docker-free build installs wheels "
-                "only; remove it, or build with Docker (-c layerkit:builder=docker) where sources compile in "
-                "the Lambda build image"
+                f"only; remove it, or build with Docker, where sources compile in the Lambda build image "
+                f"({DOCKER_FIX})"
             )
         elif option == "use-feature":
             raise DeclarationError(f"{origin}: --use-feature is a pip setting, not a dependency; remove it")

@@ -1,0 +1,276 @@
+"""The guardrails applied to what a layer and a function ship, read from their assets (a zip, or a folder the CDK CLI
+zips): the same rules at synth (:mod:`layerkit.checks`, on the construct tree) and on a synthesized assembly
+(``layerkit check``, :func:`assembly_findings`). Nothing here needs the CDK, so the command starts in a blink.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from layerkit import native, rules
+from layerkit.archive import asset_sizes
+from layerkit.installed import distributions_in
+from layerkit.rules import MAX_LAYERS, Finding, Severity, Shares
+from layerkit.targets import RUNTIMES, Target
+from layerkit.variants import runtimes_of_path
+
+if TYPE_CHECKING:
+    from aws_cdk import aws_lambda as lambda_
+
+    from layerkit.assembly import Assembly
+
+#: Above this a zip cannot be uploaded to Lambda directly; the CDK uploads through S3, which is fine.
+DIRECT_UPLOAD_BYTES = 50 * 1024 * 1024
+
+
+class Content:
+    """What a layer or function code ships, read from its staged asset: a zip, or a folder the CLI zips."""
+
+    def __init__(self, asset: Path, source: Path | None = None) -> None:
+        self.asset = asset
+        self.source = source  # the folder or file the CDK staged it from, when known
+
+    @cached_property
+    def sizes(self) -> dict[str, int]:
+        return asset_sizes(self.asset)
+
+    @property
+    def unzipped_bytes(self) -> int:
+        return sum(self.sizes.values())
+
+    @property
+    def zipped_bytes(self) -> int | None:
+        return self.asset.stat().st_size if self.asset.is_file() else None
+
+    @cached_property
+    def _native_heads(self) -> dict[str, bytes]:
+        """The first bytes of every compiled file, read in one pass: a zip is opened once, not once per file
+        (a layer with numpy and pandas ships a hundred of them)."""
+        names = [name for name in self.sizes if native.is_native_name(name)]
+        if not self.asset.is_file():
+            return {name: _head(self.asset / name) for name in names}
+        with zipfile.ZipFile(self.asset) as archive:
+            heads = {}
+            for name in names:
+                with archive.open(name) as member:
+                    heads[name] = member.read(native.HEAD_BYTES)
+            return heads
+
+    def read_head(self, name: str) -> bytes:
+        """The first :data:`~layerkit.native.HEAD_BYTES` of the compiled file ``name`` (one that
+        :func:`~layerkit.native.is_native_name` names so)."""
+        return self._native_heads[name]
+
+    @property
+    def top_level_names(self) -> set[str]:
+        """Importable names a layer puts at the top of ``/opt/python`` (modules and packages)."""
+        names = set()
+        for path in self.sizes:
+            parts = path.split("/")
+            if parts[0] != "python" or len(parts) < 2:
+                continue
+            if runtimes_of_path(path):  # a runtime's own site-packages of a layer built for several
+                parts = ["python", *parts[4:]]
+                if len(parts) < 2:
+                    continue
+            top = parts[1]
+            if len(parts) == 2:
+                if not top.endswith((".py", ".so", ".pyd")):
+                    continue
+                top = top.split(".")[0]
+            if top.endswith((".dist-info", ".egg-info", ".data")) or top in ("__pycache__", "bin", "lib"):
+                continue
+            names.add(top)
+        return names
+
+    def link_findings(self, label: str) -> list[Finding]:
+        """The rule for links of :mod:`layerkit.shipping`, applied to the folder the CDK staged this asset from
+        (it copies what a link outside the folder reaches): a link to a pseudo-file, a device, a FIFO, or one
+        that loops or dangles is an error; one that leads outside the folder, a warning."""
+        if self.source is None or not self.source.is_dir():
+            return []
+        from layerkit.errors import LayerSourceError
+        from layerkit.shipping import select
+
+        try:
+            selection = select(self.source, boundary=self.source, what=label, never_deploy=())
+        except LayerSourceError as error:
+            return [Finding(Severity.ERROR, "unsafe-link", str(error))]
+        return [Finding(Severity.WARNING, "link-outside",
+                        f"{label}: {link} in {self.source} is a link to {target}, outside the folder: the CDK copies "
+                        "what it reaches into the asset; copy the files in if that is not meant")
+                for link, target in selection.outside]
+
+    def shares(self, in_layer: bool) -> Shares:
+        """What of it could be left out to fit Lambda's limit (its compiled files are read for debug symbols)."""
+        from layerkit import elf
+
+        debug = 0
+        for name in self.sizes:
+            if native.is_native_name(name):
+                if self.asset.is_file():
+                    with zipfile.ZipFile(self.asset) as archive:
+                        debug += elf.debug_bytes(archive.read(name))
+                else:
+                    debug += elf.debug_bytes_of(self.asset / name)
+        return Shares.of(self.sizes, in_layer=in_layer, debug_symbols=debug)
+
+    def distributions(self, in_layer: bool) -> dict[str, str]:
+        """Installed distributions (canonical name -> version): a layer's in ``python/``, a function's at
+        its root."""
+        return distributions_in(self.sizes, in_layer=in_layer)
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as file:
+        return file.read(native.HEAD_BYTES)
+
+
+@dataclass
+class LayerRef:
+    """A layer a function uses, and what is known of it (nothing for an external ARN)."""
+
+    label: str
+    construct: lambda_.LayerVersion | None = None
+    shared: Any = None  # the kit's layer construct it is a version of (its folder, its name)
+    runtimes: list[str] = field(default_factory=list)
+    architectures: list[str] = field(default_factory=list)
+    content: Content | None = None
+    owned_elsewhere: Any = None  # an ExternalPythonLayer: its target is known, its content is not
+
+
+def layer_findings(ref: LayerRef, content: Content) -> list[Finding]:
+    """The rules about one layer's own content."""
+    findings = rules.layer_layout(ref.label, content.sizes)
+    findings += _escapes(f"layer {ref.label}", content)
+    if ref.shared is not None:
+        root = ref.shared.source.code_root
+        findings += rules.packages_without_init(
+            ref.label, [p.relative_to(root).as_posix() for p in ref.shared.source.code_files])
+        copies = ref.shared.source.installed_copies()
+        declaration = ref.shared.source.declaration
+        findings += rules.installed_copies(f"layer {ref.label}", "python/", [(c.name, c.version) for c in copies],
+                                           declaration.kind if declaration else "requirements.txt")
+    # Every target it declares: a compiled file in a runtime's own site-packages must fit that runtime, one in
+    # python/ must fit them all (a mismatch with a function is reported per function).
+    targets = [Target(r, a) for r in ref.runtimes if r in RUNTIMES for a in ref.architectures]
+    seen: set[str] = set()
+    for target in targets:
+        relevant = [p for p in content.sizes if runtimes_of_path(p) in (None, target.runtime)]
+        for finding in rules.native_code(f"layer {ref.label}", relevant, content.read_head, target,
+                                         "rebuild the layer for its declared runtimes and architectures"):
+            if finding.message not in seen:
+                seen.add(finding.message)
+                findings.append(finding)
+    if content.zipped_bytes is not None and content.zipped_bytes > DIRECT_UPLOAD_BYTES:
+        findings.append(Finding(Severity.INFO, "large-zip",
+                                f"layer {ref.label} is {content.zipped_bytes / 1e6:.0f} MB zipped, over Lambda's "
+                                "50 MB direct-upload limit: the CDK uploads it through S3, which is fine"))
+    return findings
+
+
+def function_findings(runtime: str, architecture: str, code: Content | None, layers: list[LayerRef],
+                      sorted_by_cdk: bool = False) -> list[Finding]:
+    """The rules about what one function runs: its code plus its layers, in order (``sorted_by_cdk``: the CDK
+    reordered them, see :func:`_shadowed`)."""
+    findings = []
+    if len(layers) > MAX_LAYERS:
+        findings.append(Finding(Severity.ERROR, "too-many-layers",
+                                f"the function has {len(layers)} layers; Lambda allows {MAX_LAYERS}: merge layers "
+                                "(e.g. put shared dependencies in one layer)"))
+    total = (code.unzipped_bytes if code else 0) + sum(r.content.unzipped_bytes for r in layers if r.content)
+    if total > rules.WARN_AT * rules.MAX_UNZIPPED_BYTES:  # measured only then: it reads the compiled files
+        shares = sum((r.content.shares(in_layer=True) for r in layers if r.content), Shares())
+        if code is not None:
+            shares = shares + code.shares(in_layer=False)
+        findings += rules.size_findings("code plus layers", total, shares)
+    for ref in layers:
+        if ref.runtimes and runtime not in ref.runtimes:
+            findings.append(Finding(Severity.ERROR, "runtime-mismatch",
+                                    f"layer {ref.label} is built for {', '.join(ref.runtimes)}, the function runs "
+                                    f"{runtime}: build the layer for {runtime} (its compiled wheels are ABI-tagged)"))
+        if ref.architectures and architecture not in ref.architectures:
+            findings.append(Finding(Severity.ERROR, "architecture-mismatch",
+                                    f"layer {ref.label} is built for {', '.join(ref.architectures)}, the function "
+                                    f"is {architecture}: build the layer with architecture={architecture}"))
+        elif ref.content and not (ref.runtimes or ref.architectures) and runtime in RUNTIMES:
+            # A layer that declares no target is checked against the function's (a declared one, at the layer).
+            findings += rules.native_code(f"layer {ref.label}", ref.content.sizes, ref.content.read_head,
+                                          Target(runtime, architecture), f"rebuild it for {runtime} on {architecture}")
+    if code is not None:
+        findings += _escapes("the function's code", code)
+    if code is not None and runtime in RUNTIMES:
+        findings += rules.native_code("the function's code", code.sizes, code.read_head, Target(runtime, architecture),
+                                      "list its package in the function's requirements.txt instead")
+    findings += _shadowed(layers, sorted_by_cdk)
+    findings += _version_clashes(code, layers)
+    return findings
+
+
+def _escapes(label: str, content: Content) -> list[Finding]:
+    """Whatever of an asset names, or leads to, a file outside it: zip members that would land outside the
+    folder they are extracted into, links of the folder it was staged from that the CDK followed."""
+    return [*rules.unsafe_members(label, content.sizes), *content.link_findings(label)]
+
+
+def _shadowed(layers: list[LayerRef], sorted_by_cdk: bool) -> list[Finding]:
+    """Two layers that ship one module: the later one's copy is the one in /opt/python. With the recommended
+    feature flag ``@aws-cdk/aws-lambda:recognizeLayerVersion`` a ``lambda.Function`` deploys its layers sorted by
+    construct path, not in the order given, so which one is later is not what its code says."""
+    findings = []
+    seen: dict[str, str] = {}
+    note = (" (this Function's layers deploy sorted by construct path, as @aws-cdk/aws-lambda:recognizeLayerVersion "
+            "makes the CDK sort them; layerkit.PythonFunction keeps the order you give)") if sorted_by_cdk else ""
+    for ref in layers:
+        for name in sorted(ref.content.top_level_names if ref.content else ()):
+            if name in seen and seen[name] != ref.label:
+                findings.append(Finding(Severity.WARNING, "shadowed-module",
+                                        f"layers {seen[name]} and {ref.label} both ship '{name}': the later one "
+                                        f"({ref.label}) replaces the other's copy in /opt/python{note}; keep it "
+                                        "in one"))
+            seen[name] = ref.label
+    return findings
+
+
+def _version_clashes(code: Content | None, layers: list[LayerRef]) -> list[Finding]:
+    """A distribution the function's code ships at another version than one of its layers: on Lambda
+    ``/var/task`` comes before ``/opt``, so the function's copy wins and the layer's code runs against it."""
+    if code is None:
+        return []
+    own = code.distributions(in_layer=False)
+    findings = []
+    for ref in layers:
+        for name, version in sorted((ref.content.distributions(in_layer=True) if ref.content else {}).items()):
+            if name in own and own[name] != version:
+                findings.append(Finding(
+                    Severity.WARNING, "version-clash",
+                    f"the function ships {name} {own[name]} (its own dependencies, /var/task) and layer {ref.label} "
+                    f"ships {name} {version} (/opt/python): /var/task comes first on Lambda, so the layer's code runs "
+                    f"against {name} {own[name]}; use one version in both, or drop it from the function's "
+                    "requirements"))
+    return findings
+
+
+
+def assembly_findings(assembly: Assembly) -> list[tuple[str, Finding]]:
+    """``(construct path, finding)`` for every layer and function of a synthesized ``assembly``: what
+    ``layerkit.check`` reports at synth, but the findings about the source folders (which the assembly does not
+    hold) and the CDK's reordering of layers."""
+    found: list[tuple[str, Finding]] = []
+    refs: dict[str, LayerRef] = {}
+    for layer in assembly.layers():
+        if layer.asset is None:
+            continue
+        ref = LayerRef(layer.name, runtimes=list(layer.runtimes), architectures=list(layer.architectures),
+                       content=Content(layer.asset))
+        refs[layer.id] = ref
+        found += [(layer.id, finding) for finding in layer_findings(ref, ref.content)]  # type: ignore[arg-type]
+    for function in assembly.functions():
+        layers = [refs.get(use.layer.id) or LayerRef(use.layer.name) for use in function.layers]
+        found += [(function.id, finding) for finding in
+                  function_findings(function.runtime, function.architecture, Content(function.code), layers)]
+    return found

@@ -1,0 +1,218 @@
+"""The documentation cannot rot: every relative link and anchor resolves, every command shown is one the CLI,
+the Makefile or the CDK CLI takes, the troubleshooting page lists exactly the errors and annotations the code
+raises, and the benchmark figures are the ones bench/results.json holds."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import pkgutil
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+DOCS = ROOT / "docs"
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+LINK = re.compile(r"(?<!!)\[[^\]]+\]\(([^)\s]+)\)")
+
+
+def prose_and_code(page: Path) -> tuple[list[str], list[str]]:
+    """The page's lines outside code, and its code lines (fenced blocks, and blocks indented by four spaces)."""
+    prose, code = [], []
+    fenced = False
+    previous_blank = True
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced:
+            code.append(line)
+        elif line.startswith("    ") and (previous_blank or (code and code[-1] is not None)) and line.strip():
+            code.append(line[4:])
+        else:
+            prose.append(line)
+            code.append(None)  # type: ignore[arg-type]  # a break between blocks
+        previous_blank = not line.strip()
+    return prose, [line for line in code if line is not None]
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading."""
+    text = heading.strip().lstrip("#").strip().lower().replace("`", "")
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    prose, _ = prose_and_code(page)
+    return {slug(line) for line in prose if line.startswith("#")}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_relative_link_and_anchor_resolves(page):
+    prose, _ = prose_and_code(page)
+    broken = []
+    for line in prose:
+        for target in LINK.findall(line):
+            if re.match(r"[a-z]+:", target):
+                continue  # https:, mailto:
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists():
+                broken.append(f"{target}: no such file")
+            elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+                broken.append(f"{target}: no heading #{anchor} in {linked.name}")
+    assert not broken, broken
+
+
+def test_the_readme_is_a_landing_page_that_links_every_page():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.encode()) < 10_000
+    linked = {target.partition("#")[0] for target in LINK.findall(readme)}
+    assert {f"docs/{page.name}" for page in DOCS.glob("*.md")} <= linked
+
+
+# -- commands -------------------------------------------------------------------------------------------------
+CDK_COMMANDS = {"synth", "deploy", "bootstrap", "diff", "destroy", "list", "ls", "init", "flags"}
+
+
+def commands_in(page: Path) -> list[str]:
+    _, code = prose_and_code(page)
+    found = []
+    for line in code:
+        line = line.strip()
+        line = re.sub(r"^(- run: |- |\$ )", "", line)
+        for segment in line.split(" | "):
+            segment = re.split(r"\s+#\s", segment)[0].strip()
+            if re.match(r"(\.venv/bin/)?layerkit |make |npx cdk |cdk ", segment):
+                found.append(segment)
+    return found
+
+
+def makefile_targets() -> set[str]:
+    text = (ROOT / "Makefile").read_text()
+    return {m.group(1) for m in re.finditer(r"^([a-z][a-z-]*):", text, re.MULTILINE)}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_command_shown_is_one_the_tools_take(page):
+    from layerkit.cli import build_parser
+
+    targets = makefile_targets()
+    wrong = []
+    for command in commands_in(page):
+        words = shlex.split(command)
+        if words[0].endswith("layerkit"):
+            try:
+                build_parser().parse_args(words[1:])
+            except SystemExit:
+                wrong.append(command)
+        elif words[0] == "make":
+            wrong += [command for target in words[1:] if target not in targets]
+        else:
+            subcommand = words[2] if words[0] == "npx" else words[1]
+            if subcommand not in CDK_COMMANDS:
+                wrong.append(command)
+    assert not wrong, wrong
+
+
+def test_the_pages_show_commands_at_all():
+    assert len(commands_in(DOCS / "cli.md")) >= 10  # the extraction itself works
+
+
+def test_the_command_line_page_covers_every_command_and_option():
+    from layerkit.cli import build_parser
+
+    page = (DOCS / "cli.md").read_text(encoding="utf-8")
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    missing = []
+    for name, command in sub.choices.items():
+        if f"## `layerkit {name}`" not in page:
+            missing.append(name)
+        for action in command._actions:
+            if action.help == "==SUPPRESS==" or action.dest in ("help", "parser"):
+                continue
+            longest = max(action.option_strings, key=len) if action.option_strings else None
+            if longest and f"`{longest}" not in page:
+                missing.append(f"{name} {longest}")
+    assert not missing, missing
+
+
+# -- troubleshooting --------------------------------------------------------------------------------------------
+def error_classes() -> set[str]:
+    import layerkit
+    from layerkit.errors import LayerkitError
+
+    for module in pkgutil.walk_packages(layerkit.__path__, "layerkit."):
+        importlib.import_module(module.name)
+
+    def walk(cls: type) -> set[type]:
+        return {sub for child in cls.__subclasses__() for sub in {child, *walk(child)}}
+
+    return {cls.__name__ for cls in walk(LayerkitError) if cls.__module__.startswith("layerkit")}
+
+
+def annotation_ids() -> set[str]:
+    """Every rule of a Finding the code makes, and every id it passes to add_warning_v2 as a constant."""
+    ids = set()
+    for source in (ROOT / "layerkit").rglob("*.py"):
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        constants = {t.id: node.value.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                     and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                     for t in node.targets if isinstance(t, ast.Name)}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name == "Finding" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
+                ids.add(f"layerkit:{node.args[1].value}")
+            if name in ("add_warning_v2", "add_info_v2") and node.args:
+                first = node.args[0]
+                if isinstance(first, ast.Constant):
+                    ids.add(first.value)
+                elif isinstance(first, ast.Name) and first.id in constants:
+                    ids.add(constants[first.id])
+    return ids
+
+
+def documented(level: str) -> set[str]:
+    prose, _ = prose_and_code(DOCS / "troubleshooting.md")
+    return {line.removeprefix(level).strip() for line in prose if line.startswith(level)}
+
+
+def test_troubleshooting_lists_every_error_class_and_only_those():
+    headings = documented("### ")
+    classes = error_classes()
+    assert len(classes) > 10
+    assert classes - headings == set(), "errors without a troubleshooting entry"
+    assert {h for h in headings if not h.startswith("layerkit:")} - classes == set(), "entries for no error"
+
+
+def test_troubleshooting_lists_every_annotation_id_and_only_those():
+    headings = {h for h in documented("### ") if h.startswith("layerkit:")}
+    ids = annotation_ids()
+    assert "layerkit:too-large" in ids
+    assert "layerkit:built-without-docker" in ids
+    assert ids - headings == set(), "annotations without a troubleshooting entry"
+    assert headings - ids == set(), "entries for no annotation"
+
+
+# -- benchmarks --------------------------------------------------------------------------------------------------
+def test_the_benchmark_figures_in_the_docs_are_the_ones_measured():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import report
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    results = json.loads((ROOT / "bench" / "results.json").read_text())
+    page = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    assert report.block(results) in page
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert report.headline(results) in readme
