@@ -579,10 +579,27 @@ def bench_scaling(runs: int) -> dict[str, object]:
                                   "on; median of the runs"}
 
 
-def machine() -> dict[str, object]:
+def cpu_reference() -> float:
+    """Seconds for a fixed pure-Python loop (10**7 additions), median of 3: how fast this machine's CPU was.
+
+    These machines share their hosts, and their speed changes from one day to the next (2.5x between two runs
+    of the same commit): the figure lets two runs of ``make bench`` be compared, and shows when CPU-bound steps
+    (the kit's .pyc, compression) moved against network-bound ones (the peers' downloads)."""
+    def loop() -> float:
+        started = time.perf_counter()
+        total = 0
+        for i in range(10**7):
+            total += i
+        return time.perf_counter() - started
+
+    return round(median([loop() for _ in range(3)]), 3)
+
+
+def machine(reference_at_start: float) -> dict[str, object]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
-    return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version(), "system": platform.platform()}
+    return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version(), "system": platform.platform(),
+            "python_loop_s": [reference_at_start, cpu_reference()]}
 
 
 def main() -> int:
@@ -596,6 +613,7 @@ def main() -> int:
     parser.add_argument("--no-docker", action="store_true", help="skip the Docker figures")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
+    reference_at_start = cpu_reference()
     figures: dict[str, object] = {}
     peer_figures, peer_table = bench_peers(args.peer_runs)
     figures.update(peer_figures)
@@ -607,7 +625,7 @@ def main() -> int:
     if not args.no_docker:
         figures.update(bench_docker(args.runs))
     results: dict[str, object] = {
-        "date": datetime.date.today().isoformat(), "command": "make bench", "machine": machine(),
+        "date": datetime.date.today().isoformat(), "command": "make bench", "machine": machine(reference_at_start),
         "figures": figures, "peers": peer_table,
     }
     results["slim"] = bench_slim()

@@ -140,6 +140,17 @@ def python312() -> Path:
     return find_python("3.12")
 
 
+def write(root: Path, files: dict[str, str | bytes]) -> Path:
+    """A folder as a user would have it: each relative path with its text (or bytes); returns ``root``."""
+    for rel, content in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            (root / rel).write_bytes(content)
+        else:
+            (root / rel).write_text(content)
+    return root
+
+
 def extract(zip_path: Path, destination: Path) -> Path:
     with zipfile.ZipFile(zip_path) as archive:
         archive.extractall(destination)

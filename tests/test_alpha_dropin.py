@@ -18,7 +18,7 @@ from aws_cdk import aws_lambda as lambda_
 import layerkit
 from layerkit import BundlingOptions, PythonFunction, PythonLayerVersion, SharedPythonLayer
 from layerkit.errors import LayerkitError, UnsupportedTargetError
-from tests.conftest import ROOT, app_context
+from tests.conftest import ROOT, app_context, write
 
 ALPHA_APP = textwrap.dedent('''
     import sys
@@ -43,12 +43,6 @@ ALPHA_APP = textwrap.dedent('''
 ALPHA_IMPORT = "from aws_cdk.aws_lambda_python_alpha import BundlingOptions, PythonFunction, PythonLayerVersion"
 KIT_IMPORT = "from layerkit import BundlingOptions, PythonFunction, PythonLayerVersion"
 
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -21,18 +21,12 @@ from aws_cdk import aws_lambda as lambda_
 import layerkit
 from layerkit import PythonFunction, SharedPythonLayer
 from layerkit.assembly import Assembly
-from tests.conftest import app_context, synth_messages
+from tests.conftest import app_context, synth_messages, write
 
 PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
 PARAMETER = "/platform/layers/common/arn"
 ARN = "arn:aws:lambda:eu-west-1:111122223333:layer:common:7"
 
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
 
 
 @pytest.fixture(scope="module")

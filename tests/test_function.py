@@ -16,7 +16,7 @@ from layerkit import PythonFunction, SharedPythonLayer
 from layerkit.assembly import Assembly
 from layerkit.errors import LayerSourceError, MissingWheelError
 from layerkit.invoke import invoke_function
-from tests.conftest import ROOT, app_context, make_wheel, synth_messages
+from tests.conftest import ROOT, app_context, make_wheel, synth_messages, write
 from tests.lock_projects import LOCKED_ORJSON
 
 PY312 = lambda_.Runtime.PYTHON_3_12
@@ -30,12 +30,6 @@ def handler(event, context):
             "shared": kit_shared.VERSION, "orjson_from": orjson.__file__}
 """
 
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    return root
 
 
 def messages(assembly, stack: str) -> list[tuple[str, str, str]]:

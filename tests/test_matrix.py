@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import zipfile
-from pathlib import Path
 
 import pytest
 from aws_cdk import App, Stack
@@ -17,7 +16,7 @@ from layerkit import PythonFunction, SharedPythonLayer
 from layerkit.assembly import Assembly
 from layerkit.errors import MissingWheelError
 from layerkit.invoke import invoke_function
-from tests.conftest import app_context, synth_messages
+from tests.conftest import app_context, synth_messages, write
 from tests.lock_projects import LOCKED_ORJSON
 
 PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
@@ -29,12 +28,6 @@ HANDLER = ("import sys, orjson, dateutil, common\n\n"
            "            'dateutil': dateutil.__file__, 'json': orjson.dumps({'a': 1}).decode(),\n"
            "            'common': common.WHO}\n")
 
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -22,20 +22,11 @@ from layerkit.build import build_function, build_layer
 from layerkit.errors import BuildError, LayerSourceError, SecretError, UnsafeContentError
 from layerkit.slim import Slim
 from layerkit.targets import Target
-from tests.conftest import ROOT, app_context, make_wheel, synth_messages
+from tests.conftest import ROOT, app_context, make_wheel, synth_messages, write
 
 PY312 = Target("python3.12", "x86_64")
 quiet = lambda _: None  # noqa: E731
 
-
-def write(root: Path, files: dict[str, str | bytes]) -> Path:
-    for rel, content in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            (root / rel).write_bytes(content)
-        else:
-            (root / rel).write_text(content)
-    return root
 
 
 def record_hash(data: bytes) -> str:
@@ -136,6 +127,12 @@ def test_a_record_row_that_leads_out_through_a_link_is_refused(tmp_path):
     (site / "pkg").symlink_to("/etc")
     (site / "pkg-1.0.dist-info" / "RECORD").write_text("pkg/passwd,,\n")
     with pytest.raises(record.UnsafeRecordError, match="leads to /etc/passwd through a link"):
+        record.rows(site, "pkg-1.0.dist-info")
+    (site / "pkg").unlink()
+    (site / "pkg").mkdir()
+    (site / "pkg" / "hosts").symlink_to("/etc/hosts")  # the file itself a link, its folder a plain one
+    (site / "pkg-1.0.dist-info" / "RECORD").write_text("pkg/__init__.py,,\npkg/hosts,,\n")
+    with pytest.raises(record.UnsafeRecordError, match="'pkg/hosts', which leads to /etc/hosts through a link"):
         record.rows(site, "pkg-1.0.dist-info")
 
 
