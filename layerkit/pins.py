@@ -91,26 +91,24 @@ def _build_local_packages(declaration: Declaration, what: str, cache_dir: Path, 
     return replace(declaration, requirements=tuple(built))
 
 
-def _record_files(site: Path, dist: Distribution) -> dict[str, str]:
-    return {row.path: row.digest for row in record.rows(site, dist.dist_info)}
-
-
 def _identity(files: dict[str, str]) -> str:
     return hashlib.sha256("\n".join(f"{path},{digest}" for path, digest in sorted(files.items())).encode()).hexdigest()
 
 
-def _settle(site: Path, what: str, slim: Slim, target: Target) -> None:
+def _settle(site: Path, what: str, slim: Slim, target: Target) -> dict[str, dict[str, str]]:
     """What the installer left in ``site``, made what may ship: no bookkeeping, every ``RECORD`` row inside the
-    folder (a wheel that names a file of this machine stops the build), slimmed as asked."""
+    folder (a wheel that names a file of this machine stops the build), slimmed as asked.
+
+    Returns each distribution's files (``RECORD`` path to digest) by its ``*.dist-info`` name, as they ship."""
     from layerkit import slim as slimming
 
     try:
         drop_bookkeeping(site)
-        for info in sorted(site.glob("*.dist-info")):
-            if (info / "RECORD").is_file():
-                record.rows(site, info.name)
         if slim.changes_files:
-            slimming.apply(site, slim)
+            slimming.apply(site, slim)  # checks each RECORD (record.rows) before it removes a file it names
+        # Read once, as they ship; reading is checking: a row outside the folder raises here.
+        return {info.name: {row.path: row.digest for row in record.rows(site, info.name)}
+                for info in sorted(site.glob("*.dist-info")) if (info / "RECORD").is_file()}
     except record.UnsafeRecordError as error:
         carrier = next((other.name for other in sorted(site.glob("*.dist-info")) if other.name != error.dist_info
                         and (other / "RECORD").is_file() and f"{error.dist_info}/RECORD" in
@@ -143,9 +141,9 @@ def pin(declaration: Declaration, target: Target, work: Path, *, what: str, cach
                hashes=declaration.hashed, constraints=constraints,
                offline_first=[(r.name, r.pinned_version) for r in applicable if r.name]
                if all(r.pinned for r in declaration.requirements) else None)
-    _settle(site, what, slim, target)
+    settled = _settle(site, what, slim, target)
     pins = [Pin(dist, site, files, _identity(files))
-            for dist in read_distributions(site) for files in [_record_files(site, dist)]]
+            for dist in read_distributions(site) for files in [settled[dist.dist_info]]]
     _check_declared_are_installed(applicable, pins, declaration, target, what)
     _check_requires_python(pins, declaration, target, what)
     return sorted(_separate_overlaps(pins, declaration, target, work, what, slim), key=lambda p: p.name)
