@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit import cache
-from layerkit.sources import SourceFolder
+from layerkit.sources import SourceFolder, copy_package, package_files
 from layerkit.sources.declaration import Declaration
 from layerkit.uv import INDEX_SETTINGS
 
@@ -112,8 +112,8 @@ def _staged_requirements(declaration: Declaration, extras: Path) -> str:
             kind = "packages" if requirement.local.is_dir() else "wheels"
             copied = extras / kind / requirement.local.name
             if requirement.local.is_dir():
-                shutil.copytree(requirement.local, copied, ignore=shutil.ignore_patterns(
-                    "__pycache__", "*.pyc", ".venv", "build", "dist", "*.egg-info", ".git"))
+                # The files the local build makes its wheel from, by the same rules (never-deploy list, links).
+                copy_package(requirement.local, package_files(requirement.local), copied)
             else:
                 copied.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(requirement.local, copied)

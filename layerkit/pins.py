@@ -55,7 +55,7 @@ def _build_local_packages(declaration: Declaration, what: str, cache_dir: Path, 
     A package is built from a copy of its files (those :func:`~layerkit.sources.package_files` reads), never
     in its folder: a build backend writes there (setuptools' ``build/``), and the folder may be the function's
     own, whose next build would ship what the first wrote."""
-    from layerkit.sources import package_files
+    from layerkit.sources import copy_package, package_files
 
     built = []
     for requirement in declaration.requirements:
@@ -71,15 +71,10 @@ def _build_local_packages(declaration: Declaration, what: str, cache_dir: Path, 
         entry = cache_dir / "local-wheels" / digest.hexdigest()
 
         def build(tree: Path, package: Path = requirement.local, files: list[Path] = files) -> dict[str, str]:
-            import shutil
-
             report(f"{what}: building the local package {package.name} into a wheel")
             with cache.scratch(cache_dir / "local-wheels", "source") as work:
                 copy = work / package.name
-                for path in files:
-                    destination = copy / path.relative_to(package)
-                    destination.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy(path, destination)  # the content and the mode, through links
+                copy_package(package, files, copy)
                 return {"wheel": uv.build_wheel(copy, tree, what, shown=package).name}
 
         meta, _ = cache.materialize(entry, build, required=("wheel",))

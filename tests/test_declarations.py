@@ -520,3 +520,32 @@ def test_what_pythonlayerversion_cannot_read_is_staged_where_the_container_sees_
     assert (staged / "_layerkit" / "find-links-0" / "kit_found-1.0-py3-none-any.whl").is_file()
     assert (staged / "_layerkit" / "packages" / "kitlib" / "kitlib" / "__init__.py").is_file()
     assert sorted(p.name for p in staged.iterdir()) == ["_layerkit", "mod.py"]
+
+
+def test_a_local_path_package_reaches_the_docker_builder_with_the_files_the_local_build_reads(tmp_path):
+    """The Docker builder's copy of a local path package follows the kit's rules (never-deploy list, build
+    output left out, links followed), so a package's .env or node_modules never reaches the bundling container."""
+    from layerkit.sources import package_files
+
+    repo = tmp_path / "repo"
+    package = layer_folder(repo / "shared" / "kitlib", {
+        "pyproject.toml": '[build-system]\nrequires = ["flit_core>=3.9,<4"]\nbuild-backend = "flit_core.buildapi"\n\n'
+                          '[project]\nname = "kitlib"\nversion = "0.1"\ndescription = "helpers"\n',
+        "kitlib/__init__.py": '"""Shared helpers."""\n',
+        ".env": "DATABASE_PASSWORD=hunter2\n",
+        "node_modules/left-pad/index.js": "module.exports = 1\n",
+        "build/lib/kitlib/__init__.py": "stale = True\n",
+        "kitlib.egg-info/PKG-INFO": "Name: kitlib\n",
+    })
+    (repo / "shared" / "common.py").write_text("SHARED = 1\n")
+    (package / "kitlib" / "common.py").symlink_to(repo / "shared" / "common.py")
+    layer = layer_folder(repo / "layers" / "staged", {"python/mod.py": "",
+                                                      "requirements.txt": "../../shared/kitlib\n"})
+    source = SourceFolder.layer(layer)
+    staged = stage(source, source.fingerprint(Target("python3.12", "x86_64"), bytecode=True), tmp_path / "cache")
+    copy = staged / "_layerkit" / "packages" / "kitlib"
+    in_docker = sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file())
+    assert in_docker == sorted(p.relative_to(package).as_posix() for p in package_files(package))
+    assert in_docker == ["kitlib/__init__.py", "kitlib/common.py", "pyproject.toml"]
+    assert (copy / "kitlib" / "common.py").read_text() == "SHARED = 1\n"
+    assert not (copy / "kitlib" / "common.py").is_symlink()

@@ -14,7 +14,7 @@ This package reads and fingerprints; it never installs anything.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -341,6 +341,17 @@ def package_files(folder: Path, what: str = "") -> list[Path]:
     read by the rules of :mod:`layerkit.shipping`."""
     what = what or f"local package {folder.name}"
     return list(select(folder, boundary=folder, what=what, skip=_PACKAGE_BUILD_OUTPUT).files)
+
+
+def copy_package(folder: Path, files: Iterable[Path], destination: Path) -> None:
+    """Copy ``files`` of the local package ``folder`` (from :func:`package_files`) to ``destination``, at the same
+    relative paths: the content and the mode, through links, so that a wheel is built from them out of tree."""
+    import shutil
+
+    for path in files:
+        copied = destination / path.relative_to(folder)
+        copied.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, copied)
 
 
 def _local_inputs(requirements: tuple[Requirement, ...], what: str) -> list[Path]:
