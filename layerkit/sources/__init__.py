@@ -117,36 +117,35 @@ class SourceFolder:
                     poetry: tuple[bool, bool] | None = None) -> SourceFolder:
         """A layer whose entry folder is its code, as ``PythonLayerVersion`` lays one out: the entry's files land
         in ``python/``, its dependency files are read, never shipped."""
-        root = Path(entry).resolve()
-        if not root.is_dir():
-            raise LayerSourceError(f"{label or 'layer'}: entry folder {entry} does not exist; point entry= at the "
-                                   "folder that holds the layer's modules and its requirements")
-        names = cls._declarations(root)
-        folder = cls(root, Destination.LAYER, (), names, label, poetry=poetry)
-        inputs = set(folder.inputs())
-        selection = _select(root, root, folder.what, excludes)
-        files = tuple(p for p in selection.files
-                      if p.relative_to(root).as_posix() not in DEPENDENCY_FILES and p not in inputs)
-        return cls(root, Destination.LAYER, files, names, label, tuple(excludes), selection.outside, poetry=poetry)
+        return cls._code_at_root(entry, Destination.LAYER, excludes, label, poetry, hidden=(),
+                                 holds="the layer's modules and its requirements")
 
     @classmethod
     def function(cls, entry: str | Path, excludes: tuple[str, ...] = (), label: str = "",
                  poetry: tuple[bool, bool] | None = None) -> SourceFolder:
         """A function folder: its code minus what never deploys (``events/``, ``tests/``, ``excludes``, the
         never-deploy list of :mod:`layerkit.shipping`)."""
+        return cls._code_at_root(entry, Destination.FUNCTION, excludes, label, poetry, hidden=FUNCTION_EXCLUDES,
+                                 holds="the function's code")
+
+    @classmethod
+    def _code_at_root(cls, entry: str | Path, destination: Destination, excludes: tuple[str, ...], label: str,
+                      poetry: tuple[bool, bool] | None, *, hidden: tuple[str, ...], holds: str) -> SourceFolder:
+        """A folder whose code sits at its top, beside its dependency declaration (a function, or an alpha-style
+        layer entry); ``hidden`` are excludes of the kind itself, not the user's (kept out of ``excludes``)."""
         root = Path(entry).resolve()
         if not root.is_dir():
-            raise LayerSourceError(f"{label or 'function'}: entry folder {entry} does not exist; "
-                                   "point entry= at the folder that holds the function's code")
+            kind = "layer" if destination is Destination.LAYER else "function"
+            raise LayerSourceError(f"{label or kind}: entry folder {entry} does not exist; point entry= at the "
+                                   f"folder that holds {holds}")
         names = cls._declarations(root)
-        folder = cls(root, Destination.FUNCTION, (), names, label, poetry=poetry)
+        folder = cls(root, destination, (), names, label, poetry=poetry)
         # What the declarations read (an included file, a local wheel) is an input, not code to deploy.
         inputs = set(folder.inputs())
-        selection = _select(root, root, folder.what, (*FUNCTION_EXCLUDES, *excludes))
+        selection = _select(root, root, folder.what, (*hidden, *excludes))
         files = tuple(p for p in selection.files
                       if p.relative_to(root).as_posix() not in DEPENDENCY_FILES and p not in inputs)
-        return cls(root, Destination.FUNCTION, files, names, label, tuple(excludes), selection.outside,
-                   poetry=poetry)
+        return cls(root, destination, files, names, label, tuple(excludes), selection.outside, poetry=poetry)
 
     @staticmethod
     def _declarations(root: Path) -> tuple[str, ...]:
