@@ -342,6 +342,12 @@ def _command(sub: Any, name: str, summary: str, description: str, examples: str)
                           epilog="examples:\n" + textwrap.indent(textwrap.dedent(examples).strip(), "  "))
 
 
+def _assembly_option(parser: argparse.ArgumentParser) -> None:
+    """``--assembly DIR``, as every command that reads a synthesized app takes it."""
+    parser.add_argument("--assembly", default="cdk.out", metavar="DIR",
+                        help="the cloud assembly folder (default: cdk.out)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from layerkit import __version__
     from layerkit.targets import ARCHITECTURES, RUNTIMES
@@ -412,8 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
         asset keys, and its functions with the layers they use and how each reaches them.""", """
         layerkit describe
         layerkit describe --assembly cdk.out --json""")
-    describe.add_argument("--assembly", default="cdk.out", metavar="DIR",
-                          help="the cloud assembly folder (default: cdk.out)")
+    _assembly_option(describe)
     describe.add_argument("--json", action="store_true",
                           help="print one JSON object with the stacks, layers and functions")
     describe.set_defaults(func=cmd_describe)
@@ -425,8 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
         clashes. Exit 1 when one is an error.""", """
         layerkit check
         layerkit check --assembly cdk.out --json""")
-    check.add_argument("--assembly", default="cdk.out", metavar="DIR",
-                       help="the cloud assembly folder (default: cdk.out)")
+    _assembly_option(check)
     check.add_argument("--json", action="store_true",
                        help="print a JSON list of findings: path, severity, rule, message")
     check.set_defaults(func=cmd_check)
@@ -441,8 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
         layerkit invoke my-stack/Function --env LOG_LEVEL=DEBUG --backend sandbox --network host""")
     invoke.add_argument("function", nargs="?", metavar="STACK/FUNCTION_ID",
                         help="e.g. my-stack/Function (see --list)")
-    invoke.add_argument("--assembly", default="cdk.out", metavar="DIR",
-                        help="the cloud assembly folder (default: cdk.out)")
+    _assembly_option(invoke)
     invoke.add_argument("--list", action="store_true", help="list the functions that can be invoked")
     invoke.add_argument("--event", action="append", metavar="FILE|-",
                         help="an event JSON file, or - for stdin; repeat for several events (default: {})")
@@ -486,8 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
         layerkit sam-template my-app-orders -o sam/template.json
         sam local invoke -t sam/template.json Function""")
     sam.add_argument("stack", metavar="STACK", help="the stack of the functions, e.g. my-app-orders")
-    sam.add_argument("--assembly", default="cdk.out", metavar="DIR",
-                     help="the cloud assembly folder (default: cdk.out)")
+    _assembly_option(sam)
     sam.add_argument("-o", "--output", metavar="FILE", help="write it here (default: standard output); asset "
                                                              "paths are relative to where it is written")
     sam.set_defaults(func=cmd_sam_template)
