@@ -9,9 +9,13 @@ next fill in the same folder removes it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import json
 import os
+import stat
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,12 +34,88 @@ def default_cache_dir() -> Path:
 
 
 def resolve_cache_dir(cache_dir: str | Path | None = None) -> Path:
-    """``cache_dir``, else the default, made absolute.
+    """``cache_dir``, else the default, made absolute, and one only this user can write (:func:`private_root`).
 
     Installers run in the source folder (for relative ``--find-links``) and the sandbox mounts folders by path:
     a relative cache path would point somewhere else there (a build once installed into the layer folder).
     """
-    return Path(cache_dir or default_cache_dir()).absolute()
+    return private_root(Path(cache_dir or default_cache_dir()).absolute())
+
+
+@functools.cache
+def private_root(root: Path) -> Path:
+    """The folder the kit keeps its cache in, for ``root``: ``root`` itself where no other user can write it (nor
+    rename it away); else this user's own folder inside it, ``root/.layerkit-user-<uid>`` (mode 0700), so that a
+    cache folder shared by several users (mode 1777) never has one read another's entries; and where even that
+    folder is not this user's, a new private folder, with a warning. An entry another user could have written is
+    never read: it could hold anything, under a key anyone can compute."""
+    if os.name != "posix":
+        return root
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return root  # the first write says why, with the fix
+    if (shared := _not_private(root)) is None:
+        return root
+    mine = root / f".layerkit-user-{os.geteuid()}"
+    with contextlib.suppress(FileExistsError):
+        mine.mkdir(mode=0o700)
+    if (why := _not_private(mine)) is None:
+        return mine
+    import atexit
+    import shutil
+    import tempfile
+
+    fallback = Path(tempfile.mkdtemp(prefix="layerkit-cache-"))
+    atexit.register(shutil.rmtree, fallback, ignore_errors=True)
+    print(f"layerkit: warning: the cache {root} is not yours alone ({shared}) and {mine} is not yours ({why}): "
+          f"nothing cached there is used; building in {fallback}; set LAYERKIT_CACHE_DIR to a folder of yours",
+          file=sys.stderr, flush=True)
+    return fallback
+
+
+def _not_private(folder: Path) -> str | None:
+    """Why another user could change what ``folder`` holds (it, or a folder above it, is theirs or writable by
+    them), or None when only this user (and root) can."""
+    uid = os.geteuid()
+    try:
+        info = os.lstat(folder)
+    except OSError as error:
+        return f"it cannot be read: {error.strerror}"
+    if stat.S_ISLNK(info.st_mode):
+        info = os.stat(folder)
+    if not stat.S_ISDIR(info.st_mode):
+        return "it is not a folder"
+    if info.st_uid not in (uid, 0):
+        return f"it belongs to user {info.st_uid}"
+    if _writable_by_others(info):
+        return f"other users may write in it (mode {stat.S_IMODE(info.st_mode):o})"
+    for parent in Path(os.path.realpath(folder)).parents:
+        try:
+            above = os.stat(parent)
+        except OSError:
+            continue
+        if above.st_uid not in (uid, 0) or (_writable_by_others(above) and not above.st_mode & stat.S_ISVTX):
+            return f"{parent} above it can be changed by other users, who could put another folder in its place"
+    return None
+
+
+def _writable_by_others(info: os.stat_result) -> bool:
+    """Whether a user other than this one may write in a folder with ``info``: others may, or its group may and
+    someone else is in that group (a user's own private group, as ``umask 002`` systems make, is not shared)."""
+    if info.st_mode & stat.S_IWOTH:
+        return True
+    if not info.st_mode & stat.S_IWGRP:
+        return False
+    import grp
+    import pwd
+
+    try:
+        members = set(grp.getgrgid(info.st_gid).gr_mem)
+        me = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return True
+    return info.st_gid != os.getegid() or bool(members - {me})
 
 
 def read_entry(entry: Path, required: Iterable[str] = ()) -> dict[str, Any] | None:

@@ -43,7 +43,7 @@ def _asset_content(construct: IConstruct) -> Content | None:
     if isinstance(asset, s3_assets.Asset):
         staging = asset.node.try_find_child("Stage")
         source = Path(staging.source_path) if isinstance(staging, AssetStaging) else None
-        return Content(Path(Stage.of(construct).outdir) / asset.asset_path, source)
+        return Content(Path(Stage.of(construct).outdir) / asset.asset_path, source, what=construct.node.path)
     return None
 
 

@@ -141,10 +141,17 @@ def _build_variants(args: argparse.Namespace, source: Any, runtimes: list[str], 
 
 # -- describe, check ----------------------------------------------------------------------------------------
 def cmd_describe(args: argparse.Namespace) -> int:
-    from layerkit.archive import unzipped_size
     from layerkit.assembly import Assembly
+    from layerkit.assets import AssetContent
 
     assembly = Assembly.load(args.assembly)
+    contents: dict[Path, AssetContent] = {}
+
+    def unzipped_size(asset: Path, what: str) -> int:
+        if asset not in contents:
+            contents[asset] = AssetContent(asset, what)
+        return contents[asset].unzipped_bytes
+
     rows: dict[str, list[dict[str, Any]]] = {"stacks": [], "layers": [], "functions": []}
     for stack in assembly.stacks.values():
         rows["stacks"].append({"name": stack.name, "depends_on": stack.dependencies})
@@ -155,19 +162,19 @@ def cmd_describe(args: argparse.Namespace) -> int:
         rows["layers"].append({
             "id": layer.id, "name": layer.name, "asset": layer.asset.name, "s3_key": layer.s3_key,
             "zipped_bytes": layer.asset.stat().st_size if is_zip else None,  # a folder is zipped by the CLI
-            "unzipped_bytes": unzipped_size(layer.asset),
+            "unzipped_bytes": unzipped_size(layer.asset, f"layer {layer.id}"),
             "runtimes": list(layer.runtimes), "architectures": list(layer.architectures),
         })
     for fn in assembly.functions():
-        code_bytes = unzipped_size(fn.code)
+        code_bytes = unzipped_size(fn.code, f"function {fn.id}")
         rows["functions"].append({
             "id": fn.id, "handler": fn.handler, "runtime": fn.runtime, "architecture": fn.architecture,
             "memory_mb": fn.memory_mb, "timeout_s": fn.timeout_s,
             "code_zipped_bytes": fn.code.stat().st_size if fn.code.is_file() else None,
             "code_unzipped_bytes": code_bytes,
             # What Lambda counts against its 250 MB: the code, its own dependencies included, and every layer.
-            "total_unzipped_bytes": code_bytes + sum(unzipped_size(use.layer.asset) for use in fn.layers
-                                                     if use.layer.asset is not None),
+            "total_unzipped_bytes": code_bytes + sum(unzipped_size(use.layer.asset, f"layer {use.layer.id}")
+                                                     for use in fn.layers if use.layer.asset is not None),
             "layers": [{"layer": use.layer.id, "name": use.layer.name, "via": use.via,
                         "owned_elsewhere": bool(use.layer.owned_elsewhere)} for use in fn.layers],
         })
@@ -236,7 +243,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     function = remote.resolve(assembly.function(args.function), layer_paths=dict(args.layer or ()),
                               layers_from=args.layers_from or (), cache_dir=args.cache_dir)
     events = read_events(args.event)  # all of them, before anything runs
-    if stale := stale_folders(function):
+    if stale := stale_folders(function, assembly.directory):
         print(f"layerkit: warning: {', '.join(stale)} changed since {args.assembly} was synthesized: this invoke "
               "runs the synthesized code; pass --synth to synthesize first", file=sys.stderr, flush=True)
     overrides = dict(args.env or ())
@@ -520,6 +527,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("layerkit: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # a case the kit does not know yet: still one line, the traceback on request
+        if args.debug:
+            raise
+        print(f"layerkit: error: {type(error).__name__}: {str(error)[:300]} (a case layerkit does not handle yet: "
+              "run with --debug for the traceback, and report it)", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -5,16 +5,16 @@ zips): the same rules at synth (:mod:`layerkit.checks`, on the construct tree) a
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from layerkit import native, rules
-from layerkit.archive import asset_sizes
+from layerkit.assets import AssetContent
 from layerkit.installed import distributions_in
-from layerkit.rules import MAX_LAYERS, Finding, Severity, Shares
+from layerkit.limits import DIRECT_UPLOAD_BYTES, MAX_LAYERS, MAX_UNZIPPED_BYTES
+from layerkit.rules import Finding, Severity, Shares
 from layerkit.targets import RUNTIMES, Target
 from layerkit.variants import runtimes_of_path
 
@@ -23,47 +23,41 @@ if TYPE_CHECKING:
 
     from layerkit.assembly import Assembly
 
-#: Above this a zip cannot be uploaded to Lambda directly; the CDK uploads through S3, which is fine.
-DIRECT_UPLOAD_BYTES = 50 * 1024 * 1024
 
 
 class Content:
-    """What a layer or function code ships, read from its staged asset: a zip, or a folder the CLI zips."""
+    """What a layer or function code ships, read from its staged asset: a zip, or a folder the CLI zips (read as
+    untrusted input: :mod:`layerkit.assets`)."""
 
-    def __init__(self, asset: Path, source: Path | None = None) -> None:
+    def __init__(self, asset: Path, source: Path | None = None, what: str = "") -> None:
         self.asset = asset
         self.source = source  # the folder or file the CDK staged it from, when known
+        self.content = AssetContent(asset, what or f"asset {asset.name}")
 
-    @cached_property
+    @property
     def sizes(self) -> dict[str, int]:
-        return asset_sizes(self.asset)
+        return self.content.sizes
 
     @property
     def unzipped_bytes(self) -> int:
-        return sum(self.sizes.values())
+        return self.content.unzipped_bytes
 
     @property
     def zipped_bytes(self) -> int | None:
-        return self.asset.stat().st_size if self.asset.is_file() else None
+        return self.content.zipped_bytes
 
     @cached_property
     def _native_heads(self) -> dict[str, bytes]:
         """The first bytes of every compiled file, read in one pass: a zip is opened once, not once per file
         (a layer with numpy and pandas ships a hundred of them)."""
-        names = [name for name in self.sizes if native.is_native_name(name)]
-        if not self.asset.is_file():
-            return {name: _head(self.asset / name) for name in names}
-        with zipfile.ZipFile(self.asset) as archive:
-            heads = {}
-            for name in names:
-                with archive.open(name) as member:
-                    heads[name] = member.read(native.HEAD_BYTES)
-            return heads
+        names = [entry.name for entry in self.content.entries
+                 if entry.link is None and native.is_native_name(entry.name)]
+        return self.content.heads(names, native.HEAD_BYTES)
 
     def read_head(self, name: str) -> bytes:
         """The first :data:`~layerkit.native.HEAD_BYTES` of the compiled file ``name`` (one that
-        :func:`~layerkit.native.is_native_name` names so)."""
-        return self._native_heads[name]
+        :func:`~layerkit.native.is_native_name` names so); a link's is empty (it is not read)."""
+        return self._native_heads.get(name, b"")
 
     @property
     def top_level_names(self) -> set[str]:
@@ -109,25 +103,14 @@ class Content:
         """What of it could be left out to fit Lambda's limit (its compiled files are read for debug symbols)."""
         from layerkit import elf
 
-        debug = 0
-        for name in self.sizes:
-            if native.is_native_name(name):
-                if self.asset.is_file():
-                    with zipfile.ZipFile(self.asset) as archive:
-                        debug += elf.debug_bytes(archive.read(name))
-                else:
-                    debug += elf.debug_bytes_of(self.asset / name)
+        debug = sum(elf.debug_bytes(self.content.read(entry.name)) for entry in self.content.entries
+                    if entry.link is None and native.is_native_name(entry.name))
         return Shares.of(self.sizes, in_layer=in_layer, debug_symbols=debug)
 
     def distributions(self, in_layer: bool) -> dict[str, str]:
         """Installed distributions (canonical name -> version): a layer's in ``python/``, a function's at
         its root."""
         return distributions_in(self.sizes, in_layer=in_layer)
-
-
-def _head(path: Path) -> bytes:
-    with open(path, "rb") as file:
-        return file.read(native.HEAD_BYTES)
 
 
 @dataclass
@@ -183,7 +166,7 @@ def function_findings(runtime: str, architecture: str, code: Content | None, lay
                                 f"the function has {len(layers)} layers; Lambda allows {MAX_LAYERS}: merge layers "
                                 "(e.g. put shared dependencies in one layer)"))
     total = (code.unzipped_bytes if code else 0) + sum(r.content.unzipped_bytes for r in layers if r.content)
-    if total > rules.WARN_AT * rules.MAX_UNZIPPED_BYTES:  # measured only then: it reads the compiled files
+    if total > rules.WARN_AT * MAX_UNZIPPED_BYTES:  # measured only then: it reads the compiled files
         shares = sum((r.content.shares(in_layer=True) for r in layers if r.content), Shares())
         if code is not None:
             shares = shares + code.shares(in_layer=False)
@@ -214,7 +197,8 @@ def function_findings(runtime: str, architecture: str, code: Content | None, lay
 def _escapes(label: str, content: Content) -> list[Finding]:
     """Whatever of an asset names, or leads to, a file outside it: zip members that would land outside the
     folder they are extracted into, links of the folder it was staged from that the CDK followed."""
-    return [*rules.unsafe_members(label, content.sizes), *content.link_findings(label)]
+    return [*rules.unsafe_members(label, content.sizes), *rules.duplicate_members(label, content.content.duplicates),
+            *content.link_findings(label)]
 
 
 def _shadowed(layers: list[LayerRef], sorted_by_cdk: bool) -> list[Finding]:
@@ -255,7 +239,6 @@ def _version_clashes(code: Content | None, layers: list[LayerRef]) -> list[Findi
     return findings
 
 
-
 def assembly_findings(assembly: Assembly) -> list[tuple[str, Finding]]:
     """``(construct path, finding)`` for every layer and function of a synthesized ``assembly``: what
     ``layerkit.check`` reports at synth, but the findings about the source folders (which the assembly does not
@@ -266,11 +249,12 @@ def assembly_findings(assembly: Assembly) -> list[tuple[str, Finding]]:
         if layer.asset is None:
             continue
         ref = LayerRef(layer.name, runtimes=list(layer.runtimes), architectures=list(layer.architectures),
-                       content=Content(layer.asset))
+                       content=Content(layer.asset, what=f"layer {layer.id}"))
         refs[layer.id] = ref
         found += [(layer.id, finding) for finding in layer_findings(ref, ref.content)]  # type: ignore[arg-type]
     for function in assembly.functions():
         layers = [refs.get(use.layer.id) or LayerRef(use.layer.name) for use in function.layers]
         found += [(function.id, finding) for finding in
-                  function_findings(function.runtime, function.architecture, Content(function.code), layers)]
+                  function_findings(function.runtime, function.architecture,
+                                    Content(function.code, what=f"function {function.id}"), layers)]
     return found

@@ -218,7 +218,8 @@ def _move_into(work: Path, pin: Pin, tree: Path, meta: dict[str, Any]) -> dict[s
 
 def _check_sizes(pin: Pin, paths: list[str], what: str) -> None:
     """A file that alone is over Lambda's limit is refused before anything reads it."""
-    from layerkit.rules import MAX_UNZIPPED_BYTES, megabytes
+    from layerkit.limits import MAX_UNZIPPED_BYTES
+    from layerkit.rules import megabytes
 
     for path in paths:
         if (size := (pin.site / path).stat().st_size) > MAX_UNZIPPED_BYTES:

@@ -32,13 +32,15 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from layerkit.assembly import Assembly
 from layerkit.errors import LayerkitError
 from layerkit.invoke.result import Invocation
+
+_T = TypeVar("_T")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,10 +61,17 @@ def layerkit_assembly(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
         return Path(given)
     from layerkit.synth import synthesize
 
+    return _or_fail(lambda: synthesize(Path(request.config.rootpath), tmp_path_factory.mktemp("layerkit-cdk.out")))
+
+
+def _or_fail(action: Callable[[], _T]) -> _T:
+    """What ``action`` returns; a mistake of the kit's fails the test with its one line (no traceback, and none of
+    the exception it was raised from)."""
     try:
-        return synthesize(Path(request.config.rootpath), tmp_path_factory.mktemp("layerkit-cdk.out"))
+        return action()
     except LayerkitError as error:
-        pytest.fail(f"layerkit: {error}", pytrace=False)
+        message = str(error)
+    pytest.fail(f"layerkit: {message}", pytrace=False)
 
 
 class _Environments:
@@ -90,30 +99,47 @@ def _layerkit_environments() -> Iterator[_Environments]:
 
 @pytest.fixture(scope="session")
 def _layerkit_loaded(layerkit_assembly: Path) -> Assembly:
-    try:
-        assembly = Assembly.load(layerkit_assembly)
-    except LayerkitError as error:
-        pytest.fail(f"layerkit: {error}", pytrace=False)
+    assembly = _or_fail(lambda: Assembly.load(layerkit_assembly))
     if errors := assembly.errors():
         pytest.fail(f"layerkit: the app has {len(errors)} error(s) at synth; the first: {errors[0]}", pytrace=False)
     return assembly
 
 
 def _payload(event: Any) -> bytes:
+    """The event as Lambda receives it: JSON text in UTF-8 (bytes and strings as given, anything else encoded), or
+    the kit's one-line error saying why it cannot be."""
+    from layerkit.errors import InvokeError
+    from layerkit.invoke.events import check_event
+
     if event is None:
         return b"{}"
-    if isinstance(event, bytes):
-        return event
-    if isinstance(event, str):
-        return event.encode("utf-8")
-    return json.dumps(event).encode("utf-8")
+    if isinstance(event, bytes | bytearray):
+        payload = bytes(event)
+    elif isinstance(event, str):
+        try:
+            payload = event.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InvokeError(f"the event is not UTF-8 text ({error.reason} at character {error.start}); an event is "
+                              "a JSON document in UTF-8") from None
+    else:
+        try:
+            payload = json.dumps(event, allow_nan=False).encode("utf-8")
+        except ValueError:
+            raise InvokeError("the event holds NaN or Infinity, numbers JSON cannot write; use None or a string") \
+                from None
+        except TypeError as error:
+            raise InvokeError(f"the event cannot be written as JSON ({error}); use dicts, lists, strings, numbers, "
+                              "booleans and None") from None
+        except RecursionError:
+            raise InvokeError("the event is nested deeper than JSON can be written; flatten it") from None
+    check_event(payload, "the event")
+    return payload
 
 
 @pytest.fixture
 def layerkit_invoke(request: pytest.FixtureRequest, _layerkit_loaded: Assembly,
                     _layerkit_environments: _Environments) -> Callable[..., Invocation]:
     """``layerkit_invoke(function_id, event=None, *, env=None, timeout=None, backend=None, network=None)``."""
-    from layerkit.invoke.events import check_event
     from layerkit.invoke.session import open_environment
 
     def invoke(function_id: str, event: Any = None, *, env: dict[str, str] | None = None,
@@ -123,13 +149,9 @@ def layerkit_invoke(request: pytest.FixtureRequest, _layerkit_loaded: Assembly,
 
         backend = backend or request.config.getoption("--layerkit-backend")
         network = network or request.config.getoption("--layerkit-network")
-        try:
-            function = remote.resolve(_layerkit_loaded.function(function_id), layers_from=layers_from,
-                                      layer_paths={k: Path(v) for k, v in (layers or {}).items()})
-        except LayerkitError as error:
-            pytest.fail(f"layerkit: {error}", pytrace=False)
-        payload = _payload(event)
-        check_event(payload)
+        function = _or_fail(lambda: remote.resolve(_layerkit_loaded.function(function_id), layers_from=layers_from,
+                                                   layer_paths={k: Path(v) for k, v in (layers or {}).items()}))
+        payload = _or_fail(lambda: _payload(event))
         key = (function.id, backend, network, timeout, tuple(sorted((env or {}).items())), tuple(layers_from),
                tuple(sorted((layers or {}).items())))
 
@@ -137,9 +159,6 @@ def layerkit_invoke(request: pytest.FixtureRequest, _layerkit_loaded: Assembly,
             return open_environment(function, backend=backend, env_overrides=env, timeout_s=timeout,
                                     network=network, log=lambda line: print(line, file=sys.stderr, flush=True))
 
-        try:
-            return _layerkit_environments.get(key, opener).invoke(payload)
-        except LayerkitError as error:
-            pytest.fail(f"layerkit: {error}", pytrace=False)
+        return _or_fail(lambda: _layerkit_environments.get(key, opener).invoke(payload))
 
     return invoke

@@ -12,15 +12,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from layerkit import native
+from layerkit.limits import MAX_UNZIPPED_BYTES
 from layerkit.record import unsafe
 from layerkit.targets import Target
 
-#: Lambda's limit for a function's code plus all its layers, unzipped: 250 MB as Lambda counts (262,144,000 bytes).
-MAX_UNZIPPED_BYTES = 262_144_000
 #: Above this share of the limit, a warning: the next dependency may not fit.
 WARN_AT = 0.8
-#: Layers a function may have.
-MAX_LAYERS = 5
 
 
 class Severity(StrEnum):
@@ -116,6 +113,16 @@ def unsafe_members(label: str, names: Iterable[str]) -> list[Finding]:
                     f"{label} holds {len(bad)} member(s) outside itself (first: {bad[0]!r}, "
                     f"{unsafe(bad[0].removesuffix('/'))}): such a zip is broken or hostile and must not deploy; "
                     "rebuild it from its sources, and remove the package that wrote it")]
+
+
+def duplicate_members(label: str, names: Iterable[str]) -> list[Finding]:
+    """Zip members named more than once: extracted, the last silently wins, and Lambda counts every copy."""
+    names = list(names)
+    if not names:
+        return []
+    return [Finding(Severity.ERROR, "duplicate-member",
+                    f"{label} holds {names[0]!r} more than once ({len(names)} name(s) repeated): no tool the CDK "
+                    "uses writes such a zip, and which copy is extracted is not defined; rebuild it from its sources")]
 
 
 def megabytes(size: float) -> str:

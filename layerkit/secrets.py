@@ -67,6 +67,36 @@ class Scanner:
         self._tail = keep
 
 
+#: A URL's user information (``https://user:token@host``): a credential, unless it is only ``${VAR}`` references
+#: (which the installer expands from the environment).
+_URL_CREDENTIALS = re.compile(rb"(?P<scheme>https?://)(?P<userinfo>[^/@\s'\"]+)@", re.IGNORECASE)
+_ENV_REFERENCE = re.compile(rb"\$\{[A-Za-z0-9_]+\}")
+
+
+def _literal(userinfo: bytes) -> bool:
+    return bool(_ENV_REFERENCE.sub(b"", userinfo).replace(b":", b"").strip())
+
+
+def literal_credentials(data: bytes) -> list[tuple[int, str]]:
+    """``(line number, the URL's start with its credential hidden)`` for each URL in ``data`` (a dependency
+    declaration) that carries a credential written out rather than referenced as ``${VAR}``."""
+    found = []
+    for match in _URL_CREDENTIALS.finditer(data):
+        if _literal(match.group("userinfo")):
+            line = data.count(b"\n", 0, match.start()) + 1
+            host = re.match(rb"[^\s'\"]{0,60}", data[match.end():])
+            shown = f"{match.group('scheme').decode()}***@{host.group(0).decode('utf-8', 'replace') if host else ''}"
+            found.append((line, shown))
+    return found
+
+
+def without_credentials(data: bytes) -> bytes:
+    """``data`` with every credential written out in a URL replaced by ``***`` (``${VAR}`` references kept): what a
+    declaration's fingerprint reads, so that a rotated token is not a new asset."""
+    return _URL_CREDENTIALS.sub(lambda m: m.group("scheme") + b"***@" if _literal(m.group("userinfo"))
+                                else m.group(0), data)
+
+
 def scan(data: bytes) -> Secret | None:
     """The first secret in ``data`` (a whole file), or None."""
     scanner = Scanner()

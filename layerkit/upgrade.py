@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from layerkit.assembly import Assembly, Stack
+from layerkit.assembly import Assembly, Stack, export_name
 from layerkit.rules import Severity
 
 LAYER_TYPE = "AWS::Lambda::LayerVersion"
@@ -124,9 +124,9 @@ def _changed(before: Stack, after: Stack | None, logical_id: str) -> bool:
 
 def _export_locks(before: Assembly, after: Assembly) -> list[ExportLock]:
     locks = []
-    after_exports = {output.get("Export", {}).get("Name"): value for _, output, value in after.exports()}
+    after_exports = {export_name(output): value for _, output, value in after.exports()}
     for producer, output, value in before.exports():
-        name = output.get("Export", {}).get("Name")
+        name = export_name(output)
         consumers = [c for c in _importers(before, name) if c != producer.name]
         if not isinstance(name, str) or not consumers:
             continue  # an export nobody imports can change freely

@@ -320,6 +320,29 @@ def test_a_rotated_index_token_keeps_the_asset_hash_and_the_cache_entry(private_
         assert b"token-" not in path.read_bytes(), path
 
 
+def test_a_token_written_into_the_file_is_warned_of_and_never_decides_the_asset(private_index, tmp_path):
+    layer = layer_folder(tmp_path / "private", {"python/uses.py": "import kit_private\n"})
+
+    def build_with(token: str):
+        (layer / "requirements.txt").write_text(f"six==1.17.0\n--extra-index-url {private_index.url(('ci', token))}\n"
+                                                "kit-private==1.0\n")
+        return build_layer(layer, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache", report=quiet)
+
+    first = build_with("token-one")
+    assert first.packages == ["kit-private==1.0", "six==1.17.0"]
+    (warning,) = first.warnings
+    assert warning == (
+        f"layer private: requirements.txt:2 writes a credential into a URL (http://***@127.0.0.1:{private_index.port}"
+        "/simple/), where everyone who reads the file reads it; put the URL in the environment (PIP_INDEX_URL, "
+        "UV_INDEX_URL) or write ${VAR} in the credential's place (the installer expands it): it never enters the "
+        "asset hash either way")
+    private_index.credentials = ("ci", "token-two")  # the token rotates, and the file is edited to match
+    second = build_with("token-two")
+    assert (second.asset_hash, second.cache) == (first.asset_hash, "hit")
+    for path in [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]:
+        assert b"token-" not in path.read_bytes(), path
+
+
 def test_a_refused_token_is_one_line_that_never_shows_it(private_index, tmp_path, monkeypatch):
     layer = layer_folder(tmp_path / "private", {"requirements.txt": "kit-private==1.0\n"})
     monkeypatch.setenv("PIP_INDEX_URL", private_index.url(("ci", "expired-token")))

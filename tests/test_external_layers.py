@@ -3,16 +3,10 @@ listed by describe and check-upgrade, and invoked with --layers-from, --layer, o
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from aws_cdk import App, Stack
@@ -21,6 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 import layerkit
 from layerkit import PythonFunction, SharedPythonLayer
 from layerkit.assembly import Assembly
+from tests.aws_standin import StandInAws
 from tests.conftest import app_context, synth_messages, write
 
 PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
@@ -124,64 +119,12 @@ def test_invoke_takes_a_layer_zip_given_by_name(apps):
     assert json.loads(result.stdout) == "the platform team"
 
 
-class StandInAws:
-    """Lambda's GetLayerVersionByArn and SSM's GetParameter on 127.0.0.1, as AWS_ENDPOINT_URL_* point boto3 at it."""
-
-    def __init__(self, layer_zip: Path) -> None:
-        self.data = layer_zip.read_bytes()
-        self.requests: list[str] = []
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _json(self, payload: dict) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-amz-json-1.1")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self) -> None:  # SSM
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                stand_in.requests.append(self.headers.get("X-Amz-Target", ""))
-                self._json({"Parameter": {"Name": PARAMETER, "Type": "String", "Value": ARN, "Version": 1}})
-
-            def do_GET(self) -> None:
-                url = urlparse(self.path)
-                stand_in.requests.append(url.path)
-                if url.path == "/layer.zip":
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(stand_in.data)))
-                    self.end_headers()
-                    self.wfile.write(stand_in.data)
-                    return
-                assert parse_qs(url.query)["Arn"] == [ARN]
-                self._json({"LayerVersionArn": ARN, "Version": 7, "CompatibleRuntimes": ["python3.12"], "Content": {
-                    "Location": f"http://127.0.0.1:{stand_in.port}/layer.zip", "CodeSize": len(stand_in.data),
-                    "CodeSha256": base64.b64encode(hashlib.sha256(stand_in.data).digest()).decode()}})
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 def test_with_credentials_the_layer_version_is_downloaded_by_arn_and_kept(apps, tmp_path):
     owner_out, consumer_out, _ = apps
     (layer,) = Assembly.load(owner_out).layers()
-    aws = StandInAws(layer.asset)
+    aws = StandInAws(layer.asset, tmp_path, ARN, PARAMETER)
     try:
-        endpoint = f"http://127.0.0.1:{aws.port}"
-        env = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "stand-in", "AWS_REGION": "eu-west-1",
-               "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-               "AWS_ENDPOINT_URL_LAMBDA": endpoint, "AWS_ENDPOINT_URL_SSM": endpoint,
-               "LAYERKIT_CACHE_DIR": str(tmp_path / "cache")}
+        env = {**aws.environment(tmp_path), "LAYERKIT_CACHE_DIR": str(tmp_path / "cache")}
         first = cli("invoke", "--assembly", str(consumer_out), "team/Fn", "--backend", "sandbox", env=env)
         assert first.returncode == 0, first.stderr
         assert json.loads(first.stdout) == "the platform team"

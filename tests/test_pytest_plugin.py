@@ -102,3 +102,32 @@ def test_a_layerkit_check_error_fails_the_tests_that_invoke(tmp_path):
     assert "layerkit: synthesizing" in result.stdout
     assert "nests its modules one level too deep" in result.stdout
     assert "3 errors" in result.stdout or "3 failed" in result.stdout
+
+
+BAD_EVENTS = textwrap.dedent('''
+    import pytest
+
+    @pytest.mark.parametrize("event", [{"total": float("nan")}, {"items": {1, 2}}, b'{"a": "\\xff"}',
+                                       '{"a": "\\ud800"}'], ids=["nan", "set", "latin-1", "surrogate"])
+    def test_bad(layerkit_invoke, event):
+        layerkit_invoke("shop/Total", event)
+''')
+
+
+def test_an_event_lambda_could_not_take_fails_the_test_with_the_kits_message(tmp_path):
+    folder = project(tmp_path / "shop")
+    (folder / "tests" / "test_total.py").write_text(BAD_EVENTS)
+    result = run_pytest(folder)
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "4 failed" in result.stdout
+    for message in (
+        "layerkit: the event holds NaN or Infinity, numbers JSON cannot write; use None or a string",
+        "layerkit: the event cannot be written as JSON (Object of type set is not JSON serializable); use dicts, "
+        "lists, strings, numbers, booleans and None",
+        "layerkit: the event is not UTF-8 text; an event must be a JSON document in UTF-8",
+        "layerkit: the event is not UTF-8 text (surrogates not allowed at character 7); an event is a JSON document "
+        "in UTF-8",
+    ):
+        assert result.stdout.count(message) == 1, message
+    assert "Traceback" not in result.stdout
+    assert "During handling" not in result.stdout

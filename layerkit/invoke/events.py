@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 from layerkit.errors import InvokeError
+from layerkit.limits import MAX_PAYLOAD_BYTES
 
-#: Lambda's limit for a synchronous invoke's payload.
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 _BOMS = {codecs.BOM_UTF8: "UTF-8", codecs.BOM_UTF16_LE: "UTF-16", codecs.BOM_UTF16_BE: "UTF-16",
          codecs.BOM_UTF32_LE: "UTF-32", codecs.BOM_UTF32_BE: "UTF-32"}
 

@@ -19,21 +19,20 @@ As on Lambda:
 
 from __future__ import annotations
 
+import itertools
 import json
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import IO, Protocol
 
 from layerkit.assembly import Function
 from layerkit.invoke.result import Invocation
 from layerkit.invoke.runtime_api import Outcome, RuntimeApi
+from layerkit.limits import INIT_TIMEOUT_S, MAX_RESPONSE_BYTES
 
-#: Lambda gives a function's init phase 10 s of its own; the invoke's timeout counts from then on.
-INIT_TIMEOUT_S = 10.0
-#: The largest synchronous response Lambda returns.
-MAX_RESPONSE_BYTES = 6_291_556
 RESPONSE_TOO_LARGE = {"errorType": "Function.ResponseSizeTooLarge",
                       "errorMessage": f"Response payload size exceeded maximum allowed payload size "
                                       f"({MAX_RESPONSE_BYTES} bytes)."}
@@ -59,33 +58,47 @@ def error_body(error_type: str, message: str) -> bytes:
 def _error_type(body: bytes) -> str:
     try:
         return str(json.loads(body).get("errorType") or "Runtime.Unknown")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return "Runtime.Unknown"
 
 
+#: The longest line of the function's output that is kept whole (CloudWatch Logs takes 256 KB per event);
+#: a longer one is cut into lines of this length.
+MAX_LINE_BYTES = 256 * 1024
+#: The function's output kept for the invokes' results, at most: beyond it the oldest lines go (they were
+#: echoed as they came), so a function that prints without end never fills the kit's memory.
+MAX_KEPT_BYTES = 8 * 1024 * 1024
+
+
 class _Output:
-    """The runtime's output, read line by line on a thread: echoed as it comes, and kept for the invoke it belongs
-    to."""
+    """The runtime's output, read line by line on a thread: echoed as it comes, and kept (up to
+    :data:`MAX_KEPT_BYTES`) for the invoke it belongs to."""
 
     def __init__(self, stream: IO[bytes], echo: Callable[[str], None] | None) -> None:
         self._stream = stream
         self._echo = echo
-        self._lines: list[str] = []
+        self._lines: deque[str] = deque()
+        self._dropped = 0  # lines let go from the front, so that marks keep counting every line
+        self._kept_bytes = 0
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, name="runtime-output", daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
-        for raw in iter(self._stream.readline, b""):
+        for raw in iter(lambda: self._stream.readline(MAX_LINE_BYTES), b""):
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
             with self._lock:
                 self._lines.append(line)
+                self._kept_bytes += len(line)
+                while self._kept_bytes > MAX_KEPT_BYTES and self._lines:
+                    self._kept_bytes -= len(self._lines.popleft())
+                    self._dropped += 1
             if self._echo is not None:
                 self._echo(line)
 
     def mark(self) -> int:
         with self._lock:
-            return len(self._lines)
+            return self._dropped + len(self._lines)
 
     def since(self, mark: int, settle_s: float = 0.0) -> list[str]:
         """The lines since ``mark``, once the pipe has nothing more to give (bytes written before the runtime
@@ -107,7 +120,7 @@ class _Output:
             time.sleep(0.001)
         time.sleep(0)  # let the reader take what it has read
         with self._lock:
-            return self._lines[mark:]
+            return list(itertools.islice(self._lines, max(0, mark - self._dropped), None))
 
     def join(self) -> None:
         self._thread.join(timeout=2)
@@ -244,7 +257,7 @@ class ExecutionEnvironment:
         if outcome.kind == "init_error":
             return self._finish(request_id, False, outcome.body, started, init_ms, "error",
                                 _error_type(outcome.body), mark, discard=True)
-        if outcome.kind == "response" and len(outcome.body) > MAX_RESPONSE_BYTES:
+        if outcome.too_large:
             body = json.dumps(RESPONSE_TOO_LARGE).encode()
             return self._finish(request_id, False, body, started, init_ms, "error", RESPONSE_TOO_LARGE["errorType"],
                                 mark)

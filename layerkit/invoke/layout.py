@@ -11,15 +11,20 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from layerkit import uv
 from layerkit.assembly import Function
+from layerkit.assets import AssetContent
 from layerkit.cache import discard, materialize, resolve_cache_dir
 from layerkit.errors import InvokeError, LayerkitError
+from layerkit.record import unsafe
 from layerkit.targets import Target
 
 #: The official runtime interface client, pinned: the loop that talks to the Runtime API inside the sandbox.
@@ -32,66 +37,127 @@ class Layout:
     opt: Path
 
 
-def _digest_of(path: Path) -> str:
+def _digest_of(content: AssetContent) -> str:
     """A sha256 of an asset's content: a zip's bytes, or every file of a folder (path, mode and bytes)."""
-    digest = hashlib.sha256(b"file" if path.is_file() else b"folder")
-    items = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for item in items:
-        if item is not path:
-            digest.update(item.relative_to(path).as_posix().encode() + b"\0" +
-                          (b"x" if os.access(item, os.X_OK) else b"-"))
-        with open(item, "rb") as file:
+    if content.is_zip:
+        with open(content.path, "rb") as file:
+            return "zip-" + hashlib.file_digest(file, "sha256").hexdigest()
+    digest = hashlib.sha256(b"folder")
+    for entry in content.entries:
+        assert entry.path is not None
+        digest.update(entry.name.encode() + b"\0" + (b"x" if os.access(entry.path, os.X_OK) else b"-"))
+        with open(entry.path, "rb") as file:
             digest.update(hashlib.file_digest(file, "sha256").digest())
     return digest.hexdigest()
 
 
-def _extract(archive_path: Path, destination: Path) -> None:
-    """Extract with the modes recorded in the zip (an executable in ``/opt/bin`` stays executable)."""
-    root = destination.resolve()
-    with zipfile.ZipFile(archive_path) as archive:
-        for info in archive.infolist():
-            target = (destination / info.filename).resolve()
-            if not target.is_relative_to(root):
-                raise InvokeError(f"{archive_path.name}: entry {info.filename!r} points outside the archive")
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.exists() or target.is_symlink():
-                target.unlink()  # a later layer replaces the same path of an earlier one
-            with archive.open(info) as source, open(target, "wb") as out:
-                shutil.copyfileobj(source, out)
-            mode = (info.external_attr >> 16) & 0o777
-            target.chmod(mode | 0o444 if mode else 0o644)
+def _folders(destination: Path, name: str, parts: list[str], what: str) -> Path:
+    """``destination/parts...`` as folders, made where missing; a file an earlier layer left where a folder goes
+    is replaced; a link there stops it (writing under it would write through the link)."""
+    current = destination
+    for index, part in enumerate(parts):
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            os.mkdir(current)
+            continue
+        if stat.S_ISLNK(mode):
+            raise InvokeError(f"{what}: entry {name!r} lies under {'/'.join(parts[:index + 1])!r}, which is a link "
+                              "there: extracting it would write through the link; rebuild it without the link")
+        if not stat.S_ISDIR(mode):
+            os.unlink(current)  # a later layer's folder replaces an earlier one's file
+            os.mkdir(current)
+    return current
 
 
-def _merge(source: Path, destination: Path) -> None:
-    if source.is_file():
-        _extract(source, destination)
+def _place(destination: Path, name: str, what: str, *, folder: bool = False) -> Path:
+    """The path of entry ``name`` under ``destination``, its folders made (see :func:`_folders`); for a file,
+    whatever an earlier layer left at that path is removed first (a later layer replaces it). No step goes
+    through a link: nothing is written outside ``destination``."""
+    if why := unsafe(name):
+        raise InvokeError(f"{what}: entry {name!r} is {why}: it would land outside /opt or /var/task; such an asset "
+                          "is broken or hostile, so it is not run")
+    parts = name.split("/")
+    if folder:
+        return _folders(destination, name, parts, what)
+    target = _folders(destination, name, parts[:-1], what) / parts[-1]
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return target
+    if stat.S_ISDIR(mode):
+        shutil.rmtree(target)
     else:
-        shutil.copytree(source, destination, dirs_exist_ok=True, symlinks=True)
+        os.unlink(target)
+    return target
+
+
+def _write(target: Path, source: IO[bytes], executable: bool) -> None:
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755 if executable else 0o644)
+    with os.fdopen(descriptor, "wb") as out:
+        shutil.copyfileobj(source, out, 1024 * 1024)
+
+
+def extract(content: AssetContent, destination: Path) -> None:
+    """Lay ``content`` (a zip or a folder asset) out in ``destination`` as Lambda extracts it: over what is there
+    already (a later layer replaces an earlier one's files), with the modes the zip records (an executable in
+    ``/opt/bin`` stays executable), its links as links (never followed here)."""
+    what = content.what
+    content.check_unique()
+    try:
+        if content.is_zip:
+            with content.open_zip() as archive:
+                for info in archive.infolist():
+                    if info.is_dir():
+                        _place(destination, info.filename.rstrip("/"), what, folder=True)
+                        continue
+                    mode = info.external_attr >> 16
+                    target = _place(destination, info.filename, what)
+                    if stat.S_ISLNK(mode):
+                        with archive.open(info) as member:
+                            os.symlink(member.read(4096).decode("utf-8", errors="replace"), target)
+                        continue
+                    with archive.open(info) as member:
+                        _write(target, member, bool(mode & 0o111))
+        else:
+            for entry in content.entries:
+                assert entry.path is not None
+                with open(entry.path, "rb") as source:
+                    _write(_place(destination, entry.name, what), source, os.access(entry.path, os.X_OK))
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise InvokeError(f"{what}: {content.path.name} is damaged ({error}); synthesize again, or rebuild it") \
+            from None
 
 
 def prepare_layout(function: Function, cache_dir: Path | None = None) -> Layout:
-    """The function's ``/var/task`` and merged ``/opt`` as host folders (mounted read-only later)."""
+    """The function's ``/var/task`` and merged ``/opt`` as host folders (mounted read-only later), each made from
+    the assets' entries alone, never through a link (:func:`extract`)."""
     root = resolve_cache_dir(cache_dir) / "invoke"
-    if function.code.is_dir():
-        task = function.code  # an asset folder of the assembly, named by its content hash
-    else:
-        task = _folder(root / f"task-{_digest_of(function.code)}", lambda d: _extract(function.code, d))
-    sources = [use.layer.asset for use in function.layers]
-    key = hashlib.sha256("\0".join(_digest_of(s) for s in sources).encode()).hexdigest()
+    code = AssetContent(function.code, f"function {function.id}")
+    task = _folder(root / f"task-{_digest_of(code)}", lambda d: extract(code, d))
+    layers = [AssetContent(use.layer.asset, f"layer {use.layer.id}") for use in function.layers
+              if use.layer.asset is not None]
+    key = hashlib.sha256("\0".join(_digest_of(layer) for layer in layers).encode()).hexdigest()
 
     def merge_in_order(destination: Path) -> None:
-        for source in sources:
-            _merge(source, destination)
+        for layer in layers:
+            extract(layer, destination)
 
     return Layout(task=task, opt=_folder(root / f"opt-{key}", merge_in_order))
 
 
 def _manifest(root: Path) -> list[list[object]]:
-    return [[p.relative_to(root).as_posix(), p.stat().st_size] for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.is_symlink()]
+    """Every path of a laid-out folder, its kind and size (links not followed)."""
+    found: list[list[object]] = []
+    for folder, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(folder, d))]:
+            path = os.path.join(folder, name)
+            info = os.lstat(path)
+            kind = "link" if stat.S_ISLNK(info.st_mode) else "file"
+            found.append([os.path.relpath(path, root).replace(os.sep, "/"), kind, info.st_size])
+    return sorted(found)
 
 
 def _folder(entry: Path, fill: Callable[[Path], None]) -> Path:

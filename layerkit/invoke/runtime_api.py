@@ -14,14 +14,16 @@ from __future__ import annotations
 import json
 import queue
 import socket
-import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from layerkit.limits import MAX_RESPONSE_BYTES
+
 PREFIX = "/2018-06-01/runtime"
+_PIECE = 64 * 1024
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Outcome:
     request_id: str = ""
     body: bytes = b""
     at: float = field(default_factory=time.perf_counter)
+    too_large: bool = False  # the body was over Lambda's limit: read and dropped, never kept
 
 
 @dataclass
@@ -47,9 +50,9 @@ class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request: object, client_address: object) -> None:
-        # The client's connection dies with its environment (a timeout kill, the end of a session): expected.
-        if not isinstance(sys.exception(), ConnectionError):
-            super().handle_error(request, client_address)
+        # The client's connection dies with its environment (a timeout kill, the end of a session), or the function
+        # sends what is not HTTP: its connection is dropped, and nothing of it reaches the kit's output.
+        del request, client_address
 
 
 class RuntimeApi:
@@ -95,26 +98,44 @@ class RuntimeApi:
                 return None
 
             def do_POST(self) -> None:
-                body = self._body()
+                body, too_large = self._body()
                 parts = self.path.removeprefix(PREFIX).strip("/").split("/")
                 if parts == ["init", "error"]:
-                    api.outcomes.put(Outcome("init_error", body=body))
+                    api.outcomes.put(Outcome("init_error", body=body, too_large=too_large))
                 elif len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
-                    api.outcomes.put(Outcome(parts[2], request_id=parts[1], body=body))
+                    api.outcomes.put(Outcome(parts[2], request_id=parts[1], body=body, too_large=too_large))
                 else:
                     return self._reply(404, {"errorMessage": f"unknown path {self.path}"})
                 return self._reply(202, {"status": "OK"})
 
-            def _body(self) -> bytes:
+            def _body(self) -> tuple[bytes, bool]:
+                """The posted body, and whether it was over Lambda's limit: past the limit it is read (the
+                connection stays usable) and dropped, so the kit's memory never holds more than the limit."""
+                kept = bytearray()
+                over = False
+
+                def take(size: int) -> None:
+                    nonlocal over
+                    while size > 0:
+                        piece = self.rfile.read(min(size, _PIECE))
+                        if not piece:
+                            raise ConnectionError("the runtime closed the connection mid-body")
+                        size -= len(piece)
+                        if not over and len(kept) + len(piece) <= MAX_RESPONSE_BYTES:
+                            kept.extend(piece)
+                        else:
+                            over = True
+                            kept.clear()
+
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    chunks = []
-                    while size := int(self.rfile.readline().strip() or b"0", 16):
-                        chunks.append(self.rfile.read(size))
-                        self.rfile.readline()
-                    while self.rfile.readline().strip():  # trailers
+                    while size := int(self.rfile.readline(64).strip().split(b";")[0] or b"0", 16):
+                        take(size)
+                        self.rfile.readline(64)
+                    while self.rfile.readline(8192).strip():  # trailers
                         pass
-                    return b"".join(chunks)
-                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                else:
+                    take(int(self.headers.get("Content-Length") or 0))
+                return bytes(kept), over
 
             def _reply(self, status: int, payload: dict[str, str]) -> None:
                 data = json.dumps(payload).encode()

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import array
 import contextlib
+import functools
 import json
 import os
+import resource
 import select
 import shutil
 import signal
@@ -39,6 +41,7 @@ from layerkit.invoke import cgroup
 from layerkit.invoke.environment import LANG_DIR, RUNTIME_DIR, TASK_ROOT
 from layerkit.invoke.layout import Layout
 from layerkit.invoke.runtime_api import RuntimeApi
+from layerkit.limits import MAX_OPEN_FILES, MAX_PROCESSES
 from layerkit.targets import host_architecture
 
 #: Lambda runs functions as sbx_user1051.
@@ -105,9 +108,11 @@ def _system_binds() -> list[str]:
 
 def sandbox_command(function: Function, layout: Layout, runtime_dir: Path, python: Path, env: dict[str, str],
                     *, network: Network = Network.SANDBOX, work: Path | None = None,
-                    tmp_mb: int = DEFAULT_TMP_MB) -> list[str]:
+                    tmp: Path | None = None) -> list[str]:
     """The bwrap command line that starts the function's execution environment. ``work`` is a private folder of
-    the kit's (the hand-over socket, the sandbox's resolv.conf); it is needed unless ``network`` is host."""
+    the kit's (the hand-over socket, the sandbox's resolv.conf); it is needed unless ``network`` is host. ``tmp``
+    is the host folder that is the function's ``/tmp`` (disk, sized by :class:`SandboxLauncher`); without one, a
+    512 MB tmpfs."""
     prefix = python.parent.parent
     version = function.target.python_version
     command = [bwrap_binary(), "--unshare-all", "--die-with-parent", "--new-session",
@@ -120,7 +125,10 @@ def sandbox_command(function: Function, layout: Layout, runtime_dir: Path, pytho
         (work / "resolv.conf").write_text(f"nameserver {SLIRP_DNS}\n" if network is Network.SANDBOX else "")
         command += ["--ro-bind", str(work / "resolv.conf"), "/etc/resolv.conf"]
     command += [
-        "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", "/tmp", "--tmpfs", "/var",
+        "--proc", "/proc", "--dev", "/dev",
+        *(["--bind", str(tmp), "/tmp"] if tmp is not None else
+          ["--size", str(DEFAULT_TMP_MB * 1024 * 1024), "--tmpfs", "/tmp"]),
+        "--tmpfs", "/var",
         "--ro-bind", str(prefix), LANG_DIR,
         "--tmpfs", f"{LANG_DIR}/lib/python{version}/site-packages",  # the host's packages stay invisible
         "--ro-bind", str(runtime_dir), RUNTIME_DIR,
@@ -183,6 +191,57 @@ def _work_folder(parent: Path | None) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".layerkit-sandbox-{os.getpid()}-", dir=parent))
 
 
+def _enter(groups: cgroup.Cgroups, limits: dict[int, int]) -> Callable[[], None]:
+    """What the sandbox's launcher does before it becomes bubblewrap: join the cgroups, take Lambda's resource
+    limits (everything it starts inherits both)."""
+
+    def in_child() -> None:
+        groups.join(os.getpid())
+        for kind, value in limits.items():
+            resource.setrlimit(kind, (value, value))
+
+    return in_child
+
+
+def _tasks_of(uid: int) -> int:
+    """The processes and threads this user runs now: the kernel counts them against ``RLIMIT_NPROC`` too."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry.name}/task"))
+    return count
+
+
+@functools.cache
+def _loop_mounts() -> bool:
+    """Whether this process may mount a file system image in a mount namespace of its own (root, with loop
+    devices, ``mkfs.ext4`` and ``unshare``): tried once, on a small image."""
+    if os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("unshare", "mkfs.ext4", "mount")):
+        return False
+    with tempfile.TemporaryDirectory(prefix="layerkit-loop-") as folder:
+        image, mountpoint = Path(folder) / "probe.ext4", Path(folder) / "mnt"
+        mountpoint.mkdir()
+        if not _make_file_system(image, 1):
+            return False
+        probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "mount", "-o",
+                                "loop,nosuid,nodev", str(image), str(mountpoint)], capture_output=True, check=False,
+                               timeout=_SETUP_TIMEOUT_S)
+        return probe.returncode == 0
+
+
+def _make_file_system(image: Path, size_mb: int) -> bool:
+    """An empty ext4 file system of ``size_mb`` in the sparse file ``image``, its root the sandbox user's (this
+    process's own ids map to Lambda's inside), nothing reserved for root."""
+    with open(image, "wb") as file:
+        file.truncate(size_mb * 1024 * 1024)
+    made = subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal",
+                           "-E", f"lazy_itable_init=1,root_owner={os.geteuid()}:{os.getegid()}", str(image)],
+                          capture_output=True, check=False, timeout=60)
+    return made.returncode == 0
+
+
 def _gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -197,22 +256,26 @@ class SandboxLauncher:
     def __init__(self, function: Function, command_for: Callable[[str, dict[str, str], Network, Path | None],
                                                                   list[str]],
                  network: Network = Network.SANDBOX, work_parent: Path | None = None,
-                 log: Callable[[str], None] = lambda _: None) -> None:
+                 log: Callable[[str], None] = lambda _: None, cache_dir: Path | None = None) -> None:
         self.function = function
         self._command_for = command_for  # (Runtime API address, extra env, network, work folder) -> command line
         self.network = network
         self._work_parent = work_parent
+        self._cache_dir = cache_dir
         self._log = log
         self._process: subprocess.Popen[bytes] | None = None
         self._child: int | None = None
         self._slirp: subprocess.Popen[bytes] | None = None
-        self._cgroup: cgroup.MemoryCgroup | None = None
+        self._cgroups: cgroup.Cgroups | None = None
         self._work: Path | None = None
+        self._image: Path | None = None
+        self._watchdog: int | None = None  # the write end of the pipe the watchdog waits on
+        self._slirp_exit: int | None = None  # the write end of slirp4netns's --exit-fd
         self._warned = False
 
     @property
     def enforces_memory(self) -> bool:
-        return self._cgroup is not None
+        return self._cgroups is not None and self._cgroups.limits_memory
 
     def start(self, api: RuntimeApi) -> IO[bytes]:
         """Start the runtime with ``api`` serving it; the runtime's output (stdout and stderr)."""
@@ -224,6 +287,7 @@ class SandboxLauncher:
             self._warned = True
         self._work = _work_folder(self._work_parent)
         os.chmod(self._work, 0o755)  # the sandbox's user connects to the hand-over socket in it
+        (self._work / "tmp").mkdir()
         handoff: socket.socket | None = None
         extra: dict[str, str] = {}
         if network is Network.HOST:
@@ -240,13 +304,16 @@ class SandboxLauncher:
         block_r, block_w = os.pipe()
         bwrap_at = command.index("--unshare-all")
         command[bwrap_at:bwrap_at] = ["--info-fd", str(info_w), "--block-fd", str(block_r)]
-        self._cgroup = cgroup.create(self.function.memory_mb)
-        if self._cgroup is not None:  # the shell joins the cgroup, then becomes bwrap: everything starts inside
-            command = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(self._cgroup.procs), *command]
+        self._cgroups = groups = cgroup.create(self.function.memory_mb)
+        self._start_watchdog()
+        mount_tmp = self._disk_tmp()
+        if mount_tmp is not None:  # a private mount namespace holds the /tmp file system: it goes when the sandbox goes
+            command = [*mount_tmp, *command]
+        limits = self._rlimits(file_size=mount_tmp is None)
         try:
             self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                              stderr=subprocess.STDOUT, start_new_session=True,
-                                             pass_fds=(info_w, block_r))
+                                             pass_fds=(info_w, block_r), preexec_fn=_enter(groups, limits))
         finally:
             os.close(info_w)
             os.close(block_r)
@@ -267,6 +334,62 @@ class SandboxLauncher:
                 handoff.close()
         assert self._process.stdout is not None
         return self._process.stdout
+
+    def _rlimits(self, *, file_size: bool) -> dict[int, int]:
+        """Lambda's caps as resource limits of the sandbox: open files always; processes and threads (counted per
+        user by the kernel, so this user's other processes are added; root is not held by it, a pids cgroup holds
+        root's sandbox); with a ``/tmp`` that is a plain folder, no file larger than the ephemeral storage."""
+        limits = {resource.RLIMIT_NOFILE: MAX_OPEN_FILES}
+        if os.geteuid() != 0:
+            limits[resource.RLIMIT_NPROC] = MAX_PROCESSES + cgroup.SANDBOX_PROCESSES + _tasks_of(os.getuid())
+        if file_size:
+            limits[resource.RLIMIT_FSIZE] = self.function.ephemeral_storage_mb * 1024 * 1024
+        return limits
+
+    def _disk_tmp(self) -> list[str] | None:
+        """The launcher that gives the sandbox a ``/tmp`` of the function's ephemeral storage on disk: a file system
+        of exactly that size in a file of the kit's cache, mounted in a mount namespace of the sandbox's own (so
+        that nothing is left mounted when it ends). Where this machine does not allow it (not root, no loop
+        devices), ``/tmp`` is a plain folder on disk, no file in it larger than that size (:meth:`_rlimits`)."""
+        assert self._work is not None
+        if not _loop_mounts():
+            return None
+        from layerkit.cache import resolve_cache_dir
+
+        folder = resolve_cache_dir(self._cache_dir) / "sandbox-tmp"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._image = folder / f"{self._work.name}.ext4"
+        if not _make_file_system(self._image, self.function.ephemeral_storage_mb):
+            self._image.unlink(missing_ok=True)
+            self._image = None
+            return None
+        self._write_watchdog_paths()
+        return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+                'mount -o loop,nosuid,nodev "$0" "$1" || exit 125; shift; exec "$@"',
+                str(self._image), str(self._work / "tmp")]
+
+    def _start_watchdog(self) -> None:
+        """A process that outlives the kit: when the kit ends, however it ends (``kill -9`` included), the pipe it
+        holds closes, and the watchdog kills what is left in the sandbox's cgroups, removes them, its work folder
+        and its ``/tmp`` file."""
+        assert self._work is not None
+        assert self._cgroups is not None
+        read_end, self._watchdog = os.pipe()
+        (self._work / "cleanup").write_text("\n".join(str(p) for p in self._cgroups.made) + "\n")
+        script = ('cat >/dev/null; while read -r cg; do [ -n "$cg" ] || continue; i=0; '
+                  'while [ -d "$cg" ] && [ $i -lt 200 ]; do kill -9 $(cat "$cg/cgroup.procs" 2>/dev/null) '
+                  '2>/dev/null; rmdir "$cg" 2>/dev/null; i=$((i+1)); [ -d "$cg" ] && sleep 0.05; done; '
+                  'done < "$0/cleanup"; [ -f "$0/image" ] && rm -f "$(cat "$0/image")"; rm -rf "$0"')
+        try:
+            subprocess.Popen(["/bin/sh", "-c", script, str(self._work)], stdin=read_end, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            os.close(read_end)
+
+    def _write_watchdog_paths(self) -> None:
+        assert self._work is not None
+        if self._image is not None:
+            (self._work / "image").write_text(str(self._image))
 
     def _failed(self, what: str) -> InvokeError:
         output = b""
@@ -308,14 +431,16 @@ class SandboxLauncher:
             raise InvokeError(f"the sandbox's network could not be closed to private and link-local addresses "
                               f"({why or 'ip route failed'}); install iproute2 and util-linux, or pass --network none")
         ready_r, ready_w = os.pipe()
+        exit_r, self._slirp_exit = os.pipe()  # closed when the kit ends, however: slirp4netns ends with it
         try:
             self._slirp = subprocess.Popen(
                 [slirp, "--configure", "--mtu=65520", "--disable-host-loopback", f"--ready-fd={ready_w}",
-                 "--netns-type=path", f"/proc/{pid}/ns/net", "tap0"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(ready_w,),
-                start_new_session=True)
+                 f"--exit-fd={exit_r}", "--netns-type=path", f"/proc/{pid}/ns/net", "tap0"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                pass_fds=(ready_w, exit_r), start_new_session=True)
         finally:
             os.close(ready_w)
+            os.close(exit_r)
         try:
             ready, _, _ = select.select([ready_r], [], [], _SETUP_TIMEOUT_S)
             if not ready or os.read(ready_r, 1) != b"1":
@@ -377,18 +502,28 @@ class SandboxLauncher:
             if self._slirp.stderr is not None:
                 self._slirp.stderr.close()
             self._slirp = None
-        if self._cgroup is not None:
-            self._cgroup.remove()
-            self._cgroup = None
+        for descriptor in (self._slirp_exit, self._watchdog):
+            if descriptor is not None:
+                with contextlib.suppress(OSError):
+                    os.close(descriptor)
+        self._slirp_exit = None
+        if self._cgroups is not None:
+            self._cgroups.remove()
+            self._cgroups = None
+        if self._image is not None:
+            self._image.unlink(missing_ok=True)
+            self._image = None
         if self._work is not None:
             shutil.rmtree(self._work, ignore_errors=True)
             self._work = None
+        if self._watchdog is not None:  # everything is gone: the watchdog has nothing left to do
+            self._watchdog = None
 
     def max_memory_mb(self) -> int:
         """The sandbox's peak memory: its cgroup's, else its processes' peak resident memory."""
-        if self._cgroup is not None:
-            return max(1, round(self._cgroup.peak_bytes() / 1024 / 1024))
+        if self._cgroups is not None and self._cgroups.limits_memory:
+            return max(1, round(self._cgroups.peak_bytes() / 1024 / 1024))
         return _peak_rss_mb(self._process.pid) if self._process is not None else 1
 
     def out_of_memory(self) -> bool:
-        return self._cgroup is not None and self._cgroup.oom_kills() > 0
+        return self._cgroups is not None and self._cgroups.oom_kills() > 0

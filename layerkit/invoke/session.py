@@ -54,18 +54,21 @@ def check_limits(function: Function) -> None:
     """Lambda refuses to create a function over its limits (5 layers; 250 MB of code and layers unzipped), so a
     local invoke refuses it too, whatever the synth let through."""
     from layerkit import rules
-    from layerkit.archive import asset_sizes
+    from layerkit.assets import AssetContent
+    from layerkit.limits import MAX_LAYERS
 
     if missing := [use.layer.owned_elsewhere for use in function.layers if use.layer.asset is None]:
         raise InvokeError(f"function {function.id} uses {missing[0]}, a layer owned elsewhere, not given: pass "
                           f"--layers-from the owner app's cdk.out, or --layer {missing[0]}=PATH (a zip or folder)")
-    if len(function.layers) > rules.MAX_LAYERS:
+    if len(function.layers) > MAX_LAYERS:
         raise InvokeError(f"function {function.id} has {len(function.layers)} layers; Lambda allows "
-                          f"{rules.MAX_LAYERS} and would refuse to create it: merge layers")
-    code = asset_sizes(function.code)
-    layers = [asset_sizes(use.layer.asset) for use in function.layers if use.layer.asset is not None]
-    total = sum(code.values()) + sum(sum(sizes.values()) for sizes in layers)
-    shares = sum((rules.Shares.of(sizes, in_layer=True) for sizes in layers), rules.Shares.of(code, in_layer=False))
+                          f"{MAX_LAYERS} and would refuse to create it: merge layers")
+    code = AssetContent(function.code, f"function {function.id}")
+    layers = [AssetContent(use.layer.asset, f"layer {use.layer.id}") for use in function.layers
+              if use.layer.asset is not None]
+    total = code.unzipped_bytes + sum(layer.unzipped_bytes for layer in layers)
+    shares = sum((rules.Shares.of(layer.sizes, in_layer=True) for layer in layers),
+                 rules.Shares.of(code.sizes, in_layer=False))
     for finding in rules.size_findings(f"function {function.id}: code plus layers", total, shares):
         if finding.severity is rules.Severity.ERROR:
             raise InvokeError(f"{finding.message} Lambda would refuse to create it, so it is not invoked.")
@@ -118,9 +121,9 @@ def open_environment(
 
         def command_for(address: str, extra: dict[str, str], mode: Network, work: Path | None) -> list[str]:
             return sandbox_command(function, layout, runtime_dir, python, env_for(address, extra), network=mode,
-                                   work=work, tmp_mb=function.ephemeral_storage_mb)
+                                   work=work, tmp=work / "tmp" if work is not None else None)
 
-        launcher = SandboxLauncher(function, command_for, network, None, log)
+        launcher = SandboxLauncher(function, command_for, network, None, log, cache_dir=cache_dir)
     environment = ExecutionEnvironment(function, launcher, timeout, log=log, echo=echo, output_settle_s=settle_s)
     try:
         yield environment

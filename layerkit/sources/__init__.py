@@ -20,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from layerkit import secrets
 from layerkit.archive import mode_of
 from layerkit.errors import DeclarationError, LayerSourceError, SecretError
 from layerkit.rules import Finding, Severity
@@ -196,6 +197,13 @@ class SourceFolder:
                          f"{'layer' if self.destination is Destination.LAYER else 'function'} folder: its files ship "
                          "(as the CDK ships them); move them into the folder if that is not meant")
                  for link, target in self.links_outside]
+        for path in self._declaration_files:
+            for line, url in secrets.literal_credentials(path.read_bytes()):
+                found.append(Finding(Severity.WARNING, "literal-credential", (
+                    f"{self.what}: {path.name}:{line} writes a credential into a URL ({url}), where everyone who "
+                    "reads the file reads it; put the URL in the environment (PIP_INDEX_URL, UV_INDEX_URL) or write "
+                    "${VAR} in the credential's place (the installer expands it): it never enters the asset hash "
+                    "either way")))
         if self.declaration is not None:
             found += [Finding(Severity.WARNING, "unpinned-requirement",
                               f"{self.what}: requirement {r.text!r} is not pinned to one version ({r.origin}); pin it "
@@ -266,6 +274,11 @@ class SourceFolder:
     def _own(self) -> frozenset[Path]:
         return frozenset(self.code_files)
 
+    @cached_property
+    def _declaration_files(self) -> tuple[Path, ...]:
+        """The files the declarations were read from (text a user writes, where a credential may sit)."""
+        return tuple(dict.fromkeys(path for declaration in self.declarations for path in declaration.files))
+
     def metadata(self) -> dict[str, object]:
         """What the synthesized assembly records of the folder, so that ``layerkit invoke`` can tell that it
         changed since (:meth:`folder_digest`)."""
@@ -279,8 +292,10 @@ class SourceFolder:
         secrets as they are read, and one that holds a secret stops the build (:mod:`layerkit.secrets`)."""
         if (known := self._digests.get(path)) is not None:
             return known
-        from layerkit import secrets
-
+        if path in self._declaration_files:  # a credential written into a URL never decides the asset
+            data = path.read_bytes()
+            self._digests[path] = found = (hashlib.sha256(secrets.without_credentials(data)).digest(), data[:4])
+            return found
         scanner = secrets.Scanner() if path in self._own else None
         self._digests[path] = found = _digest(path, scanner)
         if scanner is not None and scanner.found is not None:
@@ -315,7 +330,8 @@ def _digest(path: Path, scanner: Any | None) -> tuple[bytes, bytes]:
 def _select(folder: Path, boundary: Path, what: str, excludes: tuple[str, ...],
             skip: tuple[str, ...] = ()) -> Selection:
     """The folder's files that may ship, each under Lambda's size limit (refused before it is read)."""
-    from layerkit.rules import MAX_UNZIPPED_BYTES, megabytes
+    from layerkit.limits import MAX_UNZIPPED_BYTES
+    from layerkit.rules import megabytes
 
     selection = select(folder, boundary=boundary, what=what, excludes=excludes, skip=skip)
     for path in selection.files:
