@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 # The one place the jsii runtime's Node.js end-of-life banner is quieted: Node 20 is what these machines
 # have, and the banner buries every `cdk synth` and test run. It only takes effect when this module is

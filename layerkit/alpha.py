@@ -65,9 +65,13 @@ from layerkit.variants import Variant, build_variants, targets_of
 #: The alpha's command hooks interface: a class of yours that implements it works with the kit as it is.
 ICommandHooks = python_alpha.ICommandHooks
 
-#: What only the bundling container can do: given, the Docker builder runs.
+#: What only the bundling container can do: given, the Docker builder runs. (``platform`` names the target
+#: architecture, which the local build serves as well: see :meth:`BundlingOptions.architecture_for`.)
 CONTAINER_ONLY = ("image", "command_hooks", "volumes", "volumes_from", "user", "entrypoint", "command",
-                  "working_directory", "security_opt", "bundling_file_access", "platform", "output_path_suffix")
+                  "working_directory", "security_opt", "bundling_file_access", "output_path_suffix")
+#: Docker's platforms -> Lambda's architecture names.
+_PLATFORMS = {"linux/amd64": "x86_64", "linux/x86_64": "x86_64", "linux/arm64": "arm64", "linux/arm64/v8": "arm64",
+              "linux/aarch64": "arm64"}
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,26 @@ class BundlingOptions:
         """The options given that only a container can honour."""
         return [name for name in CONTAINER_ONLY if getattr(self, name) not in (None, (), [], {})]
 
+    def architecture_for(self, where: str, declared: Sequence[str], given: bool, keyword: str) -> None:
+        """Check ``platform`` against the architectures the construct declares (``declared``; ``given`` False: the
+        default, x86_64, as Lambda takes it): the alpha bundles for ``platform``, so one that names another machine
+        would ship wheels that cannot load. ``keyword`` is the construct's argument that sets the architecture."""
+        if not self.platform:
+            return
+        architecture = _PLATFORMS.get(self.platform.lower())
+        if architecture is None:
+            raise LayerkitError(f"{where}: bundling.platform {self.platform!r} is not a Lambda architecture; use "
+                                "'linux/amd64' (x86_64) or 'linux/arm64' (arm64), or leave it out: the kit builds "
+                                f"for the {keyword} given")
+        if architecture not in declared:
+            fix = "ARM_64" if architecture == "arm64" else "X86_64"
+            said = f"{keyword} is {', '.join(declared)}" if given else f"no {keyword} is given, so Lambda runs it " \
+                                                                         "on x86_64"
+            wanted = f"[lambda_.Architecture.{fix}]" if keyword.endswith("s") else f"lambda_.Architecture.{fix}"
+            raise LayerkitError(f"{where}: bundling.platform {self.platform} builds for {architecture}, but {said}: "
+                                f"its compiled wheels would not load; give {keyword}={wanted}, or drop "
+                                "bundling.platform (the kit builds for the architecture given)")
+
     def fingerprint_parts(self) -> tuple[str, ...]:
         """What the container-only options make of the content: part of the asset hash."""
         parts = []
@@ -133,7 +157,7 @@ class BundlingOptions:
                                                       "platform", "output_path_suffix")
                if getattr(self, name) not in (None, (), [])}
         return DockerOptions(image_dir, self.network, self.image, self.command_hooks, dict(self.build_args),
-                             dict(self.environment), run)
+                             dict(self.environment), run, required_by=next(iter(self.container_only()), None))
 
     def registered_hash(self) -> str | None:
         """The hash to register the code under, where the options name one (CUSTOM with ``asset_hash``)."""
@@ -157,7 +181,7 @@ def _builder(scope: Construct, where: str, bundling: BundlingOptions, given: Any
     if needs := bundling.container_only():
         if not docker_available():
             raise LayerkitError(f"{where}: bundling.{needs[0]} runs only in the bundling container, and no Docker "
-                                "daemon answers: start Docker, or drop that option")
+                                f"daemon answers: start Docker, or drop bundling.{needs[0]} to build without it")
         return Builder.DOCKER
     return given
 
@@ -178,7 +202,9 @@ class PythonFunction(kit_function.PythonFunction):
                    "docker_image_dir", "docker_network", "slim"}
         _refuse_unknown(where, options, _FUNCTION_OPTIONS | kit_own)
         bundling = BundlingOptions.of(bundling, where)
-        architecture = options.pop("architecture", lambda_.Architecture.X86_64)
+        architecture = options.pop("architecture", None)  # as the alpha: none given, none written
+        bundling.architecture_for(where, [(architecture or lambda_.Architecture.X86_64).name], architecture is not None,
+                                  "architecture")
         builder = _builder(scope, where, bundling, options.pop("builder", None))
         excludes = (*options.pop("asset_excludes", ()), *bundling.asset_excludes)
         super().__init__(scope, construct_id, entry=entry, runtime=runtime, architecture=architecture,
@@ -220,6 +246,8 @@ class PythonLayerVersion(LayerVersions, lambda_.LayerVersion):
         architectures = list(compatible_architectures or [lambda_.Architecture.X86_64])
         targets = targets_of([r.name for r in compatible_runtimes], [a.name for a in architectures])
         bundling = BundlingOptions.of(bundling, where)
+        bundling.architecture_for(where, [a.name for a in architectures], bool(compatible_architectures),
+                                  "compatible_architectures")
         self.source = SourceFolder.entry_layer(entry, tuple(bundling.asset_excludes), f"layer {construct_id}",
                                                poetry=(bundling.poetry_include_hashes, bundling.poetry_without_urls))
         self.target = targets[0]
@@ -255,8 +283,10 @@ class PythonLayerVersion(LayerVersions, lambda_.LayerVersion):
             resolve_builder(scope, chosen, None, what=where)  # auto: the app builds locally
             self.code_asset = None
         first = versions[0]
+        # As the alpha: the architectures given are written, none when none is given (Lambda's default applies).
         super().__init__(scope, construct_id, code=first[1], compatible_runtimes=list(compatible_runtimes),
-                         compatible_architectures=[_architecture(a) for a in first[0].architectures], **common)
+                         compatible_architectures=[_architecture(a) for a in first[0].architectures]
+                         if compatible_architectures else None, **common)
         self.asset_hash = first[2]
         self.versions = []
         resolved_sharing = Sharing(sharing) if sharing else None

@@ -152,13 +152,15 @@ def build_source(source: SourceFolder, target: Target, *, cache_dir: Path | None
     construct's argument, or as ``layerkit build``'s option)."""
     started = time.perf_counter()
     slim = slim or Slim()
+    root = cache.resolve_cache_dir(cache_dir)
+    provided = layers_provide(source, target, provided, cache_dir=root, report=report)
+
     def fingerprint(with_pyc: bool) -> str:
         return source.fingerprint(target, bytecode=with_pyc, provided=provided, options=(*slim.options(), *options))
 
     python = pyc.compiler(source.what, target.python_version, report, fix=spelling.bytecode,
                           asset_hashes=lambda: (fingerprint(True), fingerprint(False))) if bytecode else None
     asset_hash = fingerprint(python is not None)
-    root = cache.resolve_cache_dir(cache_dir)
     key = hashlib.sha256(f"{asset_hash}\0{builder_version()}".encode()).hexdigest()
     entry = root / "builds" / key
 
@@ -186,6 +188,20 @@ def build_source(source: SourceFolder, target: Target, *, cache_dir: Path | None
     if not filled:
         report(f"{source.name}: cache hit for {target} ({build.sha256[:12]})")
     return build
+
+
+def layers_provide(source: SourceFolder, target: Target, provided: Mapping[str, str] | None, *, cache_dir: Path,
+                   report: Reporter) -> dict[str, str]:
+    """Of the distributions a function's layers ship (``provided``, name -> version), those its own declaration
+    installs at the same version: what it does not ship again, and the only part of its layers that decides its
+    code. A layer's pin that the function does not install is no part of the function's asset, so a layer change
+    gives one new layer version and leaves its functions' code as it is."""
+    if not provided or source.declaration is None or not source.declaration.requirements:
+        return {}
+    from layerkit import pins
+
+    installs = pins.resolved(source.declaration, target, what=source.what, cache_dir=cache_dir, report=report)
+    return {name: version for name, version in sorted(provided.items()) if installs.get(name) == version}
 
 
 class _Assembly:

@@ -27,7 +27,7 @@ from aws_cdk import aws_lambda_python_alpha as python_alpha
 from constructs import Construct
 
 from layerkit import choice, engine, uv
-from layerkit.build import Build, build_source
+from layerkit.build import Build, build_source, layers_provide, report_to_stderr
 from layerkit.cache import resolve_cache_dir
 from layerkit.choice import BUILDER_CONTEXT_KEY
 from layerkit.docker import stage
@@ -98,6 +98,25 @@ class DockerOptions:
     build_args: dict[str, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
     run_options: dict[str, Any] = field(default_factory=dict)
+    #: The alpha option that needs the container (``bundling.image``...), when one does: a fix that builds without
+    #: Docker must then say to drop it.
+    required_by: str | None = None
+    #: ``layerkit build --builder docker`` runs it: its fixes are that command's options, not a construct's.
+    on_command_line: bool = False
+
+    def without_docker(self) -> str:
+        """How the user builds without Docker, where they asked for Docker."""
+        if self.required_by:
+            return f"drop bundling.{self.required_by} to build without Docker"
+        if self.on_command_line:
+            return "build without Docker (--builder local)"
+        return "build without Docker (builder='local', or cdk synth -c layerkit:builder=local)"
+
+    def host_network(self) -> str:
+        """How the user gives the bundling container the host's network."""
+        if self.on_command_line:
+            return "--docker-network host"
+        return "docker_network='host' (or cdk synth -c layerkit:docker-network=host)"
 
 
 @dataclass
@@ -146,8 +165,8 @@ def code_asset(scope: Construct, scratch_id: str, source: SourceFolder, target: 
     the fingerprint beside the kit's own (what else decides the content); ``asset_hash``, given, is the hash the
     code is registered under instead of the kit's (the alpha's ``BundlingOptions.asset_hash``).
     """
-    provided = provided or {}
     slim = slim or Slim()
+    provided = layers_provide(source, target, provided, cache_dir=resolve_cache_dir(), report=report_to_stderr)
     auto = requested_builder(scope, builder) is Builder.AUTO
     chosen = resolve_builder(scope, builder, target, docker.network)
 

@@ -153,9 +153,7 @@ def findings_for_app(root: IConstruct) -> Iterator[tuple[IConstruct, Finding]]:
 
 
 def _keeps_layer_order(function: lambda_.Function) -> bool:
-    from layerkit.function import PythonFunction
-
-    return isinstance(function, PythonFunction)
+    return bool(getattr(function, "keeps_layer_order", False))
 
 
 @jsii.implements(IAspect)

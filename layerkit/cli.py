@@ -143,6 +143,7 @@ def _build_variants(args: argparse.Namespace, source: Any, runtimes: list[str], 
 def cmd_describe(args: argparse.Namespace) -> int:
     from layerkit.assembly import Assembly
     from layerkit.assets import AssetContent
+    from layerkit.targets import RUNTIME_SDK
 
     assembly = Assembly.load(args.assembly)
     contents: dict[Path, AssetContent] = {}
@@ -177,6 +178,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
                                                      for use in fn.layers if use.layer.asset is not None),
             "layers": [{"layer": use.layer.id, "name": use.layer.name, "via": use.via,
                         "owned_elsewhere": bool(use.layer.owned_elsewhere)} for use in fn.layers],
+            # What Lambda's runtime provides beside them (and local invoke with it), behind their own copies.
+            "runtime_provides": RUNTIME_SDK.get(fn.runtime, {}),
         })
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -197,7 +200,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
         print(f"  function {fn['id']}: {fn['handler']} {fn['runtime']} {fn['architecture']} "
               f"{fn['memory_mb']} MB {fn['timeout_s']} s; code {_human(fn['code_unzipped_bytes'])} unzipped, "
               f"{_human(fn['total_unzipped_bytes'])} with its layers{elsewhere} (Lambda allows 262.1 MB); layers: "
-              f"{uses}")
+              f"{uses}; the runtime provides "
+              f"{', '.join(f'{n} {v}' for n, v in fn['runtime_provides'].items()) or 'an SDK the kit does not know'}")
     return 0
 
 

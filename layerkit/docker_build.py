@@ -41,7 +41,7 @@ from constructs import Construct
 from layerkit import bytecode as pyc
 from layerkit.docker import EXTRAS, STAGED_REQUIREMENTS, alpha_image_dir, bundling_environment
 from layerkit.errors import BuildError, LayerkitError, redact
-from layerkit.installed import BOOKKEEPING
+from layerkit.installed import BOOKKEEPING, SCRIPTS
 from layerkit.slim import Slim
 from layerkit.sources import DEPENDENCY_FILES, SourceFolder
 from layerkit.targets import Destination, Target
@@ -68,7 +68,7 @@ def install_command(output_dir: str, target: Target) -> str:
     requirements = STAGED_REQUIREMENTS.name
     return (f"if [ -f {output_dir}/{EXTRAS}/{requirements} ]; then cd {output_dir}/{EXTRAS} && "
             f"if [ \"$(uv --version 2>/dev/null | cut -d' ' -f2)\" = {uv.version()} ]; then "
-            f"uv pip install --quiet --link-mode copy "
+            f"uv pip install --quiet --no-config --link-mode copy "
             f"--python \"$(command -v python)\" --python-platform {target.uv_platform} --target {output_dir} "
             f"-r {requirements}; "
             f"else python -m pip install --quiet --no-compile -r {requirements} -t {output_dir}; fi && "
@@ -94,9 +94,10 @@ class FinishBundle:
         return [install_command(output_dir, self.target)]
 
     def finish(self, input_dir: str, output_dir: str) -> list[str]:
-        dropped = " ".join(f"{output_dir}/{name}" for name in sorted({*DEPENDENCY_FILES, EXTRAS, "bin", ".lock"}))
+        dropped = " ".join(f"{output_dir}/{name}" for name in sorted({*DEPENDENCY_FILES, EXTRAS, SCRIPTS, ".lock"}))
         bookkeeping = " ".join(f"{output_dir}/*.dist-info/{name}" for name in BOOKKEEPING)
-        records = " ".join(f"-e '/[.]dist-info[/]{re.escape(name)},/d'" for name in BOOKKEEPING)
+        records = " ".join([*(f"-e '/[.]dist-info[/]{re.escape(name)},/d'" for name in BOOKKEEPING),
+                            f"-e '/^{SCRIPTS}[/]/d'"])  # the scripts' lines, as the local build drops them
         commands = [
             f"rm -rf {dropped}",
             f"rm -f {bookkeeping}",
@@ -182,7 +183,7 @@ def bundle(scope: Construct, scratch_id: str, source: SourceFolder, target: Targ
                                                     bundling=bundling)
         except (jsii.errors.JSIIError, RuntimeError) as error:  # jsii raises a RuntimeError for the CDK's
             scope.node.try_remove_child(scratch_id)
-            raise failed(source.what, target, network, error) from None
+            raise failed(source.what, target, network, error, docker) from None
     code = alpha.node.try_find_child("Code")
     if not isinstance(code, s3_assets.Asset):
         raise LayerkitError(f"{scope.node.path}: the bundled code of {type(alpha).__name__} was not found; this "
@@ -241,7 +242,8 @@ def _container_output(log_path: Path) -> Iterator[Any]:
     with open(log_path, "wb") as log:
         captured = _Captured(log, sys.stderr if _debugging() else None)
 
-        def failed(what: str, target: Target, network: str | None, error: Exception) -> DockerBuildError:
+        def failed(what: str, target: Target, network: str | None, error: Exception,
+                   docker: DockerOptions) -> DockerBuildError:
             deadline = time.monotonic() + 2.0  # the kernel's stderr arrives on its own pipe, maybe after the error
             while time.monotonic() < deadline and time.monotonic() - captured.written < 0.3:
                 time.sleep(0.05)
@@ -251,7 +253,7 @@ def _container_output(log_path: Path) -> Iterator[Any]:
             line = first_error(output) or first_error(str(error)) or str(error).splitlines()[0]
             return DockerBuildError(f"{what}: the Docker build for {target.runtime} on {target.architecture} failed: "
                                     f"{line}; "
-                                    f"{fix_for(output, network)} (the whole output: {log_path})")
+                                    f"{fix_for(output, network, target, docker)} (the whole output: {log_path})")
 
         saved = sys.stderr
         sys.stderr = captured  # type: ignore[assignment]
@@ -284,21 +286,22 @@ def first_error(output: str) -> str | None:
     return None
 
 
-def fix_for(output: str, network: str | None) -> str:
-    """The fix the container's output points to."""
+def fix_for(output: str, network: str | None, target: Target, docker: DockerOptions) -> str:
+    """The fix the container's output points to, written as the user can type it where they asked for Docker."""
     lowered = output.lower()
     if "exec format error" in lowered:
-        return "the engine cannot run this platform: install QEMU emulation, or set -c layerkit:builder=local"
+        return f"the engine cannot run {target.docker_platform}: install QEMU emulation, or {docker.without_docker()}"
     if any(s in lowered for s in ("name resolution", "name or service not known", "network is unreachable",
                                   "failed to establish a new connection", "dns error", "connection refused")):
         if network != "host":
-            return "the container has no network to the package index: set -c layerkit:docker-network=host"
+            return f"the container has no network to the package index: set {docker.host_network()}"
         return "the container cannot reach the package index: check PIP_INDEX_URL and the host's network"
     if "pull access denied" in lowered or "manifest unknown" in lowered or "no such host" in lowered:
-        return "the build image cannot be pulled: pull it, or set -c layerkit:builder=local"
+        return (f"the build image cannot be pulled: pull it (docker pull --platform {target.docker_platform} "
+                f"{target.bundling_image}), or {docker.without_docker()}")
     if "no matching distribution" in lowered or "could not find a version" in lowered or "no solution" in lowered:
         return "a requirement is not on the index for this runtime: check its name and version"
-    return "fix what the line says, or set -c layerkit:builder=local to build without Docker"
+    return f"fix what the line says, or {docker.without_docker()}"
 
 
 def build_in_docker(source: SourceFolder, target: Target, *, bytecode: bool, slim: Slim, network: str | None,
@@ -325,7 +328,7 @@ def build_in_docker(source: SourceFolder, target: Target, *, bytecode: bool, sli
     with tempfile.TemporaryDirectory(prefix="layerkit-docker-build-") as outdir:
         app = App(outdir=outdir)
         asset = code_asset(Stack(app, "LayerkitBuild"), "Bundle", source, target, builder=Builder.DOCKER,
-                           bytecode=bytecode, docker=DockerOptions(network=network),
+                           bytecode=bytecode, docker=DockerOptions(network=network, on_command_line=True),
                            runtime=python_runtime(target.runtime),
                            architecture=lambda_.Architecture.ARM_64 if target.architecture == "arm64"
                            else lambda_.Architecture.X86_64, slim=slim, index=index)

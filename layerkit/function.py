@@ -60,6 +60,9 @@ def _defines(path: Path, name: str, label: str) -> bool:
 class PythonFunction(lambda_.Function):
     """A Python function from ``entry``, with its dependencies installed beside its code.
 
+    Its layers deploy in the order given (``lambda.Function`` sorts them by construct path under the recommended
+    flag ``@aws-cdk/aws-lambda:recognizeLayerVersion``): a later layer's file wins in ``/opt``.
+
     Example::
 
         PythonFunction(self, "Parse", entry="lambdas/parser", index="handler.py", handler="handler",
@@ -71,7 +74,8 @@ class PythonFunction(lambda_.Function):
         runtime: a Python runtime.
         index: the file, relative to ``entry``, that holds the handler. Default: ``index.py``.
         handler: the name of the handler function in ``index``. Default: ``handler``.
-        architecture: ``X86_64`` or ``ARM_64``; wheels are chosen for it. Default: ``X86_64``.
+        architecture: ``X86_64`` or ``ARM_64``; wheels are chosen for it. Default: ``X86_64``, left out of the
+            template as ``lambda.Function`` leaves it (Lambda's default is x86_64).
         layers: layer versions, or the kit's layers (:class:`SharedPythonLayer`, ``PythonLayerVersion``, a layer
             owned elsewhere), each giving its version for the function's runtime and architecture, referenced as
             its sharing mode says. A distribution they ship at the version the function would install is not
@@ -85,6 +89,9 @@ class PythonFunction(lambda_.Function):
         **function_props: every other ``lambda.Function`` property, passed through.
     """
 
+    #: The layers deploy in the order given (see the class), the alpha's drop-in too (docs/migrating.md).
+    keeps_layer_order = True
+
     def __init__(
         self,
         scope: Construct,
@@ -94,7 +101,7 @@ class PythonFunction(lambda_.Function):
         runtime: lambda_.Runtime,
         index: str = "index.py",
         handler: str = "handler",
-        architecture: lambda_.Architecture = lambda_.Architecture.X86_64,
+        architecture: lambda_.Architecture | None = None,
         layers: Sequence[lambda_.ILayerVersion | LayerVersions | Any] | None = None,
         asset_excludes: Sequence[str] = (),
         builder: Builder | str | None = None,
@@ -114,7 +121,7 @@ class PythonFunction(lambda_.Function):
         if not index.endswith(".py"):
             raise LayerSourceError(f"{label}: index {index!r} is not a .py file; name the module that holds the "
                                    "handler, e.g. index='handler.py'")
-        target = Target(runtime.name, architecture.name)
+        target = Target(runtime.name, (architecture or lambda_.Architecture.X86_64).name)
         source = SourceFolder.function(entry, tuple(asset_excludes), label, poetry=poetry)
         index_file = source.root / index
         if not index_file.is_file():
@@ -133,7 +140,8 @@ class PythonFunction(lambda_.Function):
         code = code_asset(scope, f"{construct_id}DockerBundle", source, target, builder=builder,
                           bytecode=resolve_bytecode(scope, bytecode),
                           docker=docker_options or DockerOptions(docker_image_dir, docker_network), runtime=runtime,
-                          architecture=architecture, provided=provided, index=index, handler=handler, slim=slim,
+                          architecture=architecture or lambda_.Architecture.X86_64, provided=provided, index=index,
+                          handler=handler, slim=slim,
                           options=fingerprint_options, asset_hash=registered_hash)
         super().__init__(
             scope, construct_id, code=code.code, runtime=runtime, architecture=architecture,
@@ -145,7 +153,7 @@ class PythonFunction(lambda_.Function):
         self.asset_hash = code.asset_hash
         self._ordered_layers: list[lambda_.ILayerVersion] = []
         cfn = self.node.default_child
-        if isinstance(cfn, lambda_.CfnFunction):
+        if self.keeps_layer_order and isinstance(cfn, lambda_.CfnFunction):
             # With @aws-cdk/aws-lambda:recognizeLayerVersion (a recommended flag) the CDK sorts a function's layers
             # by construct path; the order decides which layer's file wins in /opt, so the order given is kept.
             cfn.layers = Lazy.list(_LayerArns(self._ordered_layers), omit_empty=True)

@@ -65,28 +65,34 @@ def read_distributions(site_dir: Path) -> list[Distribution]:
     return sorted(found, key=lambda d: d.name)
 
 
+#: Where installers put console scripts: their shebang is the installing machine's Python, useless on Lambda.
+SCRIPTS = "bin"
+
+
 def drop_bookkeeping(site_dir: Path) -> None:
     """Remove what an installer leaves that is not the distribution: scripts whose shebang is this machine's
-    Python (``bin/``), uv's ``.lock``, and :data:`BOOKKEEPING` files with their line in ``RECORD``.
+    Python (``bin/``), uv's ``.lock``, and :data:`BOOKKEEPING` files, with their lines in ``RECORD`` (a script's
+    line records the hash of that machine's shebang: the Docker build and the local build would differ there).
 
     Raises :class:`~layerkit.record.UnsafeRecordError` for a ``RECORD`` that names a file outside ``site_dir``."""
     import shutil
 
-    shutil.rmtree(site_dir / "bin", ignore_errors=True)
+    from layerkit import record
+
+    shutil.rmtree(site_dir / SCRIPTS, ignore_errors=True)
     (site_dir / ".lock").unlink(missing_ok=True)
     for info in site_dir.glob("*.dist-info"):
         dropped = [name for name in BOOKKEEPING if (info / name).exists()]
-        if not dropped:
-            continue
         for name in dropped:
             (info / name).unlink()
-        if (info / "RECORD").exists():
-            from layerkit import record
-
-            prefixes = tuple(f"{info.name}/{name}" for name in dropped)
+        if not (info / "RECORD").exists():
+            continue
+        prefixes = tuple(f"{info.name}/{name}" for name in dropped)
+        rows = record.rows(site_dir, info.name)
+        kept = [row for row in rows if row.path not in prefixes and not row.path.startswith(f"{SCRIPTS}/")]
+        if len(kept) != len(rows):
             # Replaced, never edited in place: an installed file may be a hard link into uv's cache.
-            record.replace(site_dir, info.name, [row for row in record.rows(site_dir, info.name)
-                                                 if row.path not in prefixes])
+            record.replace(site_dir, info.name, kept)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from layerkit import cache, record, uv
-from layerkit.errors import BuildError, DeclarationError, UnsafeContentError
+from layerkit.errors import BuildError, DeclarationError, UnsafeContentError, redact
 from layerkit.installed import Distribution, drop_bookkeeping, overlaps, read_distributions
 from layerkit.slim import Slim
 from layerkit.sources.declaration import Declaration, Requirement, local_requirement
@@ -84,6 +85,39 @@ def _build_local_packages(declaration: Declaration, what: str, cache_dir: Path, 
                                    f"{wheel.name}, not {requirement.name}; fix the name")
         built.append(wheel)
     return replace(declaration, requirements=tuple(built))
+
+
+def resolved(declaration: Declaration, target: Target, *, what: str, cache_dir: Path,
+             report: Reporter) -> dict[str, str]:
+    """The distributions (canonical name -> version) that ``declaration`` installs for ``target``, without
+    installing them: a lock's own pins, else uv's resolution, kept in the cache by everything that decides it (the
+    declaration as the installer reads it, the target, uv's version and the index settings)."""
+    applicable = declaration.for_target(target)
+    if declaration.locked:
+        return {r.name: r.pinned_version for r in applicable if r.name and r.pinned_version}
+    if not applicable:
+        return {}
+    declaration = _build_local_packages(declaration, what, cache_dir, report)
+    text = declaration.requirements_text()
+    constraints = "\n".join(c.line() for c in declaration.constraints)
+    environment = uv.environment()
+    indexes = [redact(environment.get(name, "")) for name in sorted(uv.INDEX_SETTINGS.values())]
+    key = hashlib.sha256("\0".join(["layerkit-resolution", uv.version(), target.python_version, target.uv_platform,
+                                     redact(text), redact(constraints), *indexes]).encode()).hexdigest()
+    entry = cache_dir / "resolutions" / key
+
+    def fill(tree: Path) -> dict[str, Any]:
+        (tree / "requirements.in").write_text(text, encoding="utf-8")
+        constraint_file = None
+        if constraints:
+            constraint_file = tree / "constraints.txt"
+            constraint_file.write_text(constraints + "\n", encoding="utf-8")
+        pins = uv.compile_pins(tree / "requirements.in", target, cwd=declaration.path.parent, what=what,
+                               constraints=constraint_file)
+        return {"pins": pins}
+
+    meta, _ = cache.materialize(entry, fill, required=("pins",))
+    return dict(meta["pins"])
 
 
 def _identity(files: dict[str, str]) -> str:

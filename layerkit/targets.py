@@ -36,6 +36,17 @@ RUNTIMES: dict[str, _Os] = {
 }
 
 
+#: What each runtime provides beside the standard library: the AWS SDK for Python, at the versions the Lambda
+#: guide's "Runtime-included SDK versions" table lists (checked 2026-12-05; the one place to update). Local invoke
+#: puts them where Lambda has them, in /var/runtime, after the function's and the layers' own copies.
+RUNTIME_SDK: dict[str, dict[str, str]] = {
+    "python3.11": {"boto3": "1.40.4", "botocore": "1.40.4"},
+    "python3.12": {"boto3": "1.40.4", "botocore": "1.40.4"},
+    "python3.13": {"boto3": "1.40.4", "botocore": "1.40.4"},
+    "python3.14": {"boto3": "1.40.4", "botocore": "1.40.4"},
+}
+
+
 @dataclass(frozen=True)
 class _Machine:
     wheel: str  # the machine in wheel tags and ``platform.machine()`` on Linux
@@ -131,6 +142,11 @@ class Target:
     def uv_platform(self) -> str:
         """uv's ``--python-platform`` value: a ceiling, e.g. ``x86_64-manylinux_2_34``."""
         return f"{self.machine}-{self.manylinux}"
+
+    @property
+    def runtime_sdk(self) -> dict[str, str]:
+        """The AWS SDK the runtime provides (distribution -> version), e.g. ``{"boto3": "1.40.4", ...}``."""
+        return dict(RUNTIME_SDK[self.runtime])
 
     @property
     def bundling_image(self) -> str:

@@ -77,11 +77,29 @@ def environment_overlay(variables: dict[str, str] | None) -> Iterator[None]:
         _OVERLAY.reset(token)
 
 
+#: The ``UV_*`` variables of the user's environment a uv child keeps: where the index is and how to reach it (the
+#: documented index settings, a named index's credentials, TLS, timeouts, where uv keeps its cache). Any other
+#: (``UV_CONSTRAINT``, ``UV_EXCLUDE_NEWER``, ``UV_PRERELEASE``, ``UV_LINK_MODE``...) would change what is installed
+#: on one machine and not another: the kit sets what it needs itself.
+KEPT_UV_SETTINGS = frozenset({"UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_CACHE_DIR",
+                              "UV_NATIVE_TLS", "UV_HTTP_TIMEOUT", "UV_REQUEST_TIMEOUT", "UV_KEYRING_PROVIDER",
+                              "UV_INSECURE_HOST", "UV_CONCURRENT_DOWNLOADS", "UV_CONCURRENT_INSTALLS",
+                              "UV_HTTP_RETRIES"})
+
+
+def _kept(name: str) -> bool:
+    return not name.startswith("UV_") or name in KEPT_UV_SETTINGS or (
+        name.startswith("UV_INDEX_") and name.endswith(("_USERNAME", "_PASSWORD")))
+
+
 def environment() -> dict[str, str]:
-    """The environment of a uv child: the user's (and the build's own, :func:`environment_overlay`), with pip's
-    index settings as uv's, no Python downloads."""
+    """The environment of a uv child: the user's (and the build's own, :func:`environment_overlay`) without uv
+    settings other than :data:`KEPT_UV_SETTINGS`, with pip's index settings as uv's, no Python downloads, and no
+    configuration file read (``UV_NO_CONFIG``: neither the user's ``uv.toml`` nor the ``[tool.uv]`` of a
+    ``pyproject.toml`` above the folder uv runs in): a build never depends on the folder it is started from."""
     source = {**os.environ, **(_OVERLAY.get() or {})}
-    env = {**source, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
+    env = {name: value for name, value in source.items() if _kept(name)}
+    env.update({"UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_NO_PROGRESS": "1", "UV_NO_CONFIG": "1"})
     for pip_name, uv_name in INDEX_SETTINGS.items():
         if source.get(pip_name) and not source.get(uv_name):
             env[uv_name] = source[pip_name]
@@ -109,6 +127,30 @@ def export_lock(project: Path) -> str:
         raise DeclarationError(f"{project / 'uv.lock'}: uv cannot read it: {_last_lines(proc.stderr)}; "
                                "run 'uv lock' in that folder")
     return proc.stdout
+
+
+def compile_pins(requirements: Path, target: Target, *, cwd: Path, what: str,
+                 constraints: Path | None = None) -> dict[str, str]:
+    """The distributions (canonical name -> version) that installing ``requirements`` for ``target`` installs, as
+    uv resolves them, without installing anything."""
+    arguments = ["pip", "compile", str(requirements), *target_options(target), "--no-header", "--no-annotate",
+                 "--quiet"]
+    if constraints is not None:
+        arguments += ["--constraints", str(constraints)]
+    proc = _run(arguments, cwd)
+    if proc.returncode != 0:
+        raise install_error(what, target, proc.stderr)
+    found = {}
+    for line in proc.stdout.splitlines():
+        line = line.split(";")[0].strip()
+        name, separator, version = line.partition("==")
+        if separator and name and not name.startswith("-"):
+            found[canonical_name(name)] = version.strip()
+        elif " @ " in line and line.endswith(".whl"):  # a local wheel: its file name holds its version
+            wheel = line.rsplit("/", 1)[-1].split("-")
+            if len(wheel) >= 5:
+                found[canonical_name(line.split(" @ ", 1)[0])] = wheel[1]
+    return found
 
 
 def install(requirements: Path, destination: Path, target: Target, *, cwd: Path, what: str, no_deps: bool = False,

@@ -233,3 +233,147 @@ def test_an_alpha_matrix_layer_ships_aarch64_code_for_each_runtime_in_its_arm64_
             (extension,) = [n for n in archive.namelist()
                             if n.startswith(f"python/lib/python{runtime}/site-packages/orjson/") and n.endswith(".so")]
             assert int.from_bytes(archive.read(extension)[18:20], "little") == 183  # EM_AARCH64
+
+
+# -- the same template, property by property -------------------------------------------------------------------
+REPRESENTATIVE_APPS = {
+    # No architecture anywhere (the alpha writes none), two layers, a function in another stack, a handler below
+    # the entry, environment and limits.
+    "plain": textwrap.dedent('''
+        import layerkit
+        from aws_cdk import App, Duration, Stack
+        from aws_cdk import aws_lambda as lambda_
+        IMPORT_LINE
+
+        app = App()
+        shared = Stack(app, "shared")
+        common = PythonLayerVersion(shared, "Common", entry="layers/common",
+                                    compatible_runtimes=[lambda_.Runtime.PYTHON_3_12], description="common code")
+        extra = PythonLayerVersion(shared, "Extra", entry="layers/extra",
+                                   compatible_runtimes=[lambda_.Runtime.PYTHON_3_12], layer_version_name="extra")
+        PythonFunction(shared, "Local", entry="lambdas/local", runtime=lambda_.Runtime.PYTHON_3_12,
+                       layers=[common, extra], environment={"STAGE": "test"}, timeout=Duration.seconds(9))
+        api = Stack(app, "api")
+        PythonFunction(api, "Remote", entry="lambdas/remote", index="src/app.py", handler="main",
+                       runtime=lambda_.Runtime.PYTHON_3_12, layers=[common], memory_size=512)
+        app.synth()
+    '''),
+    # arm64 everywhere, with the platform line alpha apps carry, and python3.11.
+    "arm": textwrap.dedent('''
+        import layerkit
+        from aws_cdk import App, Stack
+        from aws_cdk import aws_lambda as lambda_
+        IMPORT_LINE
+
+        app = App()
+        stack = Stack(app, "arm")
+        layer = PythonLayerVersion(stack, "Deps", entry="layers/common",
+                                   compatible_runtimes=[lambda_.Runtime.PYTHON_3_11],
+                                   compatible_architectures=[lambda_.Architecture.ARM_64],
+                                   bundling=BundlingOptions(platform="linux/arm64"))
+        PythonFunction(stack, "Fn", entry="lambdas/local", runtime=lambda_.Runtime.PYTHON_3_11,
+                       architecture=lambda_.Architecture.ARM_64, layers=[layer],
+                       bundling=BundlingOptions(platform="linux/arm64"))
+        app.synth()
+    '''),
+}
+
+
+@pytest.fixture(scope="module")
+def representative(tmp_path_factory, kit_cache):
+    """Each representative app synthesized with the alpha (its bundling skipped) and with the kit (built locally,
+    as where no Docker answers)."""
+    folder = write(tmp_path_factory.mktemp("alpha-apps"), {
+        "layers/common/common.py": "WHO = 'common'\n", "layers/common/requirements.txt": "six==1.17.0\n",
+        "layers/extra/extra.py": "EXTRA = 1\n",
+        "lambdas/local/index.py": "import common\n\ndef handler(event, context):\n    return common.WHO\n",
+        "lambdas/remote/src/app.py": "import common\n\ndef main(event, context):\n    return common.WHO\n",
+    })
+    outdirs = {}
+    for app_name, source in REPRESENTATIVE_APPS.items():
+        for name, line, context in (("alpha", ALPHA_IMPORT, {"aws:cdk:bundling-stacks": []}),
+                                    ("kit", KIT_IMPORT, {"layerkit:builder": "local"})):
+            (folder / f"{app_name}-{name}.py").write_text(source.replace("IMPORT_LINE", line))
+            outdir = folder / f"cdk.out-{app_name}-{name}"
+            context = {**json.loads((ROOT / "cdk.json").read_text())["context"], **context}  # the recommended flags
+            env = {**os.environ, "CDK_OUTDIR": str(outdir), "CDK_CONTEXT_JSON": json.dumps(context),
+                   "PYTHONPATH": str(ROOT)}
+            proc = subprocess.run([sys.executable, f"{app_name}-{name}.py"], cwd=folder, env=env, capture_output=True,
+                                  text=True, timeout=600)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            outdirs[(app_name, name)] = outdir
+    return outdirs
+
+
+def without_code_location(resource: dict) -> dict:
+    """A resource as CloudFormation compares it, but where its code is uploaded (the kit's key is its own)."""
+    resource = json.loads(json.dumps(resource))
+    resource.pop("Metadata", None)
+    for part in ("Code", "Content"):
+        location = resource.get("Properties", {}).get(part)
+        if isinstance(location, dict):
+            location.pop("S3Key", None)
+    return resource
+
+
+@pytest.mark.parametrize("app_name", sorted(REPRESENTATIVE_APPS))
+def test_every_resource_of_a_migrated_app_is_the_alphas_but_where_its_code_is_uploaded(representative, app_name):
+    for template in sorted(p.name for p in representative[(app_name, "alpha")].glob("*.template.json")):
+        alpha = json.loads((representative[(app_name, "alpha")] / template).read_text())
+        kit = json.loads((representative[(app_name, "kit")] / template).read_text())
+        assert sorted(kit["Resources"]) == sorted(alpha["Resources"]), template
+        for logical_id, resource in alpha["Resources"].items():
+            assert without_code_location(kit["Resources"][logical_id]) == without_code_location(resource), \
+                f"{template}: {logical_id}"
+        assert kit.get("Outputs") == alpha.get("Outputs"), template
+
+
+def test_the_platform_line_builds_arm64_code_without_docker(representative):
+    from layerkit.assembly import Assembly
+
+    assembly = Assembly.load(representative[("arm", "kit")])
+    (layer,) = assembly.layers()
+    assert layer.architectures == ("arm64",)
+    assert assembly.function("arm/Fn").architecture == "arm64"
+
+
+@pytest.mark.parametrize(("construct", "message"), [
+    ("function-no-architecture", "bundling.platform linux/arm64 builds for arm64, but no architecture is given, so "
+                                 "Lambda runs it on x86_64: its compiled wheels would not load; give "
+                                 "architecture=lambda_.Architecture.ARM_64, or drop bundling.platform"),
+    ("layer-other-architecture", "bundling.platform linux/amd64 builds for x86_64, but compatible_architectures is "
+                                 "arm64: its compiled wheels would not load; give "
+                                 "compatible_architectures=[lambda_.Architecture.X86_64], or drop bundling.platform"),
+    ("unknown-platform", "bundling.platform 'linux/s390x' is not a Lambda architecture"),
+])
+def test_a_platform_that_contradicts_the_architecture_is_one_line(tmp_path, construct, message):
+    write(tmp_path / "code", {"index.py": "def handler(e, c):\n    return 1\n"})
+    runtimes = [lambda_.Runtime.PYTHON_3_12]
+    make = {
+        "function-no-architecture": lambda: PythonFunction(
+            stack(), "F", entry=tmp_path / "code", runtime=runtimes[0],
+            bundling=BundlingOptions(platform="linux/arm64")),
+        "layer-other-architecture": lambda: PythonLayerVersion(
+            stack(), "L", entry=tmp_path / "code", compatible_runtimes=runtimes,
+            compatible_architectures=[lambda_.Architecture.ARM_64], bundling=BundlingOptions(platform="linux/amd64")),
+        "unknown-platform": lambda: PythonLayerVersion(
+            stack(), "L", entry=tmp_path / "code", compatible_runtimes=runtimes,
+            bundling=BundlingOptions(platform="linux/s390x")),
+    }[construct]
+    with pytest.raises(LayerkitError) as error:
+        make()
+    assert message in str(error.value)
+
+
+def test_the_fix_for_an_option_that_needs_the_container_is_to_drop_it(tmp_path, monkeypatch):
+    from aws_cdk import DockerImage
+
+    import layerkit.alpha
+
+    monkeypatch.setattr(layerkit.alpha, "docker_available", lambda: False)
+    write(tmp_path / "layer", {"mod.py": ""})
+    with pytest.raises(LayerkitError, match=r"bundling\.image runs only in the bundling container, and no Docker "
+                                            r"daemon answers: start Docker, or drop bundling\.image to build without "
+                                            r"it$"):
+        PythonLayerVersion(stack(), "L", entry=tmp_path / "layer", compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
+                           bundling=BundlingOptions(image=DockerImage.from_registry("my/builder")))

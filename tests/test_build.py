@@ -400,3 +400,21 @@ def test_without_the_target_python_an_app_of_several_constructs_says_so_once(tmp
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if "ships no .pyc" in line]
     assert len(warnings) == 1, warnings  # two layers, one reason: said once
+
+
+def test_a_build_never_reads_the_uv_settings_of_the_app_the_user_or_the_shell(tmp_path, monkeypatch):
+    """An app whose repository pins another uv and a dead index in its pyproject.toml, a user uv.toml that points at
+    another dead index, and a shell that caps versions at the year 2000: a cold build installs as anywhere else."""
+    app = tmp_path / "app"
+    (app / "layers" / "deps" / "python").mkdir(parents=True)
+    (app / "pyproject.toml").write_text('[tool.uv]\nrequired-version = "==0.11.*"\n'
+                                        'index-url = "http://127.0.0.1:9/simple"\n')
+    (app / "layers" / "deps" / "requirements.txt").write_text("six==1.17.0\n")
+    (tmp_path / "config" / "uv").mkdir(parents=True)
+    (tmp_path / "config" / "uv" / "uv.toml").write_text('index-url = "http://127.0.0.1:9/simple"\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("UV_EXCLUDE_NEWER", "2000-01-01T00:00:00Z")
+    monkeypatch.chdir(app)
+    build = build_layer("layers/deps", Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache",
+                        report=lambda _: None)
+    assert build.packages == ["six==1.17.0"]

@@ -126,7 +126,7 @@ def test_a_failing_docker_build_is_one_line_with_the_fix(lambda_images, kit_cach
     assert "\n" not in message
     assert message.startswith("layer no_network: the Docker build for python3.13 on x86_64 failed: error:"), message
     assert "Temporary failure in name resolution" in message  # uv's deepest cause, beside its first line
-    assert "set -c layerkit:docker-network=host" in message
+    assert "set docker_network='host' (or cdk synth -c layerkit:docker-network=host)" in message
     log = Path(message.rsplit("(the whole output: ", 1)[1].rstrip(")"))
     assert "six" in log.read_text()  # the details are kept, not shown
 

@@ -475,6 +475,16 @@ BAD = {
     "poetry-1-lock": ({"pyproject.toml": '[project]\nname = "x"\nversion = "0"\ndependencies = ["six"]\n',
                        "poetry.lock": '[metadata]\nlock-version = "2.0"\ncontent-hash = "0"\n'},
                       "poetry.lock: lock-version 2.0 does not record which group each package belongs to"),
+    # A declaration where the kit does not read one, or under a near-miss name: never silently nothing installed.
+    "in-python": ({"python/requirements.txt": "six==1.17.0\n"},
+                  "python/requirements.txt is inside python/, where the kit never reads a dependency file and where "
+                  "it would ship to /opt/python/; move it to"),
+    "misspelt": ({"requirement.txt": "six==1.17.0\n"},
+                 "requirement.txt: the kit reads dependencies from requirements.txt, not requirement.txt, so nothing "
+                 "would be installed; rename it to requirements.txt"),
+    "capitalised": ({"Requirements.txt": "six==1.17.0\n"}, "rename it to requirements.txt"),
+    "misspelt-lock": ({"pyproject.toml": '[project]\nname = "x"\nversion = "0"\n', "poetry.lok": "x"},
+                      "rename it to poetry.lock"),
 }
 
 
@@ -487,6 +497,23 @@ def test_a_declaration_the_kit_cannot_honour_is_one_line_with_the_fix(case, tmp_
     assert expected in str(error.value)
     assert expected in one_line_cli_error(layer, tmp_path / "cache")
     assert_nothing_built(tmp_path / "cache")
+
+
+def test_a_function_whose_declaration_is_misspelt_stops_naming_the_file(tmp_path):
+    from layerkit.build import build_function
+
+    folder = layer_folder(tmp_path / "fn", {"index.py": "import six\n", "requirments.txt": "six==1.17.0\n"})
+    with pytest.raises(DeclarationError, match=r"rename it to requirements\.txt"):
+        build_function(folder, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache", report=quiet)
+
+
+def test_a_suffixed_requirements_file_alone_is_a_warning_not_a_stop(tmp_path):
+    layer = layer_folder(tmp_path / "dev", {"python/m.py": "", "requirements-dev.txt": "pytest==9.2.0\n"})
+    build = build_layer(layer, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache", report=quiet)
+    assert build.packages == []
+    assert build.warnings == [
+        "layer dev: requirements-dev.txt is not read (the kit reads requirements.txt, or a lock): nothing of it is "
+        "installed; if its packages must ship, put them in requirements.txt"]
 
 
 def test_two_declarations_that_disagree_are_refused(locked, tmp_path):

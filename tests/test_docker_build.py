@@ -161,3 +161,39 @@ def test_a_function_bundled_in_docker_leaves_out_what_its_layers_ship(lambda_ima
     assert files_of(bundle) == zip_files(local.zip)
     assert not [f for f in files_of(bundle) if f.startswith("six")]
     assert {"dateutil/parser/__init__.py", "handler.py"} <= set(files_of(bundle))
+
+
+def test_every_file_but_the_pyc_is_byte_for_byte_the_local_builds(lambda_images, kit_cache, tmp_path):
+    """jmespath and email-validator ship console scripts, whose RECORD lines record the installing machine's
+    Python: the bundle and the local build leave out the same lines, so their RECORDs are the same bytes."""
+    layer = tmp_path / "scripts"
+    (layer / "python").mkdir(parents=True)
+    (layer / "python" / "mine.py").write_text("MINE = 1\n")
+    (layer / "requirements.txt").write_text("jmespath==1.0.1\nemail-validator==2.3.0\ndnspython==2.8.0\n"
+                                            "idna==3.20\n")
+    app = App(outdir=str(tmp_path / "cdk.out"), context=DOCKER)
+    shared = SharedPythonLayer(Stack(app, "S"), "Scripts", entry=layer, runtime=PY313)
+    app.synth()
+    bundle = shared.code.content
+    local = build_layer(layer, TARGET, cache_dir=kit_cache)
+    with zipfile.ZipFile(local.zip) as archive:
+        built = {n: archive.read(n) for n in archive.namelist() if not n.endswith("/")}
+    bundled = {p.relative_to(bundle).as_posix(): p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+    assert sorted(bundled) == sorted(built)
+    differ = sorted(name for name in built if built[name] != bundled[name] and not name.endswith(".pyc"))
+    assert differ == []
+    records = [n for n in built if n.endswith("/RECORD") and ("jmespath" in n or "email_validator" in n)]
+    assert len(records) == 2
+    assert all(b"bin/" not in built[n] for n in records)
+
+
+def test_an_arm64_function_is_told_the_pull_command_with_its_platform(lambda_images):
+    from layerkit.assembly import Function
+    from layerkit.errors import InvokeError
+    from layerkit.invoke.session import choose_backend
+
+    function = Function(id="S/Fn", stack="S", logical_id="Fn", handler="index.handler", runtime="python3.13",
+                        architecture="arm64", memory_mb=128, timeout_s=3, environment={}, code=Path(), layers=())
+    with pytest.raises(InvokeError, match=r"pull it \(docker pull --platform linux/arm64 "
+                                          r"public\.ecr\.aws/lambda/python:3\.13\)"):
+        choose_backend("docker", function)

@@ -79,6 +79,10 @@ HANDLER = textwrap.dedent('''
         if action == "print":
             print("the handler says", event.get("n", 0), flush=True)
             return {"printed": True}
+        if action == "sdk":
+            import boto3, botocore
+            return {"boto3": boto3.__version__, "botocore": botocore.__version__,
+                    "from": os.path.dirname(os.path.dirname(boto3.__file__))}
         return {"version": "one"}
 ''')
 RUNTIMES = {"sandbox": lambda_.Runtime.PYTHON_3_12, "docker": lambda_.Runtime.PYTHON_3_13}
@@ -236,6 +240,36 @@ def test_the_container_says_that_it_shares_this_machines_network(container_app):
     result = cli(container_app, "S/Probe")
     assert result.returncode == 0, result.stderr
     assert "layerkit: the container shares this machine's network (--network host)" in result.stderr
+
+
+# -- what the runtime provides ------------------------------------------------------------------------------------
+def test_the_runtime_provides_boto3_and_botocore_at_the_versions_aws_lists(app):
+    from layerkit.targets import RUNTIME_SDK
+
+    (result,) = invoke(app, "Probe", {"action": "sdk"})
+    runtime = RUNTIMES[app.backend].name
+    assert result.payload == {**RUNTIME_SDK[runtime], "from": "/var/runtime"}, result.payload
+
+
+def test_a_layers_own_boto3_comes_before_the_runtimes(tmp_path, kit_cache):
+    write(tmp_path / "sdk" / "python" / "boto3" / "__init__.py", "__version__ = 'the layer s own'\n")
+    write(tmp_path / "fn" / "index.py", "import boto3\n\ndef handler(e, c):\n    return boto3.__version__\n")
+    cdk_app = App(outdir=str(tmp_path / "cdk.out"), context=app_context())
+    stack = Stack(cdk_app, "S")
+    layer = lambda_.LayerVersion(stack, "Sdk", code=lambda_.Code.from_asset(str(tmp_path / "sdk")))
+    lambda_.Function(stack, "Fn", runtime=lambda_.Runtime.PYTHON_3_12, handler="index.handler",
+                     code=lambda_.Code.from_asset(str(tmp_path / "fn")), layers=[layer])
+    cdk_app.synth()
+    (result,) = invoke_function(Assembly.load(tmp_path / "cdk.out").function("S/Fn"), [b"{}"], backend="sandbox")
+    assert result.payload == "the layer s own"
+
+
+def test_describe_says_what_the_runtime_provides(sandbox_app):
+    result = subprocess.run([sys.executable, "-m", "layerkit.cli", "describe", "--assembly", str(sandbox_app.outdir)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if "function S/Probe:" in line]
+    assert line.endswith("; the runtime provides boto3 1.40.4, botocore 1.40.4")
 
 
 # -- 2. Lambda's file system -----------------------------------------------------------------------------

@@ -34,11 +34,17 @@ def assemblies(tmp_path_factory, kit_cache) -> dict[str, Assembly]:
     shutil.copytree(LAYERS, changed)
     module = changed / "my_layer" / "python" / "my_layer.py"
     module.write_bytes(module.read_bytes().replace(b"256 * 1024", b"255 * 1024"))
+    # A pin the layer changes that no function installs (pydantic 2.14 takes annotated-types 0.7 as well).
+    repinned = tmp_path_factory.mktemp("repinned") / "layers"
+    shutil.copytree(LAYERS, repinned)
+    requirements = repinned / "my_layer" / "requirements.txt"
+    requirements.write_text(requirements.read_text().replace("annotated-types==0.8.0", "annotated-types==0.7.0"))
     result = {}
     for mode in ("ssm", "export"):
         result[f"{mode}-before"] = synth(tmp_path_factory.mktemp(f"{mode}-before"), mode)
         result[f"{mode}-again"] = synth(tmp_path_factory.mktemp(f"{mode}-again"), mode)
         result[f"{mode}-after"] = synth(tmp_path_factory.mktemp(f"{mode}-after"), mode, changed)
+    result["ssm-repinned"] = synth(tmp_path_factory.mktemp("ssm-repinned"), "ssm", repinned)
     return result
 
 
@@ -106,6 +112,17 @@ def test_a_changed_layer_is_blocked_in_export_mode_naming_export_and_consumers(a
     (change,) = report["layers"]
     assert (change["name"], change["change"]) == ("my_layer", "new version")
     assert sorted(f["function"] for f in change["functions"]) == [f"{c}/Function" for c in CONSUMERS]
+
+
+def test_a_layer_pin_change_is_one_new_layer_version_and_nothing_else(assemblies):
+    before, after = assemblies["ssm-before"], assemblies["ssm-repinned"]
+    assert {f.id: f.code_s3_key for f in after.functions()} == {f.id: f.code_s3_key for f in before.functions()}
+    for name in CONSUMERS:  # not a byte of the functions' stacks changes: the new version comes through SSM
+        assert after.stacks[name].template == before.stacks[name].template
+    code, report = check_upgrade_cli(before, after)
+    assert code == 0
+    assert [(c["name"], c["change"]) for c in report["layers"]] == [("my_layer", "new version")]
+    assert report["functions"] == []
 
 
 def test_the_blocked_report_reads_like_cloudformations_refusal(assemblies):

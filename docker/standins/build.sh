@@ -9,7 +9,8 @@
 #                                        /var/runtime/bootstrap (awslambdaric) when AWS_LAMBDA_RUNTIME_API is set;
 #                                        /var/task as working folder; the handler as command; also tagged with
 #                                        this machine's architecture, as AWS tags it (3.13-x86_64, 3.13-arm64),
-#                                        the tag AWS SAM CLI builds from
+#                                        the tag AWS SAM CLI builds from; /var/runtime holds the AWS SDK the
+#                                        runtime provides, at the versions the kit pins (layerkit/targets.py)
 #
 # Like the AWS images, Python lives under /var/lang (a venv, so that pip can upgrade itself there). Unlike them,
 # the system is Debian's (glibc 2.41, where Amazon Linux 2023 has 2.34): a _manylinux module (PEP 600) makes
@@ -24,12 +25,18 @@ LAMBDA_IMAGE=public.ecr.aws/lambda/python:3.13
 case "$(uname -m)" in aarch64|arm64) ARCH=arm64 ;; *) ARCH=x86_64 ;; esac
 LAMBDA_ARCH_IMAGE=$LAMBDA_IMAGE-$ARCH
 AWSLAMBDARIC=awslambdaric==4.2.2
+# The stand-ins' layout; a change rebuilds them in an engine that has an older one.
+STANDIN_REVISION=2
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 HERE=$(cd "$(dirname "$0")" && pwd)
+RUNTIME_SDK=$(PYTHONPATH="$HERE/../.." "${PYTHON:-python3}" -c \
+    'from layerkit.targets import RUNTIME_SDK; print(" ".join(f"{n}=={v}" for n, v in RUNTIME_SDK["python3.13"].items()))')
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 PATH_IN_IMAGE=/var/lang/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-if [ "${LAYERKIT_REBUILD_STANDINS:-0}" != 1 ] && docker image inspect "$BUILD_IMAGE" "$LAMBDA_IMAGE" >/dev/null 2>&1; then
+revision() { docker image inspect --format '{{index .Config.Labels "layerkit.standin"}}' "$1" 2>/dev/null || true; }
+if [ "${LAYERKIT_REBUILD_STANDINS:-0}" != 1 ] && [ "$(revision "$BUILD_IMAGE")" = "$STANDIN_REVISION" ] \
+        && [ "$(revision "$LAMBDA_IMAGE")" = "$STANDIN_REVISION" ]; then
     docker image inspect "$LAMBDA_ARCH_IMAGE" >/dev/null 2>&1 || docker tag "$LAMBDA_IMAGE" "$LAMBDA_ARCH_IMAGE"
     exit 0
 fi
@@ -52,7 +59,7 @@ site=$(inside /var/lang/bin/python -c 'import sysconfig; print(sysconfig.get_pat
 cp "$HERE/_manylinux.py" "$rootfs$site/_manylinux.py"
 inside /var/lang/bin/pip install --quiet --no-cache-dir --upgrade pip
 
-common=(--change "ENV PATH=$PATH_IN_IMAGE" --change "ENV LANG=C.UTF-8"
+common=(--change "LABEL layerkit.standin=$STANDIN_REVISION" --change "ENV PATH=$PATH_IN_IMAGE" --change "ENV LANG=C.UTF-8"
         --change "ENV PIP_CERT=$CA_BUNDLE" --change "ENV SSL_CERT_FILE=$CA_BUNDLE"
         --change "ENV REQUESTS_CA_BUNDLE=$CA_BUNDLE")
 
@@ -60,7 +67,10 @@ echo "standins: $BUILD_IMAGE" >&2
 tar -C "$rootfs" -c . | docker import "${common[@]}" --change 'CMD ["bash"]' - "$BUILD_IMAGE" >/dev/null
 
 echo "standins: $LAMBDA_IMAGE" >&2
-inside /var/lang/bin/pip install --quiet --no-cache-dir --only-binary :all: --target /var/runtime "$AWSLAMBDARIC"
+# shellcheck disable=SC2086  # RUNTIME_SDK is a list of pins
+inside /var/lang/bin/pip install --quiet --no-cache-dir --only-binary :all: --target /var/runtime "$AWSLAMBDARIC" \
+    $RUNTIME_SDK
+inside /var/lang/bin/python -m compileall -q /var/runtime >/dev/null
 cp "$HERE/../../layerkit/invoke/bootstrap.py" "$rootfs/var/runtime/bootstrap.py"
 install -m 0755 "$HERE/bootstrap" "$rootfs/var/runtime/bootstrap"
 install -m 0755 "$HERE/lambda-entrypoint.sh" "$rootfs/lambda-entrypoint.sh"

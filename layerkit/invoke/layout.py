@@ -8,6 +8,7 @@ made with (every path and size): one that lost or changed a file is made again, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -22,8 +23,11 @@ from typing import IO
 from layerkit import uv
 from layerkit.assembly import Function
 from layerkit.assets import AssetContent
+from layerkit.bytecode import compile_sources, sources_of
 from layerkit.cache import discard, materialize, resolve_cache_dir
 from layerkit.errors import InvokeError, LayerkitError
+from layerkit.interpreters import find_python
+from layerkit.invoke.environment import RUNTIME_DIR
 from layerkit.record import unsafe
 from layerkit.targets import Target
 
@@ -177,19 +181,26 @@ def _folder(entry: Path, fill: Callable[[Path], None]) -> Path:
 
 
 def prepare_runtime(target: Target, cache_dir: Path | None = None) -> Path:
-    """A ``/var/runtime`` folder: awslambdaric for the target, beside the kit's bootstrap."""
+    """A ``/var/runtime`` folder as the runtime's: awslambdaric for the target, the AWS SDK the runtime provides
+    (:attr:`~layerkit.targets.Target.runtime_sdk`, with its dependencies), and the kit's bootstrap."""
     bootstrap = Path(__file__).with_name("bootstrap.py")
-    revision = hashlib.sha256(bootstrap.read_bytes()).hexdigest()[:12]  # a changed bootstrap gets a new folder
+    pins = [AWSLAMBDARIC, *(f"{name}=={version}" for name, version in sorted(target.runtime_sdk.items()))]
+    # A changed bootstrap or SDK gets a new folder.
+    revision = hashlib.sha256(bootstrap.read_bytes() + "\0".join(pins).encode()).hexdigest()[:12]
     name = f"{AWSLAMBDARIC.replace('==', '-')}-{target.runtime}-{target.machine}-{revision}"
     entry = resolve_cache_dir(cache_dir) / "runtime" / name
 
     def install(destination: Path) -> None:
         requirements = destination.with_name("requirements.txt")
-        requirements.write_text(AWSLAMBDARIC + "\n", encoding="utf-8")
+        requirements.write_text("\n".join(pins) + "\n", encoding="utf-8")
         try:
             uv.install(requirements, destination, target, cwd=destination.parent, what="local invoke")
         except LayerkitError as error:
-            raise InvokeError(f"installing {AWSLAMBDARIC} for {target} failed: {error}") from None
+            raise InvokeError(f"installing {', '.join(pins)} for {target} failed: {error}") from None
         shutil.copy2(bootstrap, destination / "bootstrap.py")
+        # Compiled as on Lambda, where /var/runtime holds its .pyc: botocore alone takes a second to compile, at
+        # every cold start of a function that imports boto3, in a folder the function cannot write.
+        with contextlib.suppress(LayerkitError):
+            compile_sources(find_python(target.python_version), sources_of(destination, RUNTIME_DIR))
 
     return _folder(entry, install)

@@ -33,11 +33,12 @@ def choose_backend(requested: str, function: Function, log: Callable[[str], None
     linux = sys.platform.startswith("linux")
     if requested in ("auto", "docker") and docker_available():
         image = function.target.lambda_image
-        if (why := image_unavailable(image)) is None:
+        if (why := image_unavailable(image, function.target.docker_platform)) is None:
             return "docker"
         if requested == "docker" or not linux:
             raise InvokeError(f"the Lambda image {image} is not in the Docker engine and cannot be pulled ({why}); "
-                              f"pull it (docker pull {image}){' or use --backend sandbox' if linux else ''}")
+                              f"pull it (docker pull --platform {function.target.docker_platform} {image})"
+                              f"{' or use --backend sandbox' if linux else ''}")
         log(f"layerkit: {image} cannot be pulled ({why}): invoking in the sandbox")
         return "sandbox"
     if requested == "docker":

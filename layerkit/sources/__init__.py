@@ -14,6 +14,7 @@ This package reads and fingerprints; it never installs anything.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -109,6 +110,7 @@ class SourceFolder:
                 f"sys.path, so move the layer's modules into {Path(layer_dir) / 'python'}/"
             )
         what = f"layer {root.name}"
+        _refuse_declarations_in_code(root / "python", what, "python/", root)
         selection = _select(root / "python", root, what, excludes)
         return cls(root, Destination.LAYER, selection.files, declarations, excludes=tuple(excludes),
                    links_outside=selection.outside, code_folder="python")
@@ -160,6 +162,7 @@ class SourceFolder:
             # Beside a lock it is the lock's own project file; without [project] dependencies, a tool's settings.
             if {"poetry.lock", "uv.lock"} & set(present) or not declares_dependencies(root / "pyproject.toml"):
                 present = tuple(n for n in present if n != "pyproject.toml")
+        _refuse_near_misses(root, present)
         return present
 
     # -- declarations ---------------------------------------------------------------------------------
@@ -204,6 +207,10 @@ class SourceFolder:
                     "reads the file reads it; put the URL in the environment (PIP_INDEX_URL, UV_INDEX_URL) or write "
                     "${VAR} in the credential's place (the installer expands it): it never enters the asset hash "
                     "either way")))
+        if not self.declaration_names and (variants := variant_declarations(self.root)):
+            found.append(Finding(Severity.WARNING, "unread-declaration", (
+                f"{self.what}: {', '.join(variants)} is not read (the kit reads requirements.txt, or a lock): nothing "
+                "of it is installed; if its packages must ship, put them in requirements.txt")))
         if self.declaration is not None:
             found += [Finding(Severity.WARNING, "unpinned-requirement",
                               f"{self.what}: requirement {r.text!r} is not pinned to one version ({r.origin}); pin it "
@@ -306,6 +313,48 @@ class SourceFolder:
                 "or, if it is no secret, exclude the file (asset_excludes)"
             )
         return found
+
+
+def _refuse_declarations_in_code(code: Path, what: str, shown: str, belongs: Path) -> None:
+    """A dependency file inside a layer's ``python/`` is never read (and would ship to ``/opt/python``): the
+    build stops, naming where it belongs."""
+    if not code.is_dir():
+        return
+    for name in sorted(DEPENDENCY_FILES):
+        if (code / name).is_file():
+            raise DeclarationError(
+                f"{what}: {shown}{name} is inside {shown}, where the kit never reads a dependency file and where it "
+                f"would ship to /opt/{shown}; move it to {belongs / name}, beside {shown}")
+
+
+#: Suffixed requirements files that hold another set on purpose (``requirements-dev.txt``): a warning at most.
+_VARIANT = re.compile(r"^requirements[-_.][\w.-]+\.txt$", re.IGNORECASE)
+
+
+def _refuse_near_misses(root: Path, present: tuple[str, ...]) -> None:
+    """A file whose name is almost a declaration's (``requirement.txt``, ``Requirements.txt``, ``poetry.lck``) in a
+    folder that has none: the build would install nothing, silently, and the code fail on Lambda with "No module
+    named ..."; it stops, naming the file and the name it needs."""
+    if present:
+        return
+    import difflib
+
+    for path in sorted(root.iterdir()):
+        name = path.name
+        if not path.is_file() or name in DEPENDENCY_FILES or _VARIANT.match(name):
+            continue
+        lowered = name.lower()
+        close = [d for d in DECLARATIONS if d.lower() == lowered] or \
+            difflib.get_close_matches(lowered, [d.lower() for d in DECLARATIONS], n=1, cutoff=0.85)
+        if close:
+            meant = next(d for d in DECLARATIONS if d.lower() == close[0])
+            raise DeclarationError(f"{root / name}: the kit reads dependencies from {meant}, not {name}, so nothing "
+                                   f"would be installed; rename it to {meant}")
+
+
+def variant_declarations(root: Path) -> list[str]:
+    """Suffixed requirements files (``requirements-dev.txt``) in a folder without a declaration: maybe meant."""
+    return sorted(path.name for path in root.iterdir() if path.is_file() and _VARIANT.match(path.name))
 
 
 def _shown(source: SourceFolder, rel: str) -> str:
