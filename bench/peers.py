@@ -15,8 +15,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from layerkit import native
-from layerkit.targets import Target
+from layerkit.core.targets import Target
+from layerkit.rules import native
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"

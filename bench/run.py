@@ -34,12 +34,12 @@ from peers import WORK, Run, fresh, kit, layer_folder  # noqa: E402
 from report import tables, write_docs  # noqa: E402  (bench/report.py)
 
 import layerkit  # noqa: E402,F401  (first: quiets the jsii Node.js banner)
-from layerkit.archive import unzipped_size  # noqa: E402
 from layerkit.assembly import Assembly, LayerUse  # noqa: E402
-from layerkit.interpreters import find_python  # noqa: E402
+from layerkit.core.archive import unzipped_size  # noqa: E402
+from layerkit.core.interpreters import find_python  # noqa: E402
+from layerkit.core.targets import Target  # noqa: E402
 from layerkit.invoke.layout import prepare_layout  # noqa: E402
 from layerkit.invoke.session import open_environment  # noqa: E402
-from layerkit.targets import Target  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.json"
 SCALING = ROOT / "bench" / "scaling"
@@ -185,8 +185,12 @@ def bench_package_cache(runs: int) -> dict[str, object]:
     hit_cache = fresh("pc-hit-cache")
     hit_layer = layer_folder(SCALING / "deps-5.txt", "pc-hit-layer")
     kit(SCALING / "deps-5.txt", "pc-hit-prime", TARGET, uv_cache=uv_cache, layer=hit_layer, cache=hit_cache)
-    hits = [kit(SCALING / "deps-5.txt", "pc-hit", TARGET, uv_cache=uv_cache, layer=hit_layer, cache=hit_cache).seconds
-            for _ in range(max(15, runs))]
+    # Side by side: a bare start of the same interpreter before each hit (the floor any Python command pays).
+    hits, bare = [], []
+    for _ in range(max(15, runs)):
+        bare.append(run([sys.executable, "-c", "pass"]))
+        hits.append(kit(SCALING / "deps-5.txt", "pc-hit", TARGET, uv_cache=uv_cache, layer=hit_layer,
+                        cache=hit_cache).seconds)
     hit_cold = median([kit(SCALING / "deps-5.txt", "pc-hit-cold", TARGET, uv_cache=uv_cache, layer=hit_layer).seconds
                        for _ in range(runs)])
 
@@ -208,9 +212,11 @@ def bench_package_cache(runs: int) -> dict[str, object]:
             median(second_shared) / median(second_cold) <= 0.3, "s", kit_runs=second_shared,
             baseline_runs=second_cold, note="the 5-dependency layer (14 packages, all in the 20-dependency layer) "
                                             "built after that layer; baseline: its own cold build"),
-        "cache_hit_cli": figure(median(hits), hit_cold, "median <= 80 ms", median(hits) <= 0.080, "s",
-                                kit_runs=hits, note="`layerkit build --json --out` of an unchanged layer, a new "
-                                                    "process each time; baseline: the same layer's cold build"),
+        "cache_hit_cli": figure(median(hits), median(bare), "ratio <= 3", median(hits) <= 3 * median(bare), "s",
+                                kit_runs=hits, baseline_runs=bare, cold_build=hit_cold,
+                                note="`layerkit build --json --out` of an unchanged layer, a new process each time; "
+                                     "baseline: a bare start of the same interpreter (`python -c pass`), measured "
+                                     "before each hit"),
         "zip_determinism": {"identical": len(set(digests)) == 1, "sha256": digests, "target": "identical",
                             "pass": len(set(digests)) == 1,
                             "note": "cold build, per-package-cache build, one worker (--workers 1)"},

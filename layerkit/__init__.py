@@ -6,10 +6,11 @@ loading the CDK (and its Node.js runtime).
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.4.0"
+from layerkit.core.kit_version import __version__ as __version__
 
 # The one place the jsii runtime's Node.js end-of-life banner is quieted: Node 20 is what these machines
 # have, and the banner buries every `cdk synth` and test run. It only takes effect when this module is
@@ -22,42 +23,41 @@ if not os.environ.get("CDK_DEBUG"):
     os.environ.setdefault("CDK_DISABLE_STACK_TRACE", "1")
 
 if TYPE_CHECKING:
-    from layerkit.alpha import BundlingOptions, ICommandHooks, PythonFunction, PythonLayerVersion
-    from layerkit.build import Build, LayerBuild, build_function, build_layer
-    from layerkit.checks import check
-    from layerkit.errors import LayerkitError
-    from layerkit.external import ExternalPythonLayer
-    from layerkit.layer import SharedPythonLayer
-    from layerkit.share import Sharing
-    from layerkit.slim import Slim
-    from layerkit.targets import Target
+    from layerkit.assemble.build_result import Build, LayerBuild
+    from layerkit.assemble.local_build import build_function, build_layer
+    from layerkit.checks.app import check
+    from layerkit.constructs.alpha import BundlingOptions, ICommandHooks, PythonFunction, PythonLayerVersion
+    from layerkit.constructs.external import ExternalPythonLayer
+    from layerkit.constructs.layer import SharedPythonLayer
+    from layerkit.core.errors import LayerkitError
+    from layerkit.core.targets import Target
+    from layerkit.installed.slim import Slim
+    from layerkit.sharing.publication import Sharing
 
 __all__ = ["Build", "BundlingOptions", "ExternalPythonLayer", "ICommandHooks", "LayerBuild", "LayerkitError",
            "PythonFunction", "PythonLayerVersion", "SharedPythonLayer", "Sharing", "Slim", "Target", "build_function",
            "build_layer", "check"]
 
 _LAZY = {
-    "Build": "layerkit.build",
-    "LayerBuild": "layerkit.build",
-    "LayerkitError": "layerkit.errors",
-    "PythonFunction": "layerkit.alpha",
-    "PythonLayerVersion": "layerkit.alpha",
-    "BundlingOptions": "layerkit.alpha",
-    "ICommandHooks": "layerkit.alpha",
-    "ExternalPythonLayer": "layerkit.external",
-    "build_function": "layerkit.build",
-    "build_layer": "layerkit.build",
-    "SharedPythonLayer": "layerkit.layer",
-    "Sharing": "layerkit.share",
-    "Slim": "layerkit.slim",
-    "Target": "layerkit.targets",
-    "check": "layerkit.checks",
+    "Build": "layerkit.assemble.build_result",
+    "LayerBuild": "layerkit.assemble.build_result",
+    "LayerkitError": "layerkit.core.errors",
+    "PythonFunction": "layerkit.constructs.alpha",
+    "PythonLayerVersion": "layerkit.constructs.alpha",
+    "BundlingOptions": "layerkit.constructs.alpha",
+    "ICommandHooks": "layerkit.constructs.alpha",
+    "ExternalPythonLayer": "layerkit.constructs.external",
+    "build_function": "layerkit.assemble.local_build",
+    "build_layer": "layerkit.assemble.local_build",
+    "SharedPythonLayer": "layerkit.constructs.layer",
+    "Sharing": "layerkit.sharing.publication",
+    "Slim": "layerkit.installed.slim",
+    "Target": "layerkit.core.targets",
+    "check": "layerkit.checks.app",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'layerkit' has no attribute {name!r}")

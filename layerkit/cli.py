@@ -11,11 +11,12 @@ import json
 import os
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from layerkit.errors import LayerkitError, UsageError
+from layerkit.core.errors import LayerkitError, UsageError
+from layerkit.core.kit_version import __version__
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -33,6 +34,7 @@ def _human(size: int) -> str:
 # -- build --------------------------------------------------------------------------------------------------
 def _source(args: argparse.Namespace) -> Any:
     """The folder as a layer or a function: as asked, else a function where it holds modules but no python/."""
+    # lazy: a command imports only its own steps (see main)
     from layerkit.sources import SourceFolder
 
     folder = Path(args.folder)
@@ -49,54 +51,44 @@ def _source(args: argparse.Namespace) -> Any:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from layerkit.build import build_source, report_to_stderr
-    from layerkit.rules import ON_COMMAND_LINE
-    from layerkit.slim import Slim
-    from layerkit.targets import Target
+    # lazy: a command imports only its own steps (see main)
+    from layerkit.assemble.local_build import build_source, report_to_stderr
+    from layerkit.core.targets import Target
+    from layerkit.installed.slim import Slim
+    from layerkit.rules.size import ON_COMMAND_LINE
 
     slim = Slim(tests="tests" in args.slim, debug_symbols="debug-symbols" in args.slim, without=tuple(args.without))
     runtimes, architectures = list(dict.fromkeys(args.runtime)), list(dict.fromkeys(args.arch))
     source = _source(args)
     several = len(runtimes) > 1 or len(architectures) > 1
-    if args.builder == "docker":
-        if several:
-            raise UsageError("--builder docker builds one target: give one --runtime and one --arch")
-        return _build_in_docker(args, source, Target(runtimes[0], architectures[0]), slim)
+    if several and args.builder == "docker":
+        raise UsageError("--builder docker builds one target: give one --runtime and one --arch")
     if several:
         return _build_variants(args, source, runtimes, architectures, slim)
     target = Target(runtimes[0], architectures[0])
-    build = build_source(source, target, cache_dir=args.cache_dir, report=report_to_stderr, bytecode=args.bytecode,
-                         workers=args.workers, slim=slim, spelling=ON_COMMAND_LINE)
-    if args.out:
-        _copy_out(build.zip, Path(args.out))
+    if args.builder == "docker":
+        from layerkit.constructs.code import build_in_docker  # lazy: the CDK, only for the Docker builder
+
+        build = build_in_docker(source, target, bytecode=args.bytecode, slim=slim, network=args.docker_network,
+                                cache_dir=args.cache_dir)
+    else:
+        build = build_source(source, target, cache_dir=args.cache_dir, report=report_to_stderr,
+                             bytecode=args.bytecode, workers=args.workers, slim=slim, spelling=ON_COMMAND_LINE)
     result = build.to_json()
     if args.out:
+        _copy_out(build.zip, Path(args.out))
         result["zip"] = str(Path(args.out))
-    _print_build(args, result)
-    return 0
-
-
-def _print_build(args: argparse.Namespace, result: dict[str, Any]) -> None:
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
         print(f"{result['name']}: {result['zip']} ({_human(result['zipped_bytes'])} zipped, "
               f"{_human(result['unzipped_bytes'])} unzipped) sha256 {result['sha256']} "
               f"[{result['cache']}, {result['builder']}]")
-
-
-def _build_in_docker(args: argparse.Namespace, source: Any, target: Any, slim: Any) -> int:
-    from layerkit.docker_build import build_in_docker
-
-    out = Path(args.out) if args.out else None
-    result = build_in_docker(source, target, bytecode=args.bytecode, slim=slim, network=args.docker_network,
-                             cache_dir=args.cache_dir, out=out)
-    _print_build(args, result)
     return 0
 
 
 def _copy_out(zip_path: Path, out: Path) -> None:
-    import shutil
+    import shutil  # lazy: only --out copies (~6 ms)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -109,12 +101,13 @@ def _copy_out(zip_path: Path, out: Path) -> None:
 
 def _build_variants(args: argparse.Namespace, source: Any, runtimes: list[str], architectures: list[str],
                     slim: Any) -> int:
-    """Several runtimes or architectures: one zip per version the layer needs (:mod:`layerkit.variants`)."""
-    from layerkit.build import report_to_stderr
-    from layerkit.cache import resolve_cache_dir
-    from layerkit.rules import ON_COMMAND_LINE
-    from layerkit.targets import Destination
-    from layerkit.variants import build_variants
+    """Several runtimes or architectures: one zip per version the layer needs (:mod:`layerkit.assemble.matrix`)."""
+    # lazy: a command imports only its own steps (see main)
+    from layerkit.assemble.local_build import report_to_stderr
+    from layerkit.assemble.matrix import build_variants
+    from layerkit.core.cache import resolve_cache_dir
+    from layerkit.core.targets import Destination
+    from layerkit.rules.size import ON_COMMAND_LINE
 
     if source.destination is not Destination.LAYER:
         raise UsageError("a function runs on one runtime and architecture: give one --runtime and one --arch")
@@ -123,7 +116,8 @@ def _build_variants(args: argparse.Namespace, source: Any, runtimes: list[str], 
                             spelling=ON_COMMAND_LINE)
     results = []
     for build in builds:
-        result = build.to_json()
+        # A version serves several runtimes: its packages are each runtime's.
+        result = {**build.to_json(), "packages": build.packages_by_runtime}
         if args.out:
             out = Path(args.out) / f"{source.name}-{build.variant.key}.zip"
             _copy_out(build.zip, out)
@@ -141,9 +135,10 @@ def _build_variants(args: argparse.Namespace, source: Any, runtimes: list[str], 
 
 # -- describe, check ----------------------------------------------------------------------------------------
 def cmd_describe(args: argparse.Namespace) -> int:
+    # lazy: a command imports only its own steps (see main)
     from layerkit.assembly import Assembly
-    from layerkit.assets import AssetContent
-    from layerkit.targets import RUNTIME_SDK
+    from layerkit.assembly.assets import AssetContent
+    from layerkit.core.targets import RUNTIME_SDK
 
     assembly = Assembly.load(args.assembly)
     contents: dict[Path, AssetContent] = {}
@@ -206,9 +201,10 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    # lazy: a command imports only its own steps (see main)
     from layerkit.assembly import Assembly
-    from layerkit.guardrails import assembly_findings
-    from layerkit.rules import Severity
+    from layerkit.checks.guardrails import assembly_findings
+    from layerkit.rules.findings import Severity
 
     findings = assembly_findings(Assembly.load(args.assembly))
     if args.json:
@@ -225,12 +221,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 # -- invoke, check-upgrade, sam-template --------------------------------------------------------------------
 def cmd_invoke(args: argparse.Namespace) -> int:
+    # lazy: a command imports only its own steps (see main)
     from layerkit.assembly import Assembly
     from layerkit.invoke import Invocation, invoke_function, read_events
-    from layerkit.invoke.freshness import stale_folders
+    from layerkit.invoke.preparation import ON_COMMAND_LINE, prepare
 
     if args.synth:
-        from layerkit.synth import synthesize
+        # lazy: a command imports only its own steps (see main)
+        from layerkit.assembly.synth import synthesize
 
         print(f"layerkit: synthesizing the app into {args.assembly}", file=sys.stderr, flush=True)
         synthesize(Path.cwd(), Path(args.assembly))
@@ -242,18 +240,11 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         return 0
     if not args.function:
         raise UsageError("name the function to invoke as STACK/FUNCTION_ID; 'layerkit invoke --list' lists them")
-    from layerkit.invoke import remote
-
-    function = remote.resolve(assembly.function(args.function), layer_paths=dict(args.layer or ()),
-                              layers_from=args.layers_from or (), cache_dir=args.cache_dir)
-    events = read_events(args.event)  # all of them, before anything runs
-    if stale := stale_folders(function, assembly.directory):
-        print(f"layerkit: warning: {', '.join(stale)} changed since {args.assembly} was synthesized: this invoke "
-              "runs the synthesized code; pass --synth to synthesize first", file=sys.stderr, flush=True)
     overrides = dict(args.env or ())
-    if missing := [name for name in function.unresolved_environment if name not in overrides]:
-        print(f"layerkit: warning: no local value for {', '.join(missing)}: CloudFormation sets it at deploy time "
-              f"(a reference to a resource); pass --env {missing[0]}=... to set it locally", file=sys.stderr)
+    events = read_events(args.event)  # all of them, before anything runs or is said
+    function = prepare(assembly, args.function, env_overrides=overrides, layer_paths=dict(args.layer or ()),
+                       layers_from=args.layers_from or (), cache_dir=args.cache_dir, spelling=ON_COMMAND_LINE,
+                       warn=lambda line: print(f"layerkit: warning: {line}", file=sys.stderr, flush=True))
 
     def print_response(result: Invocation) -> None:
         sys.stdout.buffer.write(result.body.rstrip(b"\n") + b"\n")
@@ -267,8 +258,13 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def cmd_check_upgrade(args: argparse.Namespace) -> int:
+    # lazy: a command imports only its own steps (see main)
     from layerkit.assembly import Assembly
-    from layerkit.upgrade import check_upgrade, deployed_assembly, render
+    from layerkit.checks.upgrade import (
+        check_upgrade,
+        deployed_assembly,
+        render,
+    )
 
     if args.against_deployed:
         if len(args.assemblies) != 1:
@@ -286,8 +282,9 @@ def cmd_check_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_sam_template(args: argparse.Namespace) -> int:
+    # lazy: a command imports only its own steps (see main)
     from layerkit.assembly import Assembly
-    from layerkit.sam import sam_template
+    from layerkit.assembly.sam_template import sam_template
 
     assembly = Assembly.load(args.assembly)
     out = Path(args.output) if args.output else None
@@ -347,10 +344,14 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=32)
 
 
-def _command(sub: Any, name: str, summary: str, description: str, examples: str) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=summary, formatter_class=_Formatter,
-                          description=textwrap.dedent(description).strip(),
-                          epilog="examples:\n" + textwrap.indent(textwrap.dedent(examples).strip(), "  "))
+class _Command:
+    """A command: its one-line summary, its description and examples (``--help``), the function that adds its
+    options, and the one that runs it."""
+
+    def __init__(self, summary: str, description: str, examples: str,
+                 options: Callable[[argparse.ArgumentParser], None], run: Callable[[argparse.Namespace], int]) -> None:
+        self.summary, self.description, self.examples, self.options, self.run = \
+            summary, description, examples, options, run
 
 
 def _assembly_option(parser: argparse.ArgumentParser) -> None:
@@ -359,10 +360,153 @@ def _assembly_option(parser: argparse.ArgumentParser) -> None:
                         help="the cloud assembly folder (default: cdk.out)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from layerkit import __version__
-    from layerkit.targets import ARCHITECTURES, RUNTIMES
+def _build_options(parser: argparse.ArgumentParser) -> None:
+    from layerkit.core.targets import ARCHITECTURES, RUNTIMES  # lazy: a command imports only its own steps
 
+    parser.add_argument("folder", metavar="FOLDER",
+                        help="a layer folder (python/ and a declaration) or a function folder (its modules)")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--layer", dest="kind", action="store_const", const="layer",
+                      help="build FOLDER as a layer (default: a layer, unless it holds modules and no python/)")
+    kind.add_argument("--function", dest="kind", action="store_const", const="function",
+                      help="build FOLDER as a function: its code and dependencies at the zip's root")
+    parser.add_argument("--runtime", required=True, action="append", choices=list(RUNTIMES),
+                        help="Lambda runtime; repeat it for a layer of several (one zip per version it needs)")
+    parser.add_argument("--arch", required=True, action="append", choices=list(ARCHITECTURES),
+                        help="Lambda architecture; repeatable, as --runtime")
+    parser.add_argument("--out", metavar="PATH",
+                        help="copy the zip to this file (a folder, with several targets)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object: zip, sha256, sizes, cache, builder, asset_hash, packages...")
+    parser.add_argument("--no-bytecode", dest="bytecode", action="store_false",
+                        help="ship no .pyc (default: compile them with a Python of the runtime's version)")
+    parser.add_argument("--builder", choices=["local", "docker"], default="local",
+                        help="local (default): without Docker; docker: in the runtime's Lambda build image, as the "
+                             "CDK's PythonLayerVersion does (packages that publish only sources compile there)")
+    parser.add_argument("--docker-network", metavar="NETWORK",
+                        help="with --builder docker: the bundling container's network (default: host where the "
+                             "engine has no bridge network, else Docker's)")
+    parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                        help="the kit's cache (default: $LAYERKIT_CACHE_DIR, else ~/.cache/layerkit)")
+    parser.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                        help="processes and threads to compile and compress with (default: one per core); the zip "
+                             "is the same whatever N")
+    parser.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                        help="a glob pattern of files that never deploy (repeatable), beside the never-deploy list")
+    parser.add_argument("--slim", action="append", default=[], choices=["tests", "debug-symbols"],
+                        help="leave the packages' tests/ folders, or their .so files' debug symbols, out (repeatable)")
+    parser.add_argument("--without", action="append", default=[], metavar="DISTRIBUTION",
+                        help="leave a distribution out, e.g. boto3 (the runtime's own copy then applies; repeatable)")
+
+
+def _describe_options(parser: argparse.ArgumentParser) -> None:
+    _assembly_option(parser)
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object with the stacks, layers and functions")
+
+
+def _check_options(parser: argparse.ArgumentParser) -> None:
+    _assembly_option(parser)
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON list of findings: path, severity, rule, message")
+
+
+def _invoke_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("function", nargs="?", metavar="STACK/FUNCTION_ID",
+                        help="e.g. my-stack/Function (see --list)")
+    _assembly_option(parser)
+    parser.add_argument("--list", action="store_true", help="list the functions that can be invoked")
+    parser.add_argument("--event", action="append", metavar="FILE|-",
+                        help="an event JSON file, or - for stdin; repeat for several events (default: {})")
+    parser.add_argument("--env", action="append", type=_key_value, metavar="KEY=VALUE",
+                        help="set or override an environment variable (repeatable)")
+    parser.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
+                        help="default: the function's timeout")
+    parser.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
+                        help="invoke N times in one warm environment (default: 1)")
+    parser.add_argument("--backend", choices=["auto", "sandbox", "docker"], default="auto",
+                        help="auto (default): docker where a daemon answers and has the Lambda image, else sandbox")
+    parser.add_argument("--network", choices=["sandbox", "host", "none"], default="sandbox",
+                        help="the sandbox's network: sandbox (default: its own, the internet but never this "
+                             "machine), host (this machine's: to reach a local emulator on 127.0.0.1), none")
+    parser.add_argument("--layers-from", action="append", metavar="OTHER_CDK_OUT",
+                        help="the assembly of the app that publishes a layer this function uses (repeatable)")
+    parser.add_argument("--layer", action="append", type=_layer_path, metavar="NAME=PATH",
+                        help="the zip or folder of a layer owned elsewhere, by its SSM parameter or ARN (repeatable)")
+    parser.add_argument("--synth", action="store_true",
+                        help="synthesize the app of this folder (cdk.json) into --assembly first")
+    parser.add_argument("--cache-dir", type=Path, default=None, help=argparse.SUPPRESS)
+
+
+def _check_upgrade_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("assemblies", nargs="+", metavar="ASSEMBLY",
+                        help="BEFORE AFTER, or one with --against-deployed")
+    parser.add_argument("--against-deployed", action="store_true",
+                        help="read BEFORE from CloudFormation (needs boto3 and AWS credentials)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _sam_template_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stack", metavar="STACK", help="the stack of the functions, e.g. my-app-orders")
+    _assembly_option(parser)
+    parser.add_argument("-o", "--output", metavar="FILE", help="write it here (default: standard output); asset "
+                                                                "paths are relative to where it is written")
+
+
+#: Each command: its summary, its description, its examples, its options, and what runs it.
+_COMMANDS: dict[str, _Command] = {
+    "build": _Command("build a layer or function folder into a zip", """
+        Build a layer folder (python/ and a dependency declaration) or a function folder (its code and its
+        dependencies) into a deterministic zip for one runtime and architecture, with the wheels for Lambda's
+        platform, without Docker (or with it: --builder docker). An unchanged folder is a cache hit.""", """
+        layerkit build layers/my_layer --runtime python3.12 --arch x86_64 --out my_layer.zip
+        layerkit build lambdas/order_total --runtime python3.12 --arch arm64 --json
+        layerkit build layers/common --runtime python3.12 --runtime python3.13 --arch x86_64 --arch arm64 --out dist/
+        layerkit build layers/native --runtime python3.13 --arch x86_64 --builder docker --docker-network host""",
+        _build_options, cmd_build),
+    "describe": _Command("list the stacks, layers and functions of a synthesized app", """
+        List the stacks of a cloud assembly (and the order they deploy in), its layers with their sizes and
+        asset keys, and its functions with the layers they use and how each reaches them.""", """
+        layerkit describe
+        layerkit describe --assembly cdk.out --json""",
+        _describe_options, cmd_describe),
+    "check": _Command("run the guardrails on a synthesized app", """
+        Apply the rules layerkit.check(app) applies at synth to a cloud assembly already synthesized: layer
+        layout, compiled files built for another Python or machine, layers built for another runtime or
+        architecture than their functions, more than 5 layers, Lambda's 250 MB, shadowed modules and version
+        clashes. Exit 1 when one is an error.""", """
+        layerkit check
+        layerkit check --assembly cdk.out --json""",
+        _check_options, cmd_check),
+    "invoke": _Command("run a synthesized function locally with its layers, as Lambda would", """
+        Run a function of the cloud assembly with its code at /var/task and its layers merged at /opt: in its
+        Lambda base image where Docker answers, else in a bubblewrap sandbox. The response goes to stdout (one
+        JSON document per invoke); Lambda's log lines and REPORT lines go to stderr.""", """
+        layerkit invoke --list
+        layerkit invoke my-stack/Function --event events/order.json
+        echo '{"text": "a b a"}' | layerkit invoke my-stack/Function --event - --repeat 3
+        layerkit invoke my-stack/Function --env LOG_LEVEL=DEBUG --backend sandbox --network host""",
+        _invoke_options, cmd_invoke),
+    "check-upgrade": _Command("before a deploy: layers that get a new version, exports that lock", """
+        Compare the assembly deployed (BEFORE) with the one about to be (AFTER): the layers that get a new
+        version, the functions that move to it or get new code. Exit 1 when an export that another stack
+        imports would change or disappear, which CloudFormation would refuse.""", """
+        layerkit check-upgrade cdk.out.deployed cdk.out
+        layerkit check-upgrade --against-deployed cdk.out""",
+        _check_upgrade_options, cmd_check_upgrade),
+    "sam-template": _Command("a template of one stack that 'sam local invoke' runs with its layers", """
+        Write the template of STACK with the layer versions its functions use from other stacks copied in (with
+        their assets), so that 'sam local invoke' mounts them, whichever sharing mode. For local runs only:
+        never deploy it.""", """
+        layerkit sam-template my-app-orders -o sam/template.json
+        sam local invoke -t sam/template.json Function""",
+        _sam_template_options, cmd_sam_template),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line. ``only`` names the one command whose options are added (the others keep their name and
+    summary, all the top-level help shows): a command line is parsed without building six."""
     parser = argparse.ArgumentParser(
         prog="layerkit", formatter_class=_Formatter,
         description="Build AWS Lambda layers and functions for the CDK, check them, and run them locally as "
@@ -379,139 +523,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"layerkit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    build = _command(sub, "build", "build a layer or function folder into a zip", """
-        Build a layer folder (python/ and a dependency declaration) or a function folder (its code and its
-        dependencies) into a deterministic zip for one runtime and architecture, with the wheels for Lambda's
-        platform, without Docker (or with it: --builder docker). An unchanged folder is a cache hit.""", """
-        layerkit build layers/my_layer --runtime python3.12 --arch x86_64 --out my_layer.zip
-        layerkit build lambdas/order_total --runtime python3.12 --arch arm64 --json
-        layerkit build layers/common --runtime python3.12 --runtime python3.13 --arch x86_64 --arch arm64 --out dist/
-        layerkit build layers/native --runtime python3.13 --arch x86_64 --builder docker --docker-network host""")
-    build.add_argument("folder", metavar="FOLDER",
-                       help="a layer folder (python/ and a declaration) or a function folder (its modules)")
-    kind = build.add_mutually_exclusive_group()
-    kind.add_argument("--layer", dest="kind", action="store_const", const="layer",
-                      help="build FOLDER as a layer (default: a layer, unless it holds modules and no python/)")
-    kind.add_argument("--function", dest="kind", action="store_const", const="function",
-                      help="build FOLDER as a function: its code and dependencies at the zip's root")
-    build.add_argument("--runtime", required=True, action="append", choices=list(RUNTIMES),
-                       help="Lambda runtime; repeat it for a layer of several (one zip per version it needs)")
-    build.add_argument("--arch", required=True, action="append", choices=list(ARCHITECTURES),
-                       help="Lambda architecture; repeatable, as --runtime")
-    build.add_argument("--out", metavar="PATH",
-                       help="copy the zip to this file (a folder, with several targets)")
-    build.add_argument("--json", action="store_true",
-                       help="print one JSON object: zip, sha256, sizes, cache, builder, asset_hash, packages...")
-    build.add_argument("--no-bytecode", dest="bytecode", action="store_false",
-                       help="ship no .pyc (default: compile them with a Python of the runtime's version)")
-    build.add_argument("--builder", choices=["local", "docker"], default="local",
-                       help="local (default): without Docker; docker: in the runtime's Lambda build image, as the "
-                            "CDK's PythonLayerVersion does (packages that publish only sources compile there)")
-    build.add_argument("--docker-network", metavar="NETWORK",
-                       help="with --builder docker: the bundling container's network (default: host where the "
-                            "engine has no bridge network, else Docker's)")
-    build.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
-                       help="the kit's cache (default: $LAYERKIT_CACHE_DIR, else ~/.cache/layerkit)")
-    build.add_argument("--workers", type=_positive_int, default=None, metavar="N",
-                       help="processes and threads to compile and compress with (default: one per core); the zip "
-                            "is the same whatever N")
-    build.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
-                       help="a glob pattern of files that never deploy (repeatable), beside the never-deploy list")
-    build.add_argument("--slim", action="append", default=[], choices=["tests", "debug-symbols"],
-                       help="leave the packages' tests/ folders, or their .so files' debug symbols, out (repeatable)")
-    build.add_argument("--without", action="append", default=[], metavar="DISTRIBUTION",
-                       help="leave a distribution out, e.g. boto3 (the runtime's own copy then applies; repeatable)")
-    build.set_defaults(func=cmd_build)
-
-    describe = _command(sub, "describe", "list the stacks, layers and functions of a synthesized app", """
-        List the stacks of a cloud assembly (and the order they deploy in), its layers with their sizes and
-        asset keys, and its functions with the layers they use and how each reaches them.""", """
-        layerkit describe
-        layerkit describe --assembly cdk.out --json""")
-    _assembly_option(describe)
-    describe.add_argument("--json", action="store_true",
-                          help="print one JSON object with the stacks, layers and functions")
-    describe.set_defaults(func=cmd_describe)
-
-    check = _command(sub, "check", "run the guardrails on a synthesized app", """
-        Apply the rules layerkit.check(app) applies at synth to a cloud assembly already synthesized: layer
-        layout, compiled files built for another Python or machine, layers built for another runtime or
-        architecture than their functions, more than 5 layers, Lambda's 250 MB, shadowed modules and version
-        clashes. Exit 1 when one is an error.""", """
-        layerkit check
-        layerkit check --assembly cdk.out --json""")
-    _assembly_option(check)
-    check.add_argument("--json", action="store_true",
-                       help="print a JSON list of findings: path, severity, rule, message")
-    check.set_defaults(func=cmd_check)
-
-    invoke = _command(sub, "invoke", "run a synthesized function locally with its layers, as Lambda would", """
-        Run a function of the cloud assembly with its code at /var/task and its layers merged at /opt: in its
-        Lambda base image where Docker answers, else in a bubblewrap sandbox. The response goes to stdout (one
-        JSON document per invoke); Lambda's log lines and REPORT lines go to stderr.""", """
-        layerkit invoke --list
-        layerkit invoke my-stack/Function --event events/order.json
-        echo '{"text": "a b a"}' | layerkit invoke my-stack/Function --event - --repeat 3
-        layerkit invoke my-stack/Function --env LOG_LEVEL=DEBUG --backend sandbox --network host""")
-    invoke.add_argument("function", nargs="?", metavar="STACK/FUNCTION_ID",
-                        help="e.g. my-stack/Function (see --list)")
-    _assembly_option(invoke)
-    invoke.add_argument("--list", action="store_true", help="list the functions that can be invoked")
-    invoke.add_argument("--event", action="append", metavar="FILE|-",
-                        help="an event JSON file, or - for stdin; repeat for several events (default: {})")
-    invoke.add_argument("--env", action="append", type=_key_value, metavar="KEY=VALUE",
-                        help="set or override an environment variable (repeatable)")
-    invoke.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
-                        help="default: the function's timeout")
-    invoke.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
-                        help="invoke N times in one warm environment (default: 1)")
-    invoke.add_argument("--backend", choices=["auto", "sandbox", "docker"], default="auto",
-                        help="auto (default): docker where a daemon answers and has the Lambda image, else sandbox")
-    invoke.add_argument("--network", choices=["sandbox", "host", "none"], default="sandbox",
-                        help="the sandbox's network: sandbox (default: its own, the internet but never this "
-                             "machine), host (this machine's: to reach a local emulator on 127.0.0.1), none")
-    invoke.add_argument("--layers-from", action="append", metavar="OTHER_CDK_OUT",
-                        help="the assembly of the app that publishes a layer this function uses (repeatable)")
-    invoke.add_argument("--layer", action="append", type=_layer_path, metavar="NAME=PATH",
-                        help="the zip or folder of a layer owned elsewhere, by its SSM parameter or ARN (repeatable)")
-    invoke.add_argument("--synth", action="store_true",
-                        help="synthesize the app of this folder (cdk.json) into --assembly first")
-    invoke.add_argument("--cache-dir", type=Path, default=None, help=argparse.SUPPRESS)
-    invoke.set_defaults(func=cmd_invoke)
-
-    upgrade = _command(sub, "check-upgrade", "before a deploy: layers that get a new version, exports that lock", """
-        Compare the assembly deployed (BEFORE) with the one about to be (AFTER): the layers that get a new
-        version, the functions that move to it or get new code. Exit 1 when an export that another stack
-        imports would change or disappear, which CloudFormation would refuse.""", """
-        layerkit check-upgrade cdk.out.deployed cdk.out
-        layerkit check-upgrade --against-deployed cdk.out""")
-    upgrade.add_argument("assemblies", nargs="+", metavar="ASSEMBLY",
-                         help="BEFORE AFTER, or one with --against-deployed")
-    upgrade.add_argument("--against-deployed", action="store_true",
-                         help="read BEFORE from CloudFormation (needs boto3 and AWS credentials)")
-    upgrade.add_argument("--json", action="store_true", help="print the report as JSON")
-    upgrade.set_defaults(func=cmd_check_upgrade)
-
-    sam = _command(sub, "sam-template", "a template of one stack that 'sam local invoke' runs with its layers", """
-        Write the template of STACK with the layer versions its functions use from other stacks copied in (with
-        their assets), so that 'sam local invoke' mounts them, whichever sharing mode. For local runs only:
-        never deploy it.""", """
-        layerkit sam-template my-app-orders -o sam/template.json
-        sam local invoke -t sam/template.json Function""")
-    sam.add_argument("stack", metavar="STACK", help="the stack of the functions, e.g. my-app-orders")
-    _assembly_option(sam)
-    sam.add_argument("-o", "--output", metavar="FILE", help="write it here (default: standard output); asset "
-                                                             "paths are relative to where it is written")
-    sam.set_defaults(func=cmd_sam_template)
-    for command in (build, describe, check, invoke, upgrade, sam):
-        command.set_defaults(parser=command)
+    for name, command in _COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=command.summary)
+            continue
+        options = sub.add_parser(
+            name, help=command.summary, formatter_class=_Formatter,
+            description=textwrap.dedent(command.description).strip(),
+            epilog="examples:\n" + textwrap.indent(textwrap.dedent(command.examples).strip(), "  "))
+        command.options(options)
+        # --debug after the command too (layerkit build ... --debug), without undoing one given before it.
+        options.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        options.set_defaults(func=command.run, parser=options)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command a command line names: its first word that is not an option (the top-level options take no
+    value), if it is one of the kit's."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if first in _COMMANDS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command line. Each command imports only its own steps of the kit, and only its own options are
+    built, so that a cache hit of ``layerkit build`` starts in a few times a bare interpreter's start."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command_in(argv)).parse_args(argv)
     try:
         return args.func(args)
     except UsageError as error:

@@ -10,16 +10,18 @@ they deploy, from your own tests. Installing layerkit is all it takes::
 Fixtures:
 
 - ``layerkit_assembly`` (session): the cloud assembly of the app in the test run's folder (its ``cdk.json``),
-  synthesized once per session into a temporary folder, with the app's CDK CLI (:mod:`layerkit.synth`); or the one
-  given with ``--layerkit-assembly PATH``. An assembly with a ``layerkit.check`` error fails every test that uses
-  it, naming the error. Override it in a ``conftest.py`` to synthesize another way.
+  synthesized once per session into a temporary folder, with the app's CDK CLI (:mod:`layerkit.assembly.synth`);
+  or the one given with ``--layerkit-assembly PATH``. An assembly with a ``layerkit.check`` error fails every test
+  that uses it, naming the error. Override it in a ``conftest.py`` to synthesize another way.
 - ``layerkit_invoke(function_id, event=None, *, env=None, timeout=None, backend=None, network=None,
   layers_from=(), layers=None)``: invoke the
   function exactly as ``layerkit invoke`` does and return its
   :class:`~layerkit.invoke.result.Invocation`: ``payload`` (the decoded response), ``error`` (``(type,
   message)`` or None), ``logs`` (the function's output) and ``report`` (the REPORT figures). One warm environment
   per function (and options) serves the whole session, as Lambda reuses one; the function's output and Lambda's
-  log lines go to stderr, which pytest shows for a failing test.
+  log lines go to stderr, which pytest shows for a failing test. A folder changed since the synth, or a variable
+  CloudFormation fills in at deploy, is a :class:`LayerkitWarning` in pytest's warnings summary, as
+  ``layerkit invoke`` says it on stderr (:mod:`layerkit.invoke.preparation`).
 
 Options: ``--layerkit-assembly PATH``, ``--layerkit-backend auto|sandbox|docker`` (default ``auto``),
 ``--layerkit-network sandbox|host|none`` (default ``sandbox``).
@@ -30,15 +32,22 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from layerkit.assembly import Assembly
-from layerkit.errors import LayerkitError
-from layerkit.invoke.result import Invocation
+from layerkit.core.errors import InvokeError, LayerkitError
+
+if TYPE_CHECKING:
+    from layerkit.assembly import Assembly
+    from layerkit.invoke.result import Invocation
+
+#: Why the kit's own imports here wait for a fixture: pytest loads this plugin in every test run of every project
+#: that installs layerkit, most of which never ask for a fixture (about 70 ms).
+_LAZY = "the plugin loads in every pytest run of a project with layerkit installed"
 
 _T = TypeVar("_T")
 
@@ -59,7 +68,7 @@ def layerkit_assembly(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
     given = request.config.getoption("--layerkit-assembly")
     if given:
         return Path(given)
-    from layerkit.synth import synthesize
+    from layerkit.assembly.synth import synthesize  # lazy: see _LAZY
 
     return _or_fail(lambda: synthesize(Path(request.config.rootpath), tmp_path_factory.mktemp("layerkit-cdk.out")))
 
@@ -99,6 +108,8 @@ def _layerkit_environments() -> Iterator[_Environments]:
 
 @pytest.fixture(scope="session")
 def _layerkit_loaded(layerkit_assembly: Path) -> Assembly:
+    from layerkit.assembly import Assembly  # lazy: see _LAZY
+
     assembly = _or_fail(lambda: Assembly.load(layerkit_assembly))
     if errors := assembly.errors():
         pytest.fail(f"layerkit: the app has {len(errors)} error(s) at synth; the first: {errors[0]}", pytrace=False)
@@ -108,8 +119,7 @@ def _layerkit_loaded(layerkit_assembly: Path) -> Assembly:
 def _payload(event: Any) -> bytes:
     """The event as Lambda receives it: JSON text in UTF-8 (bytes and strings as given, anything else encoded), or
     the kit's one-line error saying why it cannot be."""
-    from layerkit.errors import InvokeError
-    from layerkit.invoke.events import check_event
+    from layerkit.invoke.events import check_event  # lazy: see _LAZY
 
     if event is None:
         return b"{}"
@@ -136,26 +146,32 @@ def _payload(event: Any) -> bytes:
     return payload
 
 
+class LayerkitWarning(UserWarning):
+    """What a user must hear before trusting an invoke's answer: a folder changed since the synth, a variable that
+    has no local value. pytest lists them in its warnings summary."""
+
+
 @pytest.fixture
 def layerkit_invoke(request: pytest.FixtureRequest, _layerkit_loaded: Assembly,
                     _layerkit_environments: _Environments) -> Callable[..., Invocation]:
     """``layerkit_invoke(function_id, event=None, *, env=None, timeout=None, backend=None, network=None)``."""
-    from layerkit.invoke.session import open_environment
 
     def invoke(function_id: str, event: Any = None, *, env: dict[str, str] | None = None,
                timeout: float | None = None, backend: str | None = None, network: str | None = None,
                layers_from: tuple[str, ...] = (), layers: dict[str, str] | None = None) -> Invocation:
-        from layerkit.invoke import remote
-
         backend = backend or request.config.getoption("--layerkit-backend")
         network = network or request.config.getoption("--layerkit-network")
-        function = _or_fail(lambda: remote.resolve(_layerkit_loaded.function(function_id), layers_from=layers_from,
-                                                   layer_paths={k: Path(v) for k, v in (layers or {}).items()}))
         payload = _or_fail(lambda: _payload(event))
-        key = (function.id, backend, network, timeout, tuple(sorted((env or {}).items())), tuple(layers_from),
+        key = (function_id, backend, network, timeout, tuple(sorted((env or {}).items())), tuple(layers_from),
                tuple(sorted((layers or {}).items())))
 
         def opener() -> Any:
+            from layerkit.invoke.preparation import IN_PYTEST, prepare  # lazy: see _LAZY
+            from layerkit.invoke.session import open_environment  # lazy: see _LAZY
+
+            function = prepare(_layerkit_loaded, function_id, env_overrides=env, layers_from=layers_from,
+                               layer_paths={k: Path(v) for k, v in (layers or {}).items()}, spelling=IN_PYTEST,
+                               warn=lambda line: warnings.warn(line, LayerkitWarning, stacklevel=1))
             return open_environment(function, backend=backend, env_overrides=env, timeout_s=timeout,
                                     network=network, log=lambda line: print(line, file=sys.stderr, flush=True))
 

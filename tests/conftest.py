@@ -135,7 +135,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def python312() -> Path:
-    from layerkit.interpreters import find_python
+    from layerkit.core.interpreters import find_python
 
     return find_python("3.12")
 

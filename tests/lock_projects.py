@@ -62,8 +62,8 @@ def _project(root: Path, files: dict[str, str]) -> Path:
 
 def lock_all(work: Path, index: PackageIndex, wheels: Path) -> LockedProjects:
     """Create the three projects and lock each with its own tool."""
-    from layerkit import uv
-    from layerkit.interpreters import find_python
+    from layerkit.core import uv
+    from layerkit.core.interpreters import find_python
 
     python312 = str(find_python("3.12"))
     url = index.url()

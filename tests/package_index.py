@@ -126,7 +126,7 @@ def fill_wheelhouse(folder: Path, requirements: Iterable[str], platforms: Iterab
     import sys
     import tempfile
 
-    from layerkit import uv
+    from layerkit.core import uv
 
     folder.mkdir(parents=True, exist_ok=True)
     downloads.mkdir(parents=True, exist_ok=True)

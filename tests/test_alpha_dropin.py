@@ -17,7 +17,7 @@ from aws_cdk import aws_lambda as lambda_
 
 import layerkit
 from layerkit import BundlingOptions, PythonFunction, PythonLayerVersion, SharedPythonLayer
-from layerkit.errors import LayerkitError, UnsupportedTargetError
+from layerkit.core.errors import LayerkitError, UnsupportedTargetError
 from tests.conftest import ROOT, app_context, write
 
 ALPHA_APP = textwrap.dedent('''
@@ -141,9 +141,9 @@ def test_the_alphas_python37_default_asks_for_the_runtimes(tmp_path):
 
 
 def test_an_option_only_a_container_honours_stops_in_one_line_where_no_docker_answers(tmp_path, monkeypatch):
-    import layerkit.alpha
+    import layerkit.constructs.alpha
 
-    monkeypatch.setattr(layerkit.alpha, "docker_available", lambda: False)
+    monkeypatch.setattr(layerkit.constructs.alpha, "docker_available", lambda: False)
     write(tmp_path / "layer", {"mod.py": ""})
 
     @__import__("jsii").implements(layerkit.ICommandHooks)
@@ -368,9 +368,9 @@ def test_a_platform_that_contradicts_the_architecture_is_one_line(tmp_path, cons
 def test_the_fix_for_an_option_that_needs_the_container_is_to_drop_it(tmp_path, monkeypatch):
     from aws_cdk import DockerImage
 
-    import layerkit.alpha
+    import layerkit.constructs.alpha
 
-    monkeypatch.setattr(layerkit.alpha, "docker_available", lambda: False)
+    monkeypatch.setattr(layerkit.constructs.alpha, "docker_available", lambda: False)
     write(tmp_path / "layer", {"mod.py": ""})
     with pytest.raises(LayerkitError, match=r"bundling\.image runs only in the bundling container, and no Docker "
                                             r"daemon answers: start Docker, or drop bundling\.image to build without "

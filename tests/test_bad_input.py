@@ -13,9 +13,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Annotations, Match
 
 from layerkit import SharedPythonLayer
-from layerkit.build import build_layer
-from layerkit.errors import BuildError, LayerSourceError, MissingWheelError, UnsupportedTargetError
-from layerkit.targets import Target
+from layerkit.assemble.local_build import build_layer
+from layerkit.core.errors import BuildError, LayerSourceError, MissingWheelError, UnsupportedTargetError
+from layerkit.core.targets import Target
 from tests.conftest import app_context, make_wheel
 
 PY312 = Target("python3.12", "x86_64")
@@ -154,7 +154,7 @@ ELF_MACHINE = {"x86_64": 62, "arm64": 183}
 def test_every_lambda_python_runtime_gets_wheels_its_os_can_load_for_both_architectures(tmp_path, runtime):
     import re
 
-    from layerkit.native import glibc_needed
+    from layerkit.rules.native import glibc_needed
 
     layer = make_layer(tmp_path, "pydantic-core==2.50.4\n")
     for arch, machine in (("x86_64", "x86_64"), ("arm64", "aarch64")):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.build import build_layer
-from layerkit.targets import Target
+from layerkit.assemble.local_build import build_layer
+from layerkit.core.targets import Target
 from tests.conftest import LAYERS, extract, make_wheel, run_isolated
 
 ELF_MACHINE = {62: "x86_64", 183: "arm64"}  # e_machine values: EM_X86_64, EM_AARCH64
@@ -325,8 +325,8 @@ from pathlib import Path
 from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 from layerkit import PythonFunction, SharedPythonLayer
-from layerkit.build import build_layer
-from layerkit.targets import Target
+from layerkit.assemble.local_build import build_layer
+from layerkit.core.targets import Target
 
 layer, cache, outdir = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 builds = [build_layer(layer, Target("python3.12", "x86_64"), cache_dir=cache, report=lambda _: None) for _ in "ab"]
@@ -335,7 +335,7 @@ stack = Stack(app, "S")
 shared = SharedPythonLayer(stack, "L", entry=layer, runtime=lambda_.Runtime.PYTHON_3_12)
 PythonFunction(stack, "F", entry=sys.argv[5], runtime=lambda_.Runtime.PYTHON_3_12, layers=[shared])
 app.synth()
-from layerkit import children
+from layerkit.core import children
 print(json.dumps({"caches": [b.cache for b in builds], "packages": builds[0].packages, "sha256": builds[0].sha256,
                   "fcntl": "fcntl" in sys.modules and sys.modules["fcntl"] is not None,
                   "prctl": children._linux_prctl() is not None}))

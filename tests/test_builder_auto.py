@@ -13,11 +13,11 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 
 from layerkit import PythonFunction, SharedPythonLayer
+from layerkit.assemble.local_build import build_layer
 from layerkit.assembly import Assembly
-from layerkit.build import build_layer
-from layerkit.errors import LayerkitError
+from layerkit.core.errors import LayerkitError
+from layerkit.core.targets import Target
 from layerkit.invoke.session import invoke_function
-from layerkit.targets import Target
 from tests.conftest import LAYERS, ROOT, synth_messages
 
 PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
@@ -141,7 +141,7 @@ def test_the_probe_runs_the_image_for_the_platform_and_sees_an_engine_without_em
     import subprocess
     import tarfile
 
-    from layerkit import engine
+    from layerkit.docker import engine
 
     if platform.machine() != "x86_64":
         pytest.skip("the engine runs arm64 images natively here")
@@ -168,7 +168,7 @@ def test_the_probe_runs_the_image_for_the_platform_and_sees_an_engine_without_em
             archive.addfile(info, io.BytesIO(payload))
     subprocess.run([docker_engine, "load", "-i", str(bundle)], check=True, capture_output=True)
     try:
-        refusal = engine.cannot_build(image, "linux/arm64", "aarch64", "none", engine.DEFAULT_INDEX)
+        refusal = engine.cannot_build(image, "linux/arm64", "aarch64", "none", "https://pypi.org/simple")
     finally:
         subprocess.run([docker_engine, "rmi", "-f", image], capture_output=True)
     assert refusal is not None

@@ -136,8 +136,8 @@ def test_the_docker_builder_bundles_with_python_layer_version_on_the_lambda_buil
     assert "python -m compileall -q -j 0 --invalidation-mode unchecked-hash" in run[-1]
 
     # Same asset hash as the local builder: moving between machines never creates a new layer version.
-    from layerkit.build import build_layer
-    from layerkit.targets import Target
+    from layerkit.assemble.local_build import build_layer
+    from layerkit.core.targets import Target
 
     local = build_layer(LAYERS / "my_layer", Target("python3.12", "arm64"), cache_dir=tmp_path / "cache")
     assert local.asset_hash == result["asset_hash"]
@@ -208,8 +208,8 @@ def test_the_docker_builder_bundles_a_function_with_python_function(stand_in_doc
     assert "/asset-output/requirements.txt" in dropped.split()
     assert "--invalidation-mode unchecked-hash -s /asset-output -p /var/task /asset-output" in run[-1]
 
-    from layerkit.build import build_function
-    from layerkit.targets import Target
+    from layerkit.assemble.local_build import build_function
+    from layerkit.core.targets import Target
 
     local = build_function(entry, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache")
     assert local.asset_hash == result["asset_hash"]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from layerkit import cache
-from layerkit.build import build_layer
-from layerkit.targets import Target
+from layerkit.assemble.local_build import build_layer
+from layerkit.core import cache
+from layerkit.core.targets import Target
 
 PY312 = Target("python3.12", "x86_64")
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.build import build_layer
-from layerkit.docker import stage
-from layerkit.errors import DeclarationError, LayerkitError, LayerSourceError, NativeCodeError
+from layerkit.assemble.local_build import build_layer
+from layerkit.core.errors import DeclarationError, LayerkitError, LayerSourceError, NativeCodeError
+from layerkit.core.targets import Target
+from layerkit.docker.staging import stage
 from layerkit.sources import SourceFolder
-from layerkit.targets import Target
 from tests.conftest import extract, make_wheel, run_isolated
 from tests.lock_projects import LOCKED_ORJSON, NEWER_ORJSON
 from tests.package_index import PackageIndex
@@ -362,7 +362,7 @@ def test_netrc_credentials_reach_an_index_named_in_the_file(private_index, tmp_p
 
 def test_the_docker_builder_gets_the_index_from_the_environment_never_in_a_file(private_index, tmp_path,
                                                                                  monkeypatch):
-    from layerkit.docker import bundling_environment
+    from layerkit.docker.staging import bundling_environment
 
     layer = layer_folder(tmp_path / "private", {"requirements.txt": "--extra-index-url ${CORP_INDEX}\n"
                                                                     "kit-private==1.0\n"})
@@ -381,7 +381,7 @@ def test_the_docker_builder_gets_the_index_from_the_environment_never_in_a_file(
 # -- the manual step's leftovers: packages installed into python/ -----------------------------------------
 def install_by_hand(layer: Path, requirement: str, index: str, python_version: str, platform: str) -> None:
     """What `pip install -t python/` on a laptop does: the laptop's Python and platform."""
-    from layerkit import uv
+    from layerkit.core import uv
 
     proc = subprocess.run([uv.binary(), "pip", "install", "--target", str(layer / "python"), "--index-url", index,
                            "--python", sys.executable, "--python-version", python_version, "--python-platform",
@@ -500,7 +500,7 @@ def test_a_declaration_the_kit_cannot_honour_is_one_line_with_the_fix(case, tmp_
 
 
 def test_a_function_whose_declaration_is_misspelt_stops_naming_the_file(tmp_path):
-    from layerkit.build import build_function
+    from layerkit.assemble.local_build import build_function
 
     folder = layer_folder(tmp_path / "fn", {"index.py": "import six\n", "requirments.txt": "six==1.17.0\n"})
     with pytest.raises(DeclarationError, match=r"rename it to requirements\.txt"):

@@ -13,9 +13,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_python_alpha as python_alpha
 
 from layerkit import PythonFunction, SharedPythonLayer
-from layerkit.build import build_function, build_layer
-from layerkit.installed import distributions_in
-from layerkit.targets import Target
+from layerkit.assemble.local_build import build_function, build_layer
+from layerkit.core.targets import Target
+from layerkit.installed.distributions import distributions_in
 from tests.conftest import LAYERS, ROOT, run_isolated
 from tests.lock_projects import LOCKED_ORJSON
 
@@ -40,7 +40,7 @@ def uploaded_assets(outdir: Path, stack: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def python313() -> Path:
-    from layerkit.interpreters import find_python
+    from layerkit.core.interpreters import find_python
 
     return find_python("3.13")
 
@@ -111,7 +111,7 @@ def test_slimming_leaves_out_the_same_files_on_the_docker_builder(lambda_images,
     module (staged beside the code), ship what the local build ships: the same files, the same stripped .so."""
     import subprocess
 
-    from layerkit.slim import Slim
+    from layerkit.installed.slim import Slim
     from tests.conftest import make_wheel
 
     layer = tmp_path / "slimmed"
@@ -189,7 +189,7 @@ def test_every_file_but_the_pyc_is_byte_for_byte_the_local_builds(lambda_images,
 
 def test_an_arm64_function_is_told_the_pull_command_with_its_platform(lambda_images):
     from layerkit.assembly import Function
-    from layerkit.errors import InvokeError
+    from layerkit.core.errors import InvokeError
     from layerkit.invoke.session import choose_backend
 
     function = Function(id="S/Fn", stack="S", logical_id="Fn", handler="index.handler", runtime="python3.13",

@@ -148,7 +148,7 @@ def test_the_command_line_page_covers_every_command_and_option():
 # -- troubleshooting --------------------------------------------------------------------------------------------
 def error_classes() -> set[str]:
     import layerkit
-    from layerkit.errors import LayerkitError
+    from layerkit.core.errors import LayerkitError
 
     for module in pkgutil.walk_packages(layerkit.__path__, "layerkit."):
         importlib.import_module(module.name)

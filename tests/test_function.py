@@ -14,7 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 import layerkit
 from layerkit import PythonFunction, SharedPythonLayer
 from layerkit.assembly import Assembly
-from layerkit.errors import LayerSourceError, MissingWheelError
+from layerkit.core.errors import LayerSourceError, MissingWheelError
 from layerkit.invoke import invoke_function
 from tests.conftest import ROOT, app_context, make_wheel, synth_messages, write
 from tests.lock_projects import LOCKED_ORJSON
@@ -141,7 +141,7 @@ def test_the_size_limit_counts_the_functions_own_dependencies(tmp_path, kit_cach
 
 def test_a_changed_function_dependency_is_new_code_not_a_new_layer_version(kit_cache, tmp_path):
     from app import build
-    from layerkit.upgrade import check_upgrade
+    from layerkit.checks.upgrade import check_upgrade
 
     lambdas = Path(shutil.copytree(ROOT / "lambdas", tmp_path / "lambdas"))
     assemblies = []

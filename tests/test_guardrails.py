@@ -15,9 +15,9 @@ from aws_cdk import aws_lambda as lambda_
 
 import layerkit
 from layerkit import PythonFunction, SharedPythonLayer
-from layerkit.build import build_layer
-from layerkit.errors import BuildError, LayerSourceError
-from layerkit.targets import Target
+from layerkit.assemble.local_build import build_layer
+from layerkit.core.errors import BuildError, LayerSourceError
+from layerkit.core.targets import Target
 from tests.conftest import app_context, synth_messages
 
 PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13

@@ -307,7 +307,7 @@ def test_example_functions_return_their_results_with_layers_from_the_other_stack
 
 @pytest.mark.parametrize("system", ["darwin", "win32"])
 def test_without_docker_on_macos_or_windows_invoke_says_what_to_install(monkeypatch, system, tmp_path):
-    from layerkit.errors import InvokeError
+    from layerkit.core.errors import InvokeError
     from layerkit.invoke import session
 
     monkeypatch.setattr(session, "docker_available", lambda: False)

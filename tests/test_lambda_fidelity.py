@@ -244,7 +244,7 @@ def test_the_container_says_that_it_shares_this_machines_network(container_app):
 
 # -- what the runtime provides ------------------------------------------------------------------------------------
 def test_the_runtime_provides_boto3_and_botocore_at_the_versions_aws_lists(app):
-    from layerkit.targets import RUNTIME_SDK
+    from layerkit.core.targets import RUNTIME_SDK
 
     (result,) = invoke(app, "Probe", {"action": "sdk"})
     runtime = RUNTIMES[app.backend].name

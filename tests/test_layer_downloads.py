@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from layerkit.assembly import Function, Layer, LayerUse
-from layerkit.errors import InvokeError
+from layerkit.core.errors import InvokeError
 from layerkit.invoke import remote
 from tests.aws_standin import StandInAws
 
@@ -100,7 +100,7 @@ def test_a_body_larger_than_lambdas_limit_is_stopped_with_bounded_memory(aws, tm
     probe.write_text(textwrap.dedent(f"""
         import json, sys
         sys.path.insert(0, {str(Path(__file__).parents[1])!r})
-        from layerkit.errors import InvokeError
+        from layerkit.core.errors import InvokeError
         from tests.test_layer_downloads import PARAMETER, download
         from pathlib import Path
 

@@ -14,7 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 import layerkit
 from layerkit import PythonFunction, SharedPythonLayer
 from layerkit.assembly import Assembly
-from layerkit.errors import MissingWheelError
+from layerkit.core.errors import MissingWheelError
 from layerkit.invoke import invoke_function
 from tests.conftest import app_context, synth_messages, write
 from tests.lock_projects import LOCKED_ORJSON
@@ -124,7 +124,7 @@ def test_a_pair_the_kit_cannot_build_stops_the_synth_naming_the_pair_and_the_pac
 
 def test_a_plain_function_must_name_its_target_for_a_layer_of_several_architectures(matrix):
     _, common, _, _, _ = matrix
-    from layerkit.errors import LayerkitError
+    from layerkit.core.errors import LayerkitError
 
     consumer = Stack(App(context=app_context()), "plain")
     with pytest.raises(LayerkitError, match=r"pass the function's: for_stack\(stack, runtime=..., architecture=...\)"):

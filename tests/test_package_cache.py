@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.build import build_layer
-from layerkit.errors import BuildError
-from layerkit.targets import Target
+from layerkit.assemble.local_build import build_layer
+from layerkit.core.errors import BuildError
+from layerkit.core.targets import Target
 from tests.conftest import LAYERS, make_wheel
 
 X86 = Target("python3.12", "x86_64")
@@ -127,7 +127,7 @@ def test_a_damaged_build_is_built_again_never_returned(tmp_path):
 
 
 def test_an_exactly_pinned_declaration_whose_packages_are_cached_needs_no_installer(tmp_path, monkeypatch):
-    from layerkit import uv
+    from layerkit.core import uv
 
     cache = tmp_path / "cache"
     build_layer(layer(tmp_path / "first", MY_LAYER), X86, cache_dir=cache, report=quiet)

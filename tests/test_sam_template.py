@@ -110,7 +110,7 @@ def test_the_real_sam_cli_invokes_the_function_with_its_layers(synthesized, tmp_
 
 def test_the_stand_in_lambda_image_carries_the_tag_with_the_architecture(lambda_images, docker_engine):
     """AWS publishes public.ecr.aws/lambda/python:3.13-x86_64 beside :3.13; AWS SAM CLI builds FROM the former."""
-    from layerkit.targets import host_architecture
+    from layerkit.core.targets import host_architecture
 
     tag = f"{lambda_images['lambda']}-{host_architecture()}"
     inspected = subprocess.run([docker_engine, "image", "inspect", "--format", "{{.Id}}", tag, lambda_images["lambda"]],

@@ -14,7 +14,7 @@ from aws_cdk.assertions import Template
 
 from app import LAYERS_STACK, build
 from layerkit.assembly import Assembly
-from layerkit.upgrade import check_upgrade
+from layerkit.checks.upgrade import check_upgrade
 from tests.conftest import LAYERS, app_context
 
 CONSUMERS = ["lambda-layers-example-order-total", "lambda-layers-example-text-stats"]
@@ -176,7 +176,7 @@ def test_two_layers_that_would_publish_to_one_parameter_are_refused(tmp_path, ki
     from aws_cdk import aws_lambda as lambda_
 
     from layerkit import SharedPythonLayer
-    from layerkit.errors import LayerkitError
+    from layerkit.core.errors import LayerkitError
 
     stack = Stack(App(context=app_context()), "owner")
     options = {"entry": LAYERS / "another_layer", "runtime": lambda_.Runtime.PYTHON_3_12}

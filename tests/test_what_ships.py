@@ -18,10 +18,10 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 
 import layerkit
-from layerkit.build import build_function, build_layer
-from layerkit.errors import BuildError, LayerSourceError, SecretError, UnsafeContentError
-from layerkit.slim import Slim
-from layerkit.targets import Target
+from layerkit.assemble.local_build import build_function, build_layer
+from layerkit.core.errors import BuildError, LayerSourceError, SecretError, UnsafeContentError
+from layerkit.core.targets import Target
+from layerkit.installed.slim import Slim
 from tests.conftest import ROOT, app_context, make_wheel, synth_messages, write
 
 PY312 = Target("python3.12", "x86_64")
@@ -120,7 +120,7 @@ def test_every_kind_of_row_outside_the_folder_is_refused(tmp_path, row):
 
 
 def test_a_record_row_that_leads_out_through_a_link_is_refused(tmp_path):
-    from layerkit import record
+    from layerkit.installed import record
 
     site = tmp_path / "site"
     (site / "pkg-1.0.dist-info").mkdir(parents=True)
@@ -428,7 +428,7 @@ def test_invoke_refuses_a_function_lambda_would_refuse_for_its_size(tmp_path, ki
 
 
 def test_debug_symbols_are_stripped_for_either_architecture_and_the_code_still_loads(tmp_path, python312):
-    from layerkit import elf
+    from layerkit.installed import elf
 
     source = tmp_path / "answer.c"
     source.write_text('#include <Python.h>\nstatic PyObject *answer(PyObject *s, PyObject *a) { return '
@@ -520,8 +520,8 @@ EDITS = {  # (case, edit of pyproject.toml after locking)
 @pytest.mark.parametrize("edit", list(EDITS))
 @pytest.mark.parametrize("project", list(UV_PROJECTS))
 def test_the_kits_lock_check_agrees_with_uv_lock_check(locked, tmp_path, project, edit, python312):
-    from layerkit import uv
-    from layerkit.errors import DeclarationError
+    from layerkit.core import uv
+    from layerkit.core.errors import DeclarationError
     from layerkit.sources.uvlock import check_fresh
 
     folder = tmp_path / project

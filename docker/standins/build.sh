@@ -10,7 +10,7 @@
 #                                        /var/task as working folder; the handler as command; also tagged with
 #                                        this machine's architecture, as AWS tags it (3.13-x86_64, 3.13-arm64),
 #                                        the tag AWS SAM CLI builds from; /var/runtime holds the AWS SDK the
-#                                        runtime provides, at the versions the kit pins (layerkit/targets.py)
+#                                        runtime provides, at the versions the kit pins (layerkit/core/targets.py)
 #
 # Like the AWS images, Python lives under /var/lang (a venv, so that pip can upgrade itself there). Unlike them,
 # the system is Debian's (glibc 2.41, where Amazon Linux 2023 has 2.34): a _manylinux module (PEP 600) makes
@@ -30,7 +30,7 @@ STANDIN_REVISION=2
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 HERE=$(cd "$(dirname "$0")" && pwd)
 RUNTIME_SDK=$(PYTHONPATH="$HERE/../.." "${PYTHON:-python3}" -c \
-    'from layerkit.targets import RUNTIME_SDK; print(" ".join(f"{n}=={v}" for n, v in RUNTIME_SDK["python3.13"].items()))')
+    'from layerkit.core.targets import RUNTIME_SDK; print(" ".join(f"{n}=={v}" for n, v in RUNTIME_SDK["python3.13"].items()))')
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 PATH_IN_IMAGE=/var/lang/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 

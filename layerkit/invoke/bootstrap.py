@@ -57,6 +57,7 @@ def main() -> None:
         site.addsitedir(directory)
     sys.path.append(runtime_dir)  # awslambdaric lives here, after everything the function brings
 
+    # lazy: the runtime client is importable only once sys.path is the one Lambda sets
     from awslambdaric.__main__ import main as runtime_client_main
 
     runtime_client_main([sys.argv[0], sys.argv[1]])

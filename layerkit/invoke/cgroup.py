@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from layerkit.limits import MAX_PROCESSES
+from layerkit.rules.limits import MAX_PROCESSES
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 #: Set to 0 to run sandboxes without cgroups (memory is then judged after the fact, processes capped by rlimit).

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from layerkit.assembly import Function
-from layerkit.errors import InvokeError
+from layerkit.core.errors import InvokeError
 from layerkit.invoke.layout import Layout
 from layerkit.invoke.runtime_api import RuntimeApi
 

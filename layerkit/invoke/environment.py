@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from layerkit.assembly import Function
+from layerkit.core.errors import InvokeError
 
 TASK_ROOT = "/var/task"
 RUNTIME_DIR = "/var/runtime"
@@ -48,8 +49,6 @@ def lambda_environment(function: Function, runtime_api: str, overrides: dict[str
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, str]:
     """``--env KEY=VALUE`` pairs."""
-    from layerkit.errors import InvokeError
-
     result = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")

@@ -12,8 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from layerkit.errors import InvokeError
-from layerkit.limits import MAX_PAYLOAD_BYTES
+from layerkit.core.errors import InvokeError
+from layerkit.rules.limits import MAX_PAYLOAD_BYTES
 
 _BOMS = {codecs.BOM_UTF8: "UTF-8", codecs.BOM_UTF16_LE: "UTF-16", codecs.BOM_UTF16_BE: "UTF-16",
          codecs.BOM_UTF32_LE: "UTF-32", codecs.BOM_UTF32_BE: "UTF-32"}

@@ -19,11 +19,14 @@ As on Lambda:
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import queue
+import termios
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import IO, Protocol
@@ -31,7 +34,7 @@ from typing import IO, Protocol
 from layerkit.assembly import Function
 from layerkit.invoke.result import Invocation
 from layerkit.invoke.runtime_api import Outcome, RuntimeApi
-from layerkit.limits import INIT_TIMEOUT_S, MAX_RESPONSE_BYTES
+from layerkit.rules.limits import INIT_TIMEOUT_S, MAX_RESPONSE_BYTES
 
 RESPONSE_TOO_LARGE = {"errorType": "Function.ResponseSizeTooLarge",
                       "errorMessage": f"Response payload size exceeded maximum allowed payload size "
@@ -103,9 +106,6 @@ class _Output:
     def since(self, mark: int, settle_s: float = 0.0) -> list[str]:
         """The lines since ``mark``, once the pipe has nothing more to give (bytes written before the runtime
         answered are already in it)."""
-        import fcntl
-        import termios
-
         deadline = time.perf_counter() + 0.5
         quiet_since = time.perf_counter()
         while time.perf_counter() < deadline:
@@ -195,8 +195,6 @@ class ExecutionEnvironment:
 
     # -- one invoke -------------------------------------------------------------------------------------------
     def invoke(self, payload: bytes) -> Invocation:
-        import uuid
-
         request_id = str(uuid.uuid4())
         init_ms: float | None = None
         api = self._api

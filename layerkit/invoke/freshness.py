@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from layerkit.assembly import Function
-from layerkit.errors import LayerkitError
+from layerkit.core.errors import LayerkitError
+from layerkit.sources import SourceFolder
 
 
 def _changed(source: dict[str, Any] | None, app_folder: Path) -> str | None:
     """The folder, when it no longer matches what the assembly recorded of it."""
-    from layerkit.sources import SourceFolder
-
     if not source or not source.get("digest"):
         return None
     path = Path(source["path"])

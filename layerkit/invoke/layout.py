@@ -13,23 +13,20 @@ import hashlib
 import os
 import shutil
 import stat
-import zipfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-from layerkit import uv
 from layerkit.assembly import Function
-from layerkit.assets import AssetContent
-from layerkit.bytecode import compile_sources, sources_of
-from layerkit.cache import discard, materialize, resolve_cache_dir
-from layerkit.errors import InvokeError, LayerkitError
-from layerkit.interpreters import find_python
+from layerkit.assembly.assets import AssetContent
+from layerkit.core import uv
+from layerkit.core.cache import materialize_verified, resolve_cache_dir
+from layerkit.core.errors import InvokeError, LayerkitError
+from layerkit.core.extraction import Extraction
+from layerkit.core.interpreters import find_python
+from layerkit.core.targets import Target
+from layerkit.install.bytecode import compile_sources, sources_of
 from layerkit.invoke.environment import RUNTIME_DIR
-from layerkit.record import unsafe
-from layerkit.targets import Target
 
 #: The official runtime interface client, pinned: the loop that talks to the Runtime API inside the sandbox.
 AWSLAMBDARIC = "awslambdaric==4.2.2"
@@ -55,83 +52,21 @@ def _digest_of(content: AssetContent) -> str:
     return digest.hexdigest()
 
 
-def _folders(destination: Path, name: str, parts: list[str], what: str) -> Path:
-    """``destination/parts...`` as folders, made where missing; a file an earlier layer left where a folder goes
-    is replaced; a link there stops it (writing under it would write through the link)."""
-    current = destination
-    for index, part in enumerate(parts):
-        current = current / part
-        try:
-            mode = os.lstat(current).st_mode
-        except FileNotFoundError:
-            os.mkdir(current)
-            continue
-        if stat.S_ISLNK(mode):
-            raise InvokeError(f"{what}: entry {name!r} lies under {'/'.join(parts[:index + 1])!r}, which is a link "
-                              "there: extracting it would write through the link; rebuild it without the link")
-        if not stat.S_ISDIR(mode):
-            os.unlink(current)  # a later layer's folder replaces an earlier one's file
-            os.mkdir(current)
-    return current
-
-
-def _place(destination: Path, name: str, what: str, *, folder: bool = False) -> Path:
-    """The path of entry ``name`` under ``destination``, its folders made (see :func:`_folders`); for a file,
-    whatever an earlier layer left at that path is removed first (a later layer replaces it). No step goes
-    through a link: nothing is written outside ``destination``."""
-    if why := unsafe(name):
-        raise InvokeError(f"{what}: entry {name!r} is {why}: it would land outside /opt or /var/task; such an asset "
-                          "is broken or hostile, so it is not run")
-    parts = name.split("/")
-    if folder:
-        return _folders(destination, name, parts, what)
-    target = _folders(destination, name, parts[:-1], what) / parts[-1]
-    try:
-        mode = os.lstat(target).st_mode
-    except FileNotFoundError:
-        return target
-    if stat.S_ISDIR(mode):
-        shutil.rmtree(target)
-    else:
-        os.unlink(target)
-    return target
-
-
-def _write(target: Path, source: IO[bytes], executable: bool) -> None:
-    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755 if executable else 0o644)
-    with os.fdopen(descriptor, "wb") as out:
-        shutil.copyfileobj(source, out, 1024 * 1024)
-
-
 def extract(content: AssetContent, destination: Path) -> None:
     """Lay ``content`` (a zip or a folder asset) out in ``destination`` as Lambda extracts it: over what is there
     already (a later layer replaces an earlier one's files), with the modes the zip records (an executable in
-    ``/opt/bin`` stays executable), its links as links (never followed here)."""
-    what = content.what
+    ``/opt/bin`` stays executable), its links as links (never followed here), nothing written outside it
+    (:class:`~layerkit.core.extraction.Extraction`)."""
     content.check_unique()
-    try:
-        if content.is_zip:
-            with content.open_zip() as archive:
-                for info in archive.infolist():
-                    if info.is_dir():
-                        _place(destination, info.filename.rstrip("/"), what, folder=True)
-                        continue
-                    mode = info.external_attr >> 16
-                    target = _place(destination, info.filename, what)
-                    if stat.S_ISLNK(mode):
-                        with archive.open(info) as member:
-                            os.symlink(member.read(4096).decode("utf-8", errors="replace"), target)
-                        continue
-                    with archive.open(info) as member:
-                        _write(target, member, bool(mode & 0o111))
-        else:
-            for entry in content.entries:
-                assert entry.path is not None
-                with open(entry.path, "rb") as source:
-                    _write(_place(destination, entry.name, what), source, os.access(entry.path, os.X_OK))
-    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
-        raise InvokeError(f"{what}: {content.path.name} is damaged ({error}); synthesize again, or rebuild it") \
-            from None
+    extraction = Extraction(destination, content.what, into="/opt or /var/task", error=InvokeError)
+    if content.is_zip:
+        with content.open_zip() as archive:
+            extraction.zip(archive)
+        return
+    for entry in content.entries:
+        assert entry.path is not None
+        with open(entry.path, "rb") as source:
+            extraction.write(entry.name, source, os.access(entry.path, os.X_OK))
 
 
 def prepare_layout(function: Function, cache_dir: Path | None = None) -> Layout:
@@ -173,16 +108,13 @@ def _folder(entry: Path, fill: Callable[[Path], None]) -> Path:
         fill(tree / "root")
         return {"files": _manifest(tree / "root")}
 
-    meta, filled = materialize(entry, fill_root, required=("files",))
-    if not filled and meta["files"] != _manifest(entry / "root"):
-        discard(entry)
-        materialize(entry, fill_root, required=("files",))
+    materialize_verified(entry, fill_root, ("files",), lambda meta: meta["files"] == _manifest(entry / "root"))
     return entry / "root"
 
 
 def prepare_runtime(target: Target, cache_dir: Path | None = None) -> Path:
     """A ``/var/runtime`` folder as the runtime's: awslambdaric for the target, the AWS SDK the runtime provides
-    (:attr:`~layerkit.targets.Target.runtime_sdk`, with its dependencies), and the kit's bootstrap."""
+    (:attr:`~layerkit.core.targets.Target.runtime_sdk`, with its dependencies), and the kit's bootstrap."""
     bootstrap = Path(__file__).with_name("bootstrap.py")
     pins = [AWSLAMBDARIC, *(f"{name}=={version}" for name, version in sorted(target.runtime_sdk.items()))]
     # A changed bootstrap or SDK gets a new folder.

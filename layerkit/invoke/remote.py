@@ -1,7 +1,7 @@
 """Layers owned elsewhere, found for a local invoke: from the owner app's assembly, from a file, or downloaded.
 
-A function of this app may use a layer another app publishes (:mod:`layerkit.external`): this assembly knows only
-the SSM parameter or the version ARN that names it. ``layerkit invoke`` finds its content, in this order:
+A function of this app may use a layer another app publishes (:mod:`layerkit.constructs.external`): this assembly
+knows only the SSM parameter or the version ARN that names it. ``layerkit invoke`` finds its content, in this order:
 
 1. ``--layer NAME=PATH``: a zip or a folder, for the layer named by that SSM parameter or ARN;
 2. ``--layers-from OTHER_CDK_OUT``: the owner app's synthesized assembly, which writes that SSM parameter;
@@ -27,10 +27,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from layerkit import cache
 from layerkit.assembly import Assembly, Function, LayerUse
-from layerkit.errors import InvokeError, redact
-from layerkit.limits import MAX_UNZIPPED_BYTES
+from layerkit.core import cache
+from layerkit.core.errors import InvokeError, redact
+from layerkit.rules.limits import MAX_UNZIPPED_BYTES
 
 
 def parse_layer_paths(pairs: Sequence[str] | None) -> dict[str, Path]:
@@ -86,6 +86,7 @@ def _download(name: str, function: Function, cache_dir: Path | None) -> Path:
     ways = (f"pass --layers-from the owner app's cdk.out, or --layer {name}=PATH (a zip or folder of it), or "
             "configure AWS credentials that may read it")
     try:
+        # lazy: boto3 is optional: only a layer owned elsewhere, and downloaded, needs it
         import boto3
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -185,10 +186,8 @@ def _fetch(arn: str, client: Any, cache_dir: Path | None, deadline: float) -> Pa
             raise InvokeError(f"layer {arn}: the download does not match the SHA-256 Lambda gives for it; try again")
         return {"arn": arn, "sha256": digest.hexdigest(), "bytes": written}
 
-    meta, _ = cache.materialize(entry, fill, required=("arn", "sha256", "bytes"))
-    if not cache.intact(entry / "layer.zip", meta["bytes"], meta["sha256"]):
-        cache.discard(entry)
-        cache.materialize(entry, fill, required=("arn", "sha256", "bytes"))
+    cache.materialize_verified(entry, fill, ("arn", "sha256", "bytes"),
+                               lambda meta: cache.intact(entry / "layer.zip", meta["bytes"], meta["sha256"]))
     return entry / "layer.zip"
 
 

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from layerkit.limits import MAX_RESPONSE_BYTES
+from layerkit.rules.limits import MAX_RESPONSE_BYTES
 
 PREFIX = "/2018-06-01/runtime"
 _PIECE = 64 * 1024

@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import IO
 
 from layerkit.assembly import Function
-from layerkit.errors import InvokeError
+from layerkit.core.cache import resolve_cache_dir
+from layerkit.core.errors import InvokeError
+from layerkit.core.targets import host_architecture
 from layerkit.invoke import cgroup
 from layerkit.invoke.environment import LANG_DIR, RUNTIME_DIR, TASK_ROOT
 from layerkit.invoke.layout import Layout
 from layerkit.invoke.runtime_api import RuntimeApi
-from layerkit.limits import MAX_OPEN_FILES, MAX_PROCESSES
-from layerkit.targets import host_architecture
+from layerkit.rules.limits import MAX_OPEN_FILES, MAX_PROCESSES
 
 #: Lambda runs functions as sbx_user1051.
 LAMBDA_UID, LAMBDA_GID = 993, 990
@@ -354,7 +355,6 @@ class SandboxLauncher:
         assert self._work is not None
         if not _loop_mounts():
             return None
-        from layerkit.cache import resolve_cache_dir
 
         folder = resolve_cache_dir(self._cache_dir) / "sandbox-tmp"
         folder.mkdir(parents=True, exist_ok=True)

@@ -8,15 +8,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from layerkit.assembly import Function
-from layerkit.engine import docker_available, image_unavailable
-from layerkit.errors import InvokeError
-from layerkit.interpreters import find_python
+from layerkit.assembly.assets import AssetContent
+from layerkit.core.errors import InvokeError
+from layerkit.core.interpreters import find_python
+from layerkit.docker.engine import docker_available, image_unavailable
 from layerkit.invoke.container import ContainerLauncher
 from layerkit.invoke.environment import lambda_environment
 from layerkit.invoke.execution import ExecutionEnvironment
 from layerkit.invoke.layout import prepare_layout, prepare_runtime
 from layerkit.invoke.result import Invocation
 from layerkit.invoke.sandbox import Network, SandboxLauncher, check_architecture, sandbox_command
+from layerkit.rules.findings import Severity
+from layerkit.rules.limits import MAX_LAYERS
+from layerkit.rules.size import Shares, size_findings
 
 BACKENDS = ("auto", "sandbox", "docker")
 
@@ -54,10 +58,6 @@ def choose_backend(requested: str, function: Function, log: Callable[[str], None
 def check_limits(function: Function) -> None:
     """Lambda refuses to create a function over its limits (5 layers; 250 MB of code and layers unzipped), so a
     local invoke refuses it too, whatever the synth let through."""
-    from layerkit import rules
-    from layerkit.assets import AssetContent
-    from layerkit.limits import MAX_LAYERS
-
     if missing := [use.layer.owned_elsewhere for use in function.layers if use.layer.asset is None]:
         raise InvokeError(f"function {function.id} uses {missing[0]}, a layer owned elsewhere, not given: pass "
                           f"--layers-from the owner app's cdk.out, or --layer {missing[0]}=PATH (a zip or folder)")
@@ -68,10 +68,10 @@ def check_limits(function: Function) -> None:
     layers = [AssetContent(use.layer.asset, f"layer {use.layer.id}") for use in function.layers
               if use.layer.asset is not None]
     total = code.unzipped_bytes + sum(layer.unzipped_bytes for layer in layers)
-    shares = sum((rules.Shares.of(layer.sizes, in_layer=True) for layer in layers),
-                 rules.Shares.of(code.sizes, in_layer=False))
-    for finding in rules.size_findings(f"function {function.id}: code plus layers", total, shares):
-        if finding.severity is rules.Severity.ERROR:
+    shares = sum((Shares.of(layer.sizes, in_layer=True) for layer in layers),
+                 Shares.of(code.sizes, in_layer=False))
+    for finding in size_findings(f"function {function.id}: code plus layers", total, shares):
+        if finding.severity is Severity.ERROR:
             raise InvokeError(f"{finding.message} Lambda would refuse to create it, so it is not invoked.")
 
 

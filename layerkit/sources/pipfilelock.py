@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from layerkit.errors import DeclarationError
-from layerkit.installed import canonical_name
+from layerkit.core.errors import DeclarationError
+from layerkit.core.index_settings import PYPI
+from layerkit.installed.distributions import canonical_name
 from layerkit.sources.declaration import (
     Declaration,
     Requirement,
@@ -28,7 +30,8 @@ from layerkit.sources.pyproject import load_toml
 FILE_NAME = "Pipfile.lock"
 _REFRESH = "run 'pipenv lock' in that folder and commit the new Pipfile.lock"
 _SECTIONS = ("source", "packages", "dev-packages", "requires", "scripts", "pipfile", "pipenv", "default", "develop")
-_DEFAULT_SOURCE = [{"name": "pypi", "url": "https://pypi.org/simple", "verify_ssl": True}]
+#: The source pipenv writes where the Pipfile names none: PyPI.
+_DEFAULT_SOURCE = [{"name": "pypi", "url": PYPI, "verify_ssl": True}]
 
 
 def pipfile_hashes(pipfile: dict[str, Any]) -> set[str]:
@@ -67,7 +70,6 @@ def _requirement(name: str, entry: dict[str, Any], lock_path: Path) -> Requireme
         if not isinstance(version, str) or not version.startswith("=="):
             raise DeclarationError(f"{origin}: has no pinned version; {_REFRESH}")
         text = f"{name}{extras}{version}" + (f" ; {marker}" if marker else "")
-    from dataclasses import replace
 
     requirement = parse_pep508(text, origin, lock_path.parent)
     return replace(requirement, hashes=tuple(sorted(h for h in entry.get("hashes", []) if h.startswith("sha256:"))))

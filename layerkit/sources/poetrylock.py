@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from layerkit.errors import DeclarationError
-from layerkit.installed import canonical_name
-from layerkit.sources.declaration import PYPI, Declaration, Requirement, index_options, local_requirement
+from layerkit.core.errors import DeclarationError
+from layerkit.core.index_settings import PYPI
+from layerkit.installed.distributions import canonical_name
+from layerkit.sources.declaration import Declaration, Requirement, index_options, local_requirement
 from layerkit.sources.pyproject import load_toml
 
 FILE_NAME = "poetry.lock"

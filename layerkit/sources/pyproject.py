@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from layerkit.errors import DeclarationError
+from layerkit.core.errors import DeclarationError
 from layerkit.sources.declaration import Declaration, parse_pep508
 
 FILE_NAME = "pyproject.toml"

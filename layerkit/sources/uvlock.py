@@ -13,8 +13,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from layerkit.errors import DeclarationError
-from layerkit.installed import canonical_name
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+from layerkit.core import uv
+from layerkit.core.errors import DeclarationError
+from layerkit.installed.distributions import canonical_name
 from layerkit.sources.declaration import Declaration, index_options
 from layerkit.sources.pyproject import load_toml
 from layerkit.sources.requirements import read_requirements_text
@@ -24,13 +28,10 @@ _REFRESH = "run 'uv lock' in that folder and commit the new uv.lock"
 
 
 def _requirement_key(name: str, extras: Any, specifier: str | None) -> tuple[str, frozenset[str], object]:
-    from packaging.specifiers import SpecifierSet
     return canonical_name(name), frozenset(canonical_name(e) for e in extras or ()), SpecifierSet(specifier or "")
 
 
 def _declared(texts: list[str]) -> set[tuple[str, frozenset[str], object]]:
-    from packaging.requirements import Requirement
-
     keys = set()
     for text in texts:
         parsed = Requirement(text)
@@ -106,11 +107,9 @@ def check_fresh(lock_path: Path, pyproject_path: Path) -> None:
     for setting, recorded in (("constraint-dependencies", "constraints"), ("override-dependencies", "overrides")):
         if _declared(uv_settings.get(setting, [])) != _locked(manifest.get(recorded, [])):
             stale.append(f"[tool.uv] {setting}")
-    if project.get("requires-python") and lock.get("requires-python"):
-        from packaging.specifiers import SpecifierSet
-
-        if SpecifierSet(project["requires-python"]) != SpecifierSet(lock["requires-python"]):
-            stale.append("requires-python")
+    if project.get("requires-python") and lock.get("requires-python") and \
+            SpecifierSet(project["requires-python"]) != SpecifierSet(lock["requires-python"]):
+        stale.append("requires-python")
     if stale:
         raise DeclarationError(
             f"{lock_path}: out of date with {pyproject_path.name} (its {' and '.join(stale)} changed since the "
@@ -120,8 +119,6 @@ def check_fresh(lock_path: Path, pyproject_path: Path) -> None:
 
 def read_uv_lock(lock_path: Path) -> Declaration:
     """The locked requirements of the project in ``lock_path``'s folder."""
-    from layerkit import uv
-
     pyproject = lock_path.parent / "pyproject.toml"
     if not pyproject.is_file():
         raise DeclarationError(f"{lock_path}: has no pyproject.toml beside it; uv.lock belongs to a project: "

@@ -1,0 +1,272 @@
+"""What one build's zip holds, made on a cache miss: the declaration's packages (from the package cache where
+it has them, installed with uv where not), the folder's own code compiled, both checked against Lambda's rules
+and merged in pip's order, then written as one deterministic zip (:mod:`layerkit.core.archive`).
+
+Kept apart from :mod:`.local_build`, which decides whether there is a miss at all: a cache hit imports none of
+the installing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import SpecifierSet
+
+from layerkit.core import archive, cache, uv
+from layerkit.core.cache_keys import builder_version
+from layerkit.core.errors import BuildError, LayerSourceError, NativeCodeError, TooLargeError
+from layerkit.core.targets import Destination, Target
+from layerkit.install import bytecode as pyc
+from layerkit.install import package_cache, pins
+from layerkit.install.package_cache import Package
+from layerkit.installed.distributions import overlaps
+from layerkit.installed.slim import PROVIDED_BY_RUNTIME, Slim, is_test_file
+from layerkit.rules import content as rules
+from layerkit.rules.findings import Severity
+from layerkit.rules.size import Shares, Spelling, size_findings
+from layerkit.sources import SourceFolder
+from layerkit.sources.declaration import Declaration
+
+Reporter = Callable[[str], None]
+
+
+class Contents:
+    """One cache miss: pin, install, check and zip. Nothing of it is visible until the entry is renamed in."""
+
+    def __init__(self, source: SourceFolder, target: Target, python: Path | None, cache_dir: Path,
+                 report: Reporter, workers: int | None, provided: dict[str, str], slim: Slim,
+                 spelling: Spelling) -> None:
+        self.source, self.target, self.python, self.cache_dir = source, target, python, cache_dir
+        self.report, self.workers, self.provided, self.slim = report, workers, provided, slim
+        self.spelling = spelling
+        self.prefix = source.destination.zip_prefix
+        self.warnings: list[str] = list(source.warnings)
+        self.left_out: list[str] = []
+
+    def write(self, destination: Path) -> dict[str, Any]:
+        with cache.scratch(self.cache_dir / "builds", "work") as work:
+            packages, provided_by_layers = self._packages(work)
+            own, failures = self._own_code(work)
+            members = self._merge(own, packages)
+            self._check(members)
+            shares = self._check_size(members, packages)
+            zipped_bytes, sha256 = archive.write_zip(destination, members)
+        failures += [f for package in packages for f in package.bytecode_failures]
+        if failures:
+            self.warnings.append(
+                f"{self.source.what}: {len(failures)} file(s) do not compile for Python {self.target.python_version} "
+                f"and ship as source, compiled again at each cold start (first: {failures[0]}); fix them, or leave "
+                "them if they are never imported"
+            )
+        return {
+            "sha256": sha256, "zipped_bytes": zipped_bytes,
+            "unzipped_bytes": sum(m.size for m in members),
+            "packages": [f"{p.name}=={p.version}" for p in packages], "bytecode": self.python is not None,
+            "bytecode_failures": failures, "warnings": self.warnings, "provided_by_layers": provided_by_layers,
+            "package_cache": {"reused": sum(p.reused for p in packages),
+                              "installed": sum(not p.reused for p in packages)},
+            "left_out": self.left_out, "shares": asdict(shares),
+            "runtime": self.target.runtime, "architecture": self.target.architecture,
+            "builder_version": builder_version(),
+        }
+
+    def _packages(self, work: Path) -> tuple[list[Package], list[str]]:
+        """The packages of the declaration, from the package cache where it has them, installed where not."""
+
+        declaration = self.source.declaration
+        if declaration is None or not declaration.requirements:
+            self._check_installed_copies({})
+            return [], []
+        started = time.perf_counter()
+        found = self._recalled(declaration, work)
+        if found is None:
+            found = self._installed(declaration, declaration, work)
+        versions = {p.name: p.version for p in found}
+        self._check_agreement(versions)
+        self._check_installed_copies(versions)
+        provided = [p for p in found if self.provided.get(p.name) == p.version]
+        if provided:
+            self.report(f"{self.source.what}: {', '.join(f'{p.name}=={p.version}' for p in provided)} already in "
+                        "its layers: not shipped again")
+        left_out = [p for p in found if p.name in self.slim.without and p not in provided]
+        self._note_left_out(left_out, {p.name for p in found})
+        shipped = [p for p in found if p not in provided and p not in left_out]
+        reused = sum(p.reused for p in shipped)
+        self.report(f"{self.source.what}: {len(shipped)} package(s) for {self.target.runtime} "
+                    f"({self.target.python_tag}, {self.target.platform_tag}) from {declaration.kind}: {reused} from "
+                    f"the package cache, {len(shipped) - reused} installed with uv {uv.version()}, compiled and "
+                    f"compressed in {time.perf_counter() - started:.1f} s")
+        return shipped, [f"{p.name}=={p.version}" for p in provided]
+
+    def _recalled(self, declaration: Declaration, work: Path) -> list[Package] | None:
+        """An exactly pinned declaration's packages from the package cache, the missing ones installed alone;
+        None when the declaration is not one, or when the result would lack a dependency (resolve then)."""
+        recalled = package_cache.recall(declaration, self.target, self.source.destination,
+                                        compiled=self.python is not None, cache_dir=self.cache_dir, slim=self.slim)
+        if recalled is None or not recalled[0]:
+            return None  # not exactly pinned, or a first build: resolve
+        found, missing = recalled
+        if missing:  # installed without their dependencies: the check below says whether that was enough
+            found = found + self._installed(replace(declaration, requirements=tuple(missing), locked=True),
+                                            declaration, work)
+        return sorted(found, key=lambda p: p.name) if package_cache.complete(found, self.target) else None
+
+    def _installed(self, wanted: Declaration, declaration: Declaration, work: Path) -> list[Package]:
+        """Install ``wanted`` (the declaration, or some of its pins) and make its package entries."""
+        compiled = self.python is not None
+        installed = pins.pin(wanted, self.target, work / f"install-{len(list(work.iterdir()))}",
+                             what=self.source.what, cache_dir=self.cache_dir, report=self.report, slim=self.slim)
+        prepared = package_cache.prepare(installed, self.target, self.source.destination, python=self.python,
+                                         cache_dir=self.cache_dir, what=self.source.what, workers=self.workers)
+        package_cache.remember(installed, prepared, declaration, self.target, self.source.destination,
+                               compiled=compiled, cache_dir=self.cache_dir, slim=self.slim)
+        return prepared
+
+    def _check_agreement(self, pinned: dict[str, str]) -> None:
+        """A second declaration in the folder must ask for nothing the first does not install."""
+        primary = self.source.declarations[0]
+        for other in self.source.declarations[1:]:
+            for requirement in other.for_target(self.target):
+                if requirement.name is None:
+                    continue
+                version = pinned.get(requirement.name)
+                if version is None or not SpecifierSet(requirement.specifier).contains(version, prereleases=True):
+                    installs = f"installs {requirement.name} {version}" if version else f"has no {requirement.name}"
+                    raise LayerSourceError(
+                        f"{self.source.what}: {other.kind} and {primary.kind} disagree: {requirement.origin} asks "
+                        f"for {requirement.text.split(';')[0].strip()}, {primary.kind} {installs}; keep one "
+                        f"declaration, or refresh the other from it"
+                    )
+
+    def _check_installed_copies(self, wanted: dict[str, str]) -> None:
+        copies = self.source.installed_copies()
+        if not copies:
+            return
+        folder = "python/" if self.source.destination is Destination.LAYER else "the function folder"
+        kind = self.source.declaration.kind if self.source.declaration else "requirements.txt"
+        for copy in copies:
+            if copy.name in wanted:
+                raise LayerSourceError(
+                    f"{self.source.what}: {copy.name} {copy.version} is installed into {folder} by hand "
+                    f"({copy.dist_info}) and {kind} installs it too; delete the installed copy (its package and "
+                    f"{copy.dist_info}): the kit installs {copy.name} for {self.target}"
+                )
+        self.warnings += [f.message for f in rules.installed_copies(
+            self.source.what, folder, [(c.name, c.version) for c in copies], kind)]
+
+    def _own_code(self, work: Path) -> tuple[list[archive.Member], list[str]]:
+        """The folder's own files, copied (never compiled in place), compiled, then compressed."""
+        code = work / "code"
+        files = []
+        for path in self.source.code_files:
+            rel = path.relative_to(self.source.code_root)
+            copy = code / rel
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
+            files.append(copy)
+        failures = []
+        if self.python is not None and files:
+            found = pyc.compile_sources(self.python, pyc.sources_of(code, self.source.destination.value),
+                                             self.workers)
+            failures = [f"{f.path.relative_to(code).as_posix()}: {f.reason}" for f in found]
+        all_files = sorted(p for p in code.rglob("*") if p.is_file()) if code.exists() else []
+        names = [self.prefix + p.relative_to(code).as_posix() for p in all_files]
+        return archive.compress_files(zip(names, all_files, strict=True), self.workers, work / "spill"), failures
+
+    def _merge(self, own: list[archive.Member], packages: list[archive.Member]) -> list[archive.Member]:
+        """Every member once: where two packages ship one path, pip's order decides; a package never
+        silently replaces the folder's own file."""
+        files = {p.name: p.files for p in packages}
+        found = overlaps(files, {p.name: p.requires for p in packages})
+        if undecided := sorted((o for o in found if o.winner is None), key=lambda o: _bytecode_last(o.path)):
+            raise BuildError(
+                f"{self.source.what}: {undecided[0].describe()}, and neither depends on the other, so the result "
+                "would depend on the order files are written in; keep only one of them (or one of the "
+                "requirements that pull them in)"
+            )
+        losers = {(name, o.path) for o in found for name in o.claimants if name != o.winner}
+        for claimants in sorted({o.claimants for o in found}):
+            group = sorted((o for o in found if o.claimants == claimants), key=lambda o: _bytecode_last(o.path))
+            winner = group[0].winner
+            others = " and ".join(n for n in claimants if n != winner)
+            more = f" (and {len(group) - 1} more files)" if len(group) > 1 else ""
+            self.report(f"{self.source.what}: {' and '.join(claimants)} both ship {group[0].path}{more}; it keeps "
+                        f"{winner}'s, which depends on {others}, as pip's install order would")
+        own_names = {m.name for m in own}
+        members = list(own)
+        clashes = []
+        for package in packages:
+            for member in package.members():
+                if (package.name, member.name) in losers:
+                    continue
+                name = self.prefix + member.name
+                if name in own_names:
+                    clashes.append((name, package.name))
+                members.append(member if not self.prefix else _renamed(member, name))
+        if clashes:
+            name, package = min(clashes, key=lambda clash: _bytecode_last(clash[0]))
+            raise LayerSourceError(f"{self.source.what}: {name} is also installed by {package} (a dependency); "
+                                   "rename your module so that it does not replace the dependency's")
+        return members
+
+    def _note_left_out(self, left_out: list[Package], found: set[str]) -> None:
+        """Say which distributions ``Slim.without`` leaves out, and what then runs on Lambda instead."""
+        for name in self.slim.without:
+            if name not in found:
+                self.warnings.append(f"{self.source.what}: {name} is to be left out, but none of its packages "
+                                     f"installs it for {self.target}; remove it from the list")
+        if not left_out:
+            return
+        self.left_out = [f"{p.name}=={p.version}" for p in left_out]
+        self.report(f"{self.source.what}: {', '.join(self.left_out)} left out: on Lambda the {self.target.runtime} "
+                    "runtime's own copy applies, at whatever version the runtime has that day")
+        if missing := sorted(p.name for p in left_out if p.name not in PROVIDED_BY_RUNTIME):
+            self.warnings.append(f"{self.source.what}: {', '.join(missing)} left out, and the Lambda runtime does not "
+                                 "provide it: code that imports it fails on Lambda unless another layer ships it")
+
+    def _check_size(self, members: list[archive.Member], packages: list[Package]) -> Shares:
+        """Lambda's 250 MB, applied as the synth applies it: a build over it stops, near it warns; both say
+        what would make it fit, measured on this build."""
+        in_tests = [(name, size) for p in packages for name, size in p.sizes.items() if is_test_file(name)]
+        shares = Shares(
+            bytecode=sum(m.size for m in members if m.name.endswith(".pyc")),
+            tests=sum(size for _, size in in_tests), debug_symbols=sum(p.debug_bytes for p in packages),
+            tests_bytecode=sum(size for name, size in in_tests if name.endswith(".pyc")),
+        )
+        for finding in size_findings(self.source.what, sum(m.size for m in members), shares, self.spelling):
+            if finding.severity is Severity.ERROR:
+                raise TooLargeError(finding.message)
+            self.warnings.append(finding.message)
+        return shares
+
+    def _check(self, members: list[archive.Member]) -> None:
+        """The rules ``layerkit.check`` applies at synth, applied before anything is cached."""
+        names = [m.name for m in members]
+        if self.source.destination is Destination.LAYER:
+            for finding in rules.layer_layout(self.source.name, names):
+                if finding.severity is Severity.ERROR:
+                    raise LayerSourceError(finding.message)
+        own = {self.prefix + p.relative_to(self.source.code_root).as_posix(): p for p in self.source.code_files}
+
+        def head(name: str) -> bytes:
+            with open(own[name], "rb") as file:
+                return file.read(64)
+
+        declared_in = self.source.declaration.kind if self.source.declaration else "requirements.txt"
+        fix = f"delete it and list its package in {declared_in}, which the kit installs for {self.target}"
+        if wrong := rules.native_code(self.source.what, list(own), head, self.target, fix):
+            raise NativeCodeError(wrong[0].message)
+
+
+def _bytecode_last(path: str) -> tuple[bool, str]:
+    """Sorts source files before their ``.pyc``: a message names the file a user knows."""
+    return "__pycache__/" in path, path
+
+
+def _renamed(member: archive.Member, name: str) -> archive.Member:
+    return replace(member, name=name)
