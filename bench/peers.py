@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit.core.targets import Target
+from layerkit.installed.layer_paths import is_compiled
 from layerkit.rules import native
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,7 @@ def check_layer(zip_path: Path, target: Target) -> str | None:
     """The first compiled file of the layer that cannot load on Lambda for ``target``, or None."""
     with zipfile.ZipFile(zip_path) as archive:
         for info in archive.infolist():
-            if not native.is_native_name(info.filename):
+            if not is_compiled(info.filename):
                 continue
             data = archive.read(info)
             problem = native.misfit(native.inspect(info.filename, data[: native.HEAD_BYTES]), target)

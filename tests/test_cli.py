@@ -1,18 +1,29 @@
-"""Anything a user can pass to layerkit ends with one line and a non-zero exit, never a traceback."""
+"""The layerkit command (layerkit.cli): one line per mistake, exit 1 or 2, help with examples, --debug for the
+traceback, and the JSON a script reads."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import LAYERS
+from tests.helpers import cli
 
-def layerkit(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "layerkit.cli", *args], capture_output=True, text=True,
-                          timeout=120)
+
+def layerkit_build(layer: Path, cache: Path, out: Path | None = None, arch: str = "x86_64") -> subprocess.Popen:
+    command = [sys.executable, "-m", "layerkit.cli", "build", str(layer), "--runtime", "python3.12",
+               "--arch", arch, "--json", "--cache-dir", str(cache)]
+    if out:
+        command += ["--out", str(out)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 
 
 def one_line_error(result: subprocess.CompletedProcess, code: int = 1) -> str:
@@ -24,28 +35,50 @@ def one_line_error(result: subprocess.CompletedProcess, code: int = 1) -> str:
     return lines[-1]
 
 
+# -- the conventions of the tools it sits beside -------------------------------------------------------------
+COMMANDS = ["build", "describe", "check", "invoke", "check-upgrade", "sam-template"]
+
+
+def test_unknown_runtime_on_the_command_line_is_a_usage_error(tmp_path):
+    result = cli("build", str(tmp_path), "--runtime", "python3.9", "--arch", "x86_64")
+    assert result.returncode == 2
+    assert "invalid choice: 'python3.9'" in result.stderr
+
+
+def test_cli_json_reports_what_a_user_needs(tmp_path):
+    proc = layerkit_build(LAYERS / "another_layer", tmp_path / "cache", tmp_path / "layer.zip")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    result = json.loads(out)
+    assert {"zip", "sha256", "zipped_bytes", "unzipped_bytes", "cache", "builder"} <= result.keys()
+    assert result["zip"] == str(tmp_path / "layer.zip")
+    assert result["zipped_bytes"] == (tmp_path / "layer.zip").stat().st_size
+    assert (result["cache"], result["builder"]) == ("miss", "local")
+    assert hashlib.sha256((tmp_path / "layer.zip").read_bytes()).hexdigest() == result["sha256"]
+
+
 def test_missing_layer_folder(tmp_path):
     missing = tmp_path / "nope"
-    message = one_line_error(layerkit("build", str(missing), "--runtime", "python3.12", "--arch", "x86_64"))
+    message = one_line_error(cli("build", str(missing), "--runtime", "python3.12", "--arch", "x86_64"))
     assert message == f"layerkit: error: layer folder {missing} does not exist; create it with a python/ folder"
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--arch", "aarch64"), ("--runtime", "python3.9")])
 def test_bad_choices_are_usage_errors(tmp_path, flag, value):
     args = {"--runtime": "python3.12", "--arch": "x86_64", flag: value}
-    message = one_line_error(layerkit("build", str(tmp_path), *[x for kv in args.items() for x in kv]), code=2)
+    message = one_line_error(cli("build", str(tmp_path), *[x for kv in args.items() for x in kv]), code=2)
     assert f"invalid choice: '{value}'" in message
 
 
 def test_missing_assembly(tmp_path):
-    message = one_line_error(layerkit("invoke", "--assembly", str(tmp_path), "--list"))
+    message = one_line_error(cli("invoke", "--assembly", str(tmp_path), "--list"))
     assert message == (f"layerkit: error: {tmp_path} is not a cloud assembly (no manifest.json); "
                        "run 'npx cdk synth' first")
 
 
 def test_corrupt_assembly(tmp_path):
     (tmp_path / "manifest.json").write_text('{"artifacts": {')
-    message = one_line_error(layerkit("describe", "--assembly", str(tmp_path)))
+    message = one_line_error(cli("describe", "--assembly", str(tmp_path)))
     assert "manifest.json is not valid JSON" in message
     assert "the cloud assembly is corrupt, synthesize again" in message
 
@@ -53,18 +86,18 @@ def test_corrupt_assembly(tmp_path):
 def test_assembly_with_a_missing_template(tmp_path):
     (tmp_path / "manifest.json").write_text(
         '{"artifacts": {"s": {"type": "aws:cloudformation:stack", "properties": {"templateFile": "s.json"}}}}')
-    message = one_line_error(layerkit("invoke", "--assembly", str(tmp_path), "--list"))
+    message = one_line_error(cli("invoke", "--assembly", str(tmp_path), "--list"))
     assert message.endswith("s.json is missing; the cloud assembly is incomplete, synthesize again")
 
 
-def test_invoke_without_a_function_says_how_to_list_them(tmp_path):
+def test_an_assembly_without_stacks_is_one_line(tmp_path):
     (tmp_path / "manifest.json").write_text('{"artifacts": {}}')
-    message = one_line_error(layerkit("invoke", "--assembly", str(tmp_path)))
+    message = one_line_error(cli("invoke", "--assembly", str(tmp_path)))
     assert "holds no stack" in message
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    result = layerkit("--debug", "build", str(tmp_path / "nope"), "--runtime", "python3.12", "--arch", "x86_64")
+    result = cli("--debug", "build", str(tmp_path / "nope"), "--runtime", "python3.12", "--arch", "x86_64")
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert "LayerSourceError: layer folder" in result.stderr
@@ -76,7 +109,7 @@ def test_unwritable_output_is_one_line(tmp_path):
     (layer / "m.py").write_text("")
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = layerkit("build", str(layer.parent), "--runtime", "python3.12", "--arch", "x86_64",
+    result = cli("build", str(layer.parent), "--runtime", "python3.12", "--arch", "x86_64",
                       "--out", str(blocker / "layer.zip"), "--cache-dir", str(tmp_path / "cache"))
     message = one_line_error(result)
     assert message.startswith("layerkit: error: ")
@@ -84,13 +117,13 @@ def test_unwritable_output_is_one_line(tmp_path):
 
 
 def test_no_command_is_a_usage_error():
-    result = layerkit()
+    result = cli()
     assert result.returncode == 2
     assert "usage: layerkit" in result.stderr
 
 
 def test_describe_lists_stacks_layers_and_functions(example):
-    result = layerkit("describe", "--assembly", str(example.app.outdir), "--json")
+    result = cli("describe", "--assembly", str(example.app.outdir), "--json")
     assert result.returncode == 0, result.stderr
     described = json.loads(result.stdout)
     assert [s["name"] for s in described["stacks"]] == [
@@ -100,7 +133,7 @@ def test_describe_lists_stacks_layers_and_functions(example):
     assert layers["my_layer"]["unzipped_bytes"] > layers["my_layer"]["zipped_bytes"] > 1_000_000
     for function in described["functions"]:
         assert [(u["name"], u["via"]) for u in function["layers"]] == [("my_layer", "ssm"), ("another_layer", "ssm")]
-    text = layerkit("describe", "--assembly", str(example.app.outdir)).stdout
+    text = cli("describe", "--assembly", str(example.app.outdir)).stdout
     assert "function lambda-layers-example-order-total/Function: handler.handler python3.12 x86_64 256 MB 10 s" in text
 
 
@@ -115,13 +148,9 @@ def test_the_installable_kit_holds_every_subpackage():
     assert sorted(listed) == found
 
 
-# -- the conventions of the tools it sits beside -------------------------------------------------------------
-COMMANDS = ["build", "describe", "check", "invoke", "check-upgrade", "sam-template"]
-
-
 @pytest.mark.parametrize("command", [None, *COMMANDS])
 def test_every_command_has_plain_text_help_with_examples(command):
-    result = layerkit(*([command] if command else []), "--help")
+    result = cli(*([command] if command else []), "--help")
     assert result.returncode == 0, result.stderr
     assert "examples:\n  layerkit " in result.stdout
     assert "``" not in result.stdout
@@ -159,18 +188,17 @@ def test_a_command_line_that_cannot_run_as_written_exits_2_with_its_usage(args, 
 
 
 def test_invoke_without_a_function_is_a_usage_error(example):
-    result = layerkit("invoke", "--assembly", str(example.app.outdir))
+    result = cli("invoke", "--assembly", str(example.app.outdir))
     assert result.returncode == 2
     assert "'layerkit invoke --list' lists them" in result.stderr
 
 
 def test_build_builds_a_function_folder_detected_or_named(tmp_path):
-    import zipfile
 
     from tests.conftest import ROOT
 
     order_total = ROOT / "lambdas" / "order_total"
-    detected = layerkit("build", str(order_total), "--runtime", "python3.12", "--arch", "x86_64", "--json",
+    detected = cli("build", str(order_total), "--runtime", "python3.12", "--arch", "x86_64", "--json",
                         "--cache-dir", str(tmp_path))
     assert detected.returncode == 0, detected.stderr
     assert "building it as a function" in detected.stderr
@@ -181,43 +209,12 @@ def test_build_builds_a_function_folder_detected_or_named(tmp_path):
     assert "handler.py" in names  # the code at the zip's root, its own dependency beside it
     assert any(n.startswith("dateutil/") for n in names)
     assert not any(n.startswith(("python/", "events/")) for n in names)
-    named = layerkit("build", str(order_total), "--function", "--runtime", "python3.12", "--arch", "x86_64",
+    named = cli("build", str(order_total), "--function", "--runtime", "python3.12", "--arch", "x86_64",
                      "--json", "--cache-dir", str(tmp_path))
     assert json.loads(named.stdout)["asset_hash"] == built["asset_hash"]
-    as_layer = layerkit("build", str(order_total), "--layer", "--runtime", "python3.12", "--arch", "x86_64",
+    as_layer = cli("build", str(order_total), "--layer", "--runtime", "python3.12", "--arch", "x86_64",
                         "--cache-dir", str(tmp_path))
     assert "has no python/ folder" in one_line_error(as_layer)
-
-
-def test_check_runs_the_guardrails_on_a_synthesized_assembly(example, kit_cache, tmp_path):
-    clean = layerkit("check", "--assembly", str(example.app.outdir))
-    assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert not [line for line in clean.stdout.splitlines() if line.startswith("error")]
-
-    # An app without layerkit.check(app): its synth lets an x86_64 layer reach an arm64 function.
-    from aws_cdk import App, Stack
-    from aws_cdk import aws_lambda as lambda_
-
-    from layerkit import SharedPythonLayer
-    from tests.conftest import LAYERS, app_context
-
-    app = App(outdir=str(tmp_path / "cdk.out"), context=app_context())
-    stack = Stack(app, "S")
-    layer = SharedPythonLayer(stack, "Layer", entry=LAYERS / "my_layer", runtime=lambda_.Runtime.PYTHON_3_12)
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "index.py").write_text("def handler(event, context):\n    return 1\n")
-    lambda_.Function(stack, "Fn", runtime=lambda_.Runtime.PYTHON_3_12, architecture=lambda_.Architecture.ARM_64,
-                     handler="index.handler", code=lambda_.Code.from_asset(str(code)), layers=[layer.layer_version])
-    lambda_.Function(stack, "Inline", runtime=lambda_.Runtime.PYTHON_3_12, handler="index.handler",
-                     code=lambda_.Code.from_inline("def handler(e, c): return 1"))  # not the kit's to read: skipped
-    app.synth()
-    broken = layerkit("check", "--assembly", str(tmp_path / "cdk.out"), "--json")
-    assert broken.returncode == 1, broken.stderr
-    (finding,) = [f for f in json.loads(broken.stdout) if f["severity"] == "error"]
-    assert finding["path"] == "S/Fn"
-    assert finding["rule"] == "layerkit:architecture-mismatch"
-    assert "is built for x86_64, the function is arm64" in finding["message"]
 
 
 def test_the_fix_for_a_package_without_a_wheel_is_typed_in_the_same_command(lambda_images, tmp_path):
@@ -226,40 +223,13 @@ def test_the_fix_for_a_package_without_a_wheel_is_typed_in_the_same_command(lamb
     (layer / "python" / "uses_docopt.py").write_text("import docopt\n")
     (layer / "requirements.txt").write_text("docopt==0.6.2\n")  # published as a source archive only
     common = [str(layer), "--runtime", "python3.13", "--arch", "x86_64", "--cache-dir", str(tmp_path / "cache")]
-    message = one_line_error(layerkit("build", *common))
+    message = one_line_error(cli("build", *common))
     assert "docopt has no wheel for python3.13" in message
     assert "layerkit build --builder docker" in message
-    fixed = layerkit("build", *common, "--builder", "docker", "--json", "--out", str(tmp_path / "layer.zip"))
+    fixed = cli("build", *common, "--builder", "docker", "--json", "--out", str(tmp_path / "layer.zip"))
     assert fixed.returncode == 0, fixed.stderr
     built = json.loads(fixed.stdout)
     assert (built["builder"], built["packages"]) == ("docker", ["docopt==0.6.2"])
-    import zipfile
 
     with zipfile.ZipFile(tmp_path / "layer.zip") as archive:
         assert {"python/docopt.py", "python/uses_docopt.py"} <= set(archive.namelist())
-
-
-def test_annotations_come_without_a_stray_source_position_line(tmp_path):
-    """The CDK CLI prints an annotation's first stack frame above it: in a Python app, the jsii runtime's."""
-    from tests.conftest import ROOT
-
-    layer = tmp_path / "unpinned"
-    (layer / "python").mkdir(parents=True)
-    (layer / "python" / "mod.py").write_text("import six\n")
-    (layer / "requirements.txt").write_text("six\n")  # unpinned: a warning annotation
-    (tmp_path / "app.py").write_text(
-        "import layerkit\n"
-        "from aws_cdk import App, Stack\n"
-        "from aws_cdk import aws_lambda as lambda_\n"
-        "app = App()\n"
-        "layerkit.SharedPythonLayer(Stack(app, 'S'), 'L', entry='unpinned', runtime=lambda_.Runtime.PYTHON_3_12)\n"
-        "app.synth()\n")
-    (tmp_path / "cdk.json").write_text(json.dumps({"app": f"{sys.executable} app.py",
-                                                   "context": {"layerkit:builder": "local"}}))
-    result = subprocess.run([str(ROOT / "node_modules" / ".bin" / "cdk"), "synth", "--quiet"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert result.returncode == 0, result.stderr
-    output = result.stdout + result.stderr
-    assert "unpinned" in output
-    assert "layerkit:unpinned-requirement" in output
-    assert "program.js" not in output

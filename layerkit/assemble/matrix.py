@@ -30,8 +30,8 @@ from layerkit.core import archive, cache
 from layerkit.core.cache_keys import builder_version
 from layerkit.core.targets import targets_of
 from layerkit.install.bytecode import compile_sources, compiler
+from layerkit.installed.layer_paths import is_compiled, site_packages, top_level
 from layerkit.installed.slim import Slim
-from layerkit.rules.native import is_native_name
 from layerkit.rules.size import IN_CONSTRUCT, Spelling
 from layerkit.sources import SourceFolder
 
@@ -43,12 +43,7 @@ _PREFIX = "python/"
 
 def _top(name: str) -> str:
     """The top-level entry of a member under ``python/``: the package, module or ``.dist-info`` it belongs to."""
-    first = name[len(_PREFIX):].split("/", 1)[0]
-    return first.split(".", 1)[0] if first.endswith((".py", ".so", ".pyd")) or ".so." in first else first
-
-
-def _site(runtime: str) -> str:
-    return f"{_PREFIX}lib/python{runtime.removeprefix('python')}/site-packages/"
+    return top_level(name[len(_PREFIX):].split("/", 1)[0])
 
 
 def _inflate(member: archive.Member) -> bytes:
@@ -71,7 +66,7 @@ def build_variants(source: SourceFolder, runtimes: Sequence[str], architectures:
     members = {key: {m.name: m for m in archive.read_members(build.zip)} for key, build in parts.items()}
     runtimes = list(dict.fromkeys(runtimes))
     architectures = list(dict.fromkeys(architectures))
-    compiled = any(is_native_name(name) for found in members.values() for name in found)
+    compiled = any(is_compiled(name) for found in members.values() for name in found)
     same_everywhere = all(
         {n: m.crc for n, m in members[(r, architectures[0])].items()} == {n: m.crc for n, m in members[(r, a)].items()}
         for r in runtimes for a in architectures)
@@ -138,7 +133,7 @@ def _merge(by_runtime: dict[str, dict[str, archive.Member]], pythons: dict[str, 
         for runtime, names in per.items():
             for name in sorted(names):
                 member = by_runtime[runtime][name]
-                moved = _site(runtime) + name[len(_PREFIX):]
+                moved = site_packages(runtime) + name[len(_PREFIX):]
                 placed[moved] = archive.Member(moved, member.mode, member.crc, member.size, member.data)
                 if name.endswith(".py"):
                     visible[runtime].append(moved)

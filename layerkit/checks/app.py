@@ -34,7 +34,7 @@ from layerkit.checks.guardrails import Content, LayerRef, function_findings, lay
 from layerkit.constructs.external import ExternalPythonLayer
 from layerkit.constructs.layer import LayerVersions
 from layerkit.core.errors import LayerkitError
-from layerkit.rules.findings import Finding, Severity
+from layerkit.rules.findings import Finding, Severity, annotation_id
 
 RECOGNIZE_LAYER_VERSION = "@aws-cdk/aws-lambda:recognizeLayerVersion"
 
@@ -171,7 +171,7 @@ class LayerkitChecks:
             if finding.severity is Severity.ERROR:
                 Annotations.of(construct).add_error(text)
             elif finding.severity is Severity.WARNING:
-                Annotations.of(construct).add_warning_v2(f"layerkit:{finding.rule}", text)
+                Annotations.of(construct).add_warning_v2(annotation_id(finding.rule), text)
             else:
                 Annotations.of(construct).add_info(text)
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from layerkit.assembly import Assembly
 from layerkit.checks.shipped import Content, LayerRef
-from layerkit.core.targets import RUNTIMES, Target, runtimes_of_path
+from layerkit.core.targets import RUNTIMES, Target
+from layerkit.installed.layer_paths import runtime_of
 from layerkit.rules import content as rules
 from layerkit.rules.findings import Finding, Severity
 from layerkit.rules.limits import DIRECT_UPLOAD_BYTES, MAX_LAYERS, MAX_UNZIPPED_BYTES
@@ -31,7 +32,7 @@ def layer_findings(ref: LayerRef, content: Content) -> list[Finding]:
     targets = [Target(r, a) for r in ref.runtimes if r in RUNTIMES for a in ref.architectures]
     seen: set[str] = set()
     for target in targets:
-        relevant = [p for p in content.sizes if runtimes_of_path(p) in (None, target.runtime)]
+        relevant = [p for p in content.sizes if runtime_of(p) in (None, target.runtime)]
         for finding in rules.native_code(f"layer {ref.label}", relevant, content.read_head, target,
                                          "rebuild the layer for its declared runtimes and architectures"):
             if finding.message not in seen:

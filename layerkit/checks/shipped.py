@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from layerkit.assembly.assets import AssetContent
 from layerkit.core.errors import LayerSourceError
-from layerkit.core.targets import runtimes_of_path
 from layerkit.installed import elf
 from layerkit.installed.distributions import distributions_in
+from layerkit.installed.layer_paths import is_compiled, runtime_of, top_level
 from layerkit.rules import native
 from layerkit.rules.findings import Finding, Severity
 from layerkit.rules.size import Shares
@@ -52,12 +52,12 @@ class Content:
         """The first bytes of every compiled file, read in one pass: a zip is opened once, not once per file
         (a layer with numpy and pandas ships a hundred of them)."""
         names = [entry.name for entry in self.content.entries
-                 if entry.link is None and native.is_native_name(entry.name)]
+                 if entry.link is None and is_compiled(entry.name)]
         return self.content.heads(names, native.HEAD_BYTES)
 
     def read_head(self, name: str) -> bytes:
         """The first :data:`~layerkit.rules.native.HEAD_BYTES` of the compiled file ``name`` (one that
-        :func:`~layerkit.rules.native.is_native_name` names so); a link's is empty (it is not read)."""
+        :func:`~layerkit.rules.native.is_compiled` names so); a link's is empty (it is not read)."""
         return self._native_heads.get(name, b"")
 
     @property
@@ -68,15 +68,15 @@ class Content:
             parts = path.split("/")
             if parts[0] != "python" or len(parts) < 2:
                 continue
-            if runtimes_of_path(path):  # a runtime's own site-packages of a layer built for several
+            if runtime_of(path):  # a runtime's own site-packages of a layer built for several
                 parts = ["python", *parts[4:]]
                 if len(parts) < 2:
                     continue
             top = parts[1]
             if len(parts) == 2:
-                if not top.endswith((".py", ".so", ".pyd")):
+                if not top.endswith((".py", ".pyd")) and not is_compiled(top):
                     continue
-                top = top.split(".")[0]
+                top = top_level(top)
             if top.endswith((".dist-info", ".egg-info", ".data")) or top in ("__pycache__", "bin", "lib"):
                 continue
             names.add(top)
@@ -100,7 +100,7 @@ class Content:
     def shares(self, in_layer: bool) -> Shares:
         """What of it could be left out to fit Lambda's limit (its compiled files are read for debug symbols)."""
         debug = sum(elf.debug_bytes(self.content.read(entry.name)) for entry in self.content.entries
-                    if entry.link is None and native.is_native_name(entry.name))
+                    if entry.link is None and is_compiled(entry.name))
         return Shares.of(self.sizes, in_layer=in_layer, debug_symbols=debug)
 
     def distributions(self, in_layer: bool) -> dict[str, str]:

@@ -57,6 +57,7 @@ from layerkit.core.targets import lambda_architecture, targets_of
 from layerkit.docker.engine import docker_available
 from layerkit.docker.options import DockerOptions
 from layerkit.installed.slim import Slim
+from layerkit.rules.findings import annotation_id
 from layerkit.sharing.layer_versions import BuiltVersion, LayerVersions, publish
 from layerkit.sharing.publication import Sharing
 from layerkit.sources import SourceFolder
@@ -283,7 +284,7 @@ class PythonLayerVersion(LayerVersions, lambda_.LayerVersion):
         self.versions = publish(self, construct_id, built, version_of=version_of,
                                 sharing=Sharing(sharing) if sharing else None, parameter=parameter_name)
         for finding in self.source.findings:
-            Annotations.of(self).add_warning_v2(f"layerkit:{finding.rule}", finding.message)
+            Annotations.of(self).add_warning_v2(annotation_id(finding.rule), finding.message)
         self.node.add_metadata("layerkit:layer", {
             "name": construct_id, "runtime": self.target.runtime, "architecture": self.target.architecture,
             "runtimes": sorted({t.runtime for t in targets}),

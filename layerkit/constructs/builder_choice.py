@@ -20,11 +20,12 @@ from constructs import Construct
 
 from layerkit.core.targets import Target
 from layerkit.docker import engine
+from layerkit.rules.findings import annotation_id
 
 #: The context key that names the builder (``auto``, ``docker``, ``local``).
 BUILDER_CONTEXT_KEY = "layerkit:builder"
 #: The annotation an app's one warning about the local build carries.
-WARNING_ID = "layerkit:built-without-docker"
+WARNING_ID = annotation_id("built-without-docker")
 
 
 @dataclass

@@ -39,6 +39,7 @@ from layerkit.constructs.builder_choice import BUILDER_CONTEXT_KEY
 from layerkit.core import uv
 from layerkit.core.archive import asset_sizes, compress_files, write_zip
 from layerkit.core.cache import resolve_cache_dir
+from layerkit.core.choices import one_of
 from layerkit.core.errors import LayerkitError
 from layerkit.core.extraction import extract_zip
 from layerkit.core.targets import Destination, Target, Variant, lambda_architecture, python_runtime
@@ -65,14 +66,8 @@ class Builder(StrEnum):
 
 def requested_builder(scope: Construct, explicit: Builder | str | None) -> Builder:
     """The builder asked for: the explicit choice, else the ``layerkit:builder`` context key, else ``auto``."""
-    asked = explicit or scope.node.try_get_context(BUILDER_CONTEXT_KEY) or Builder.AUTO
-    try:
-        return Builder(asked)
-    except ValueError:
-        raise LayerkitError(
-            f"{scope.node.path}: unknown builder {asked!r}; use one of {', '.join(b.value for b in Builder)} "
-            f"(argument builder= or -c {BUILDER_CONTEXT_KEY}=...)"
-        ) from None
+    return one_of(Builder, explicit or scope.node.try_get_context(BUILDER_CONTEXT_KEY) or Builder.AUTO,
+                  where=scope.node.path, argument="builder", context_key=BUILDER_CONTEXT_KEY)
 
 
 def resolve_builder(scope: Construct, explicit: Builder | str | None, target: Target | None,

@@ -34,6 +34,7 @@ from layerkit.core.errors import LayerSourceError, UnsupportedTargetError
 from layerkit.core.targets import Target
 from layerkit.docker.options import DockerOptions
 from layerkit.installed.slim import Slim
+from layerkit.rules.findings import annotation_id
 from layerkit.sharing.publication import shared_layer_of
 from layerkit.sources import SourceFolder
 
@@ -157,7 +158,7 @@ class PythonFunction(lambda_.Function):
         self.add_layers(*[layer.version_for(self, target) if hasattr(layer, "version_for") else layer
                           for layer in layers or ()])
         for finding in source.findings:
-            Annotations.of(self).add_warning_v2(f"layerkit:{finding.rule}", finding.message)
+            Annotations.of(self).add_warning_v2(annotation_id(finding.rule), finding.message)
         self.node.add_metadata("layerkit:function", {
             "name": source.name, "runtime": target.runtime, "architecture": target.architecture,
             "builder": builder_metadata(lambda: self.code_asset), "asset_hash": code.asset_hash,

@@ -29,6 +29,7 @@ from layerkit.core.errors import LayerkitError
 from layerkit.core.targets import Target, lambda_architecture, python_runtime, targets_of
 from layerkit.docker.options import DockerOptions
 from layerkit.installed.slim import Slim
+from layerkit.rules.findings import annotation_id
 from layerkit.sharing.layer_versions import BuiltVersion, LayerVersions, publish
 from layerkit.sharing.publication import Sharing, resolve_sharing
 from layerkit.sources import SourceFolder
@@ -114,7 +115,7 @@ class SharedPythonLayer(LayerVersions, Construct):
         sharing = resolve_sharing(self, sharing)
         bytecode = resolve_bytecode(self, bytecode)
         for finding in self.source.findings:
-            Annotations.of(self).add_warning_v2(f"layerkit:{finding.rule}", finding.message)
+            Annotations.of(self).add_warning_v2(annotation_id(finding.rule), finding.message)
         how = CodeOptions(builder, bytecode, DockerOptions(docker_image_dir, docker_network), slim or Slim())
         built, self.code = layer_code(self, "DockerBundle", self.source, targets, how, what=f"layer {self.node.path}",
                                       several_need_local="remove builder='docker', or build one layer per target")

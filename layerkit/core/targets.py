@@ -11,7 +11,6 @@ python3.12 and newer run on Amazon Linux 2023 (glibc 2.34), python3.11 on Amazon
 from __future__ import annotations
 
 import platform
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -229,7 +228,4 @@ def targets_of(runtimes: Sequence[str], architectures: Sequence[str]) -> list[Ta
     return [Target(r, a) for r in dict.fromkeys(runtimes) for a in dict.fromkeys(architectures)]
 
 
-def runtimes_of_path(name: str) -> str | None:
-    """``python3.12`` for a member under ``python/lib/python3.12/site-packages/``, else None (seen by all)."""
-    match = re.match(r"^python/lib/(python3\.\d+)/site-packages/", name)
-    return match.group(1) if match else None
+

@@ -34,6 +34,7 @@ from layerkit.install import bytecode
 from layerkit.install.pins import Pin
 from layerkit.installed import elf
 from layerkit.installed.distributions import canonical_name
+from layerkit.installed.layer_paths import is_compiled
 from layerkit.installed.slim import Slim
 from layerkit.rules import native
 from layerkit.rules.limits import MAX_UNZIPPED_BYTES
@@ -225,7 +226,7 @@ def _pack(pins: list[Pin], target: Target, destination: Destination, python: Pat
             "files": [[m.name, m.crc] for m in by_pin[pin.name]],
             "sizes": {m.name: m.size for m in by_pin[pin.name]},
             "debug_bytes": sum(elf.debug_bytes_of(pin.site / path) for path in present[pin.name]
-                               if native.is_native_name(path)),
+                               if is_compiled(path)),
             "bytecode_failures": failed, "unzipped_bytes": sum(m.size for m in by_pin[pin.name]),
             "members_bytes": members_bytes, "members_sha256": members_sha256,
         }, by_pin[pin.name]))
@@ -261,7 +262,7 @@ def _check_native(pin: Pin, paths: list[str], target: Target, what: str) -> None
         )
     newest = target.glibc
     for path in paths:
-        if native.is_native_name(path) and (needed := native.glibc_too_new_in(pin.site / path, target)):
+        if is_compiled(path) and (needed := native.glibc_too_new_in(pin.site / path, target)):
             raise NativeCodeError(
                 f"{what}: {path} from {pin.pin} needs glibc {needed[0]}.{needed[1]}, and {target.runtime} runs on "
                 f"{target.os} with glibc {newest[0]}.{newest[1]}; pin a version of {pin.name} with a wheel for "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit.installed import record
+from layerkit.installed.layer_paths import ON_SYS_PATH
 
 
 def canonical_name(name: str) -> str:
@@ -136,7 +137,7 @@ def _depends_on(name: str, requires: Mapping[str, frozenset[str]]) -> set[str]:
     return seen
 
 
-_DIST_INFO = re.compile(r"^(?P<prefix>python/(?:lib/python3\.\d+/site-packages/)?)?(?P<name>[^/]+?)-(?P<version>[^-/]+)"
+_DIST_INFO = re.compile(rf"^(?P<prefix>{ON_SYS_PATH.pattern.removeprefix('^')})?(?P<name>[^/]+?)-(?P<version>[^-/]+)"
                         r"\.dist-info/METADATA$")
 
 

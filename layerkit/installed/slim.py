@@ -28,6 +28,7 @@ from pathlib import Path
 
 from layerkit.installed import elf, record
 from layerkit.installed.distributions import canonical_name
+from layerkit.installed.layer_paths import is_compiled
 
 #: Folder names that hold a package's own test suite.
 TEST_FOLDERS = frozenset({"tests", "test"})
@@ -79,11 +80,6 @@ def is_test_file(path: str) -> bool:
     return not parts[0].endswith((".dist-info", ".data")) and any(part in TEST_FOLDERS for part in parts[1:-1])
 
 
-def is_shared_object(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    return name.endswith(".so") or ".so." in name
-
-
 @dataclass
 class Slimmed:
     """What :func:`apply` left out, in bytes."""
@@ -115,7 +111,7 @@ def apply(site: Path, slim: Slim, remove: Iterable[str] = ()) -> Slimmed:
                 done.tests += _remove(site, [row.path], emptied)
                 changed = True
                 continue
-            if slim.debug_symbols and is_shared_object(row.path) and path.is_file():
+            if slim.debug_symbols and is_compiled(row.path) and path.is_file():
                 stripped = path.with_name(f".{path.name}.layerkit")
                 saved = elf.strip_file(path, stripped)
                 if saved:

@@ -39,7 +39,15 @@ RULES = {
     "literal-credential": "a credential written into a dependency file",
     "unread-declaration": "a requirements file the kit does not read",
     "owned-elsewhere": "a layer another app publishes",
+    "built-without-docker": "an app built without Docker, and why",
 }
+
+
+def annotation_id(rule: str) -> str:
+    """The id a rule's annotation carries (``layerkit:<rule>``); an id not in :data:`RULES` is refused."""
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}: add it to RULES (and to docs/troubleshooting.md)")
+    return f"layerkit:{rule}"
 
 
 @dataclass(frozen=True)

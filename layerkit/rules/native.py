@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit.core.targets import ARCHITECTURES, Target
+from layerkit.installed.layer_paths import is_compiled
 
 _MACHINES_BY_ELF = {machine.elf: name for name, machine in ARCHITECTURES.items()}
 _MACHO_MAGICS = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe",
@@ -25,10 +26,7 @@ _GLIBC = re.compile(rb"GLIBC_(\d+)\.(\d+)")
 HEAD_BYTES = 20
 
 
-def is_native_name(path: str) -> bool:
-    """Whether a file name is that of a shared object or extension module."""
-    name = path.rsplit("/", 1)[-1]
-    return name.endswith((".so", ".pyd", ".dylib")) or ".so." in name
+
 
 
 @dataclass(frozen=True)
@@ -103,6 +101,6 @@ def misfits(paths: Iterable[str], read_head: Callable[[str], bytes], target: Tar
     """``(path, why)`` for every compiled file among ``paths`` that cannot load for ``target``."""
     found = []
     for path in paths:
-        if is_native_name(path) and (why := misfit(inspect(path, read_head(path)), target)):
+        if is_compiled(path) and (why := misfit(inspect(path, read_head(path)), target)):
             found.append((path, why))
     return found

@@ -4,10 +4,10 @@ saying what would make it fit, measured on the code at hand, and spelled as the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from layerkit.installed.layer_paths import importable
 from layerkit.installed.slim import is_test_file
 from layerkit.rules.findings import Finding, Severity
 from layerkit.rules.limits import MAX_UNZIPPED_BYTES
@@ -21,8 +21,6 @@ def megabytes(size: float) -> str:
     return f"{size / 1_048_576:.0f} MB"
 
 
-#: What a layer's member is relative to, to tell an installed package's own test folder from a top-level one.
-_SITE = re.compile(r"^python/(?:lib/python3\.\d+/site-packages/)?")
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ class Shares:
 
         tests = tests_bytecode = 0
         for name, size in sizes.items():
-            rel = _SITE.sub("", name) if in_layer else name
+            rel = importable(name) if in_layer else name  # an installed package's own tests, not a top-level one
             if (not in_layer or rel != name) and is_test_file(rel):
                 tests += size
                 tests_bytecode += size if name.endswith(".pyc") else 0

@@ -22,6 +22,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from layerkit.core.choices import one_of
 from layerkit.core.errors import LayerkitError
 
 SHARING_CONTEXT_KEY = "layerkit:sharing"
@@ -46,14 +47,8 @@ class Sharing(StrEnum):
 
 def resolve_sharing(scope: Construct, explicit: Sharing | str | None) -> Sharing:
     """The explicit choice, else the ``layerkit:sharing`` context key, else ``ssm``."""
-    value = explicit or scope.node.try_get_context(SHARING_CONTEXT_KEY) or Sharing.SSM
-    try:
-        return Sharing(value)
-    except ValueError:
-        raise LayerkitError(
-            f"{scope.node.path}: unknown sharing {value!r}; use 'ssm' (the default) or 'export' "
-            f"(argument sharing= or context key {SHARING_CONTEXT_KEY})"
-        ) from None
+    return one_of(Sharing, explicit or scope.node.try_get_context(SHARING_CONTEXT_KEY) or Sharing.SSM,
+                  where=scope.node.path, argument="sharing", context_key=SHARING_CONTEXT_KEY)
 
 
 def parameter_name(owner_stack_name: str, layer_name: str, variant: str | None = None) -> str:

@@ -1,0 +1,83 @@
+"""What one build's zip holds (layerkit.assemble.contents): the packages and the folder's own code merged in pip's
+order, a file two packages ship decided by their dependency, a module of the folder never replaced by a
+dependency's."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from layerkit.assemble.local_build import build_layer
+from layerkit.core.errors import BuildError, LayerSourceError
+from layerkit.core.targets import Target
+from tests.conftest import make_wheel
+
+TARGET_312 = Target("python3.12", "x86_64")
+
+
+def make_layer(root: Path, requirements: str | None, module: str | None = "mod.py") -> Path:
+    layer = root / "bad_layer"
+    layer.mkdir()
+    if module:
+        (layer / "python").mkdir()
+        (layer / "python" / module).write_text("VALUE = 1\n")
+    if requirements is not None:
+        (layer / "requirements.txt").write_text(requirements)
+    return layer
+
+
+def assert_nothing_cached(cache: Path) -> None:
+    """No build in the cache, and no half-written folder anywhere in it."""
+    builds = cache / "builds"
+    assert [p.name for p in builds.iterdir() if not p.name.endswith(".lock")] == [] if builds.exists() else True
+    assert [p for p in cache.glob("**/.tmp-*") if not p.name.endswith(".lock")] == []
+
+
+def test_module_that_a_requirement_also_installs_is_refused(tmp_path):
+    layer = make_layer(tmp_path, "six==1.17.0\n", module="six.py")
+    with pytest.raises(LayerSourceError, match=r"python/six.py is also installed by six \(a dependency\); rename"):
+        build_layer(layer, TARGET_312, cache_dir=tmp_path / "cache")
+    assert_nothing_cached(tmp_path / "cache")
+
+
+def test_two_unrelated_requirements_shipping_one_file_are_refused(tmp_path):
+    # Neither needs the other, so no install order says whose helpers.py the layer should hold.
+    layer = make_layer(tmp_path, "--no-index\n--find-links wheels\nkit-one==1.0\nkit-two==1.0\n")
+    make_wheel(layer / "wheels", "kit-one", {"helpers.py": "WHO = 'one'\n"})
+    make_wheel(layer / "wheels", "kit-two", {"helpers.py": "WHO = 'two'\n"})
+    with pytest.raises(BuildError, match=r"kit-one and kit-two both ship helpers.py with different content, and "
+                                         r"neither depends on the other.*keep only one of them"):
+        build_layer(layer, TARGET_312, cache_dir=tmp_path / "cache")
+    assert_nothing_cached(tmp_path / "cache")
+
+
+@pytest.mark.parametrize("hashed", [False, True], ids=["pinned", "with-hashes"])
+def test_a_file_two_requirements_ship_is_the_dependents_copy_in_every_build(tmp_path, hashed):
+    # uv writes wheels in parallel, so which copy of shared/__init__.py lands last changes between runs; pip's
+    # order (a dependency first, then what needs it) must decide, every time. The smaller wheel, kit-base, is
+    # the one uv tends to write last.
+    layer = tmp_path / "overlap"
+    (layer / "python").mkdir(parents=True)
+    wheels = [
+        make_wheel(layer / "wheels", "kit-base", {"shared/__init__.py": "WHO = 'base'\n"}),
+        make_wheel(layer / "wheels", "kit-plugin", {"shared/__init__.py": "WHO = 'plugin'\n", "big.py": "#" * 200_000},
+                   requires=("kit-base==1.0",)),
+    ]
+    pins = ["kit-plugin==1.0"] if not hashed else [  # with hashes, every distribution is listed
+        f"{name}==1.0 --hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}"
+        for name, wheel in zip(("kit-base", "kit-plugin"), wheels, strict=True)
+    ]
+    (layer / "requirements.txt").write_text("\n".join(["--no-index", "--find-links wheels", *pins]) + "\n")
+    reports: list[str] = []
+    builds = [build_layer(layer, Target("python3.12", "x86_64"), cache_dir=tmp_path / f"cache{i}", bytecode=False,
+                          report=reports.append) for i in range(4)]
+    for build in builds:
+        with zipfile.ZipFile(build.zip) as archive:
+            assert archive.read("python/shared/__init__.py") == b"WHO = 'plugin'\n"
+            assert {"python/big.py", "python/kit_base-1.0.dist-info/RECORD"} <= set(archive.namelist())
+    assert len({build.sha256 for build in builds}) == 1
+    assert any("kit-base and kit-plugin both ship shared/__init__.py; it keeps kit-plugin's" in line
+               for line in reports), reports

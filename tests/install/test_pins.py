@@ -1,0 +1,179 @@
+"""Pinning a declaration for a target (layerkit.install.pins): unpinned requirements, missing wheels, hashes and
+Requires-Python, each told with its fix."""
+
+from __future__ import annotations
+
+import zipfile
+from functools import cached_property
+from pathlib import Path
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Annotations, Match
+
+import layerkit
+from layerkit import PythonFunction, SharedPythonLayer
+from layerkit.assemble.local_build import build_layer
+from layerkit.core.errors import (
+    BuildError,
+    MissingWheelError,
+)
+from layerkit.core.targets import Target
+from tests.conftest import app_context, make_wheel, synth_messages, write
+from tests.helpers import quiet
+
+TARGET_312 = Target("python3.12", "x86_64")
+
+
+def make_layer(root: Path, requirements: str | None, module: str | None = "mod.py") -> Path:
+    layer = root / "bad_layer"
+    layer.mkdir()
+    if module:
+        (layer / "python").mkdir()
+        (layer / "python" / module).write_text("VALUE = 1\n")
+    if requirements is not None:
+        (layer / "requirements.txt").write_text(requirements)
+    return layer
+
+
+def assert_nothing_cached(cache: Path) -> None:
+    """No build in the cache, and no half-written folder anywhere in it."""
+    builds = cache / "builds"
+    assert [p.name for p in builds.iterdir() if not p.name.endswith(".lock")] == [] if builds.exists() else True
+    assert [p for p in cache.glob("**/.tmp-*") if not p.name.endswith(".lock")] == []
+
+
+PY312_RUNTIME = lambda_.Runtime.PYTHON_3_12
+
+
+def messages(assembly, stack: str) -> list[tuple[str, str, str]]:
+    return [(m.id, m.level.value.lower(), str(m.entry.data)) for m in assembly.get_stack_by_name(stack).messages
+            if "[layerkit:" in str(m.entry.data)]
+
+
+PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
+
+
+X86, ARM = lambda_.Architecture.X86_64, lambda_.Architecture.ARM_64
+
+
+SIX_WHEEL_SHA256 = "4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274"  # six-1.17.0-py2.py3
+
+
+def tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+class Checked:
+    """A small app with layerkit.check applied; ``messages`` are the synthesized annotations."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.app = App(outdir=str(tmp_path / "cdk.out"), context=app_context())
+        self.stack = Stack(self.app, "S")
+        self.code = tree(tmp_path / "code", {"index.py": "def handler(e, c):\n    return 1\n"})
+
+    @cached_property
+    def consumer(self) -> Stack:
+        """A second stack that uses S's layers through SSM, where the CDK cannot see them."""
+        return Stack(self.app, "C")
+
+    def layer(self, name: str, files: dict[str, str], **options) -> SharedPythonLayer:
+        options.setdefault("runtime", PY312)
+        return SharedPythonLayer(self.stack, name, entry=tree(self.tmp / name, files), **options)
+
+    def function(self, name: str, layers: list, runtime=PY312, architecture=X86, stack=None) -> lambda_.Function:
+        stack = stack or self.stack
+        versions = [x.for_stack(stack) if isinstance(x, SharedPythonLayer) else x for x in layers]
+        return lambda_.Function(stack, name, runtime=runtime, architecture=architecture,
+                                handler="index.handler", code=lambda_.Code.from_asset(str(self.code)),
+                                layers=versions)
+
+    def messages(self, level: str | None = None) -> list[tuple[str, str, str]]:
+        layerkit.check(self.app)
+        found = [m for m in synth_messages(self.app) if "[layerkit:" in m[2]]
+        return [m for m in found if level is None or m[1] == level]
+
+
+def test_package_without_a_wheel_for_the_platform_is_named_with_the_fix(tmp_path):
+    layer = make_layer(tmp_path, "docopt==0.6.2\n")  # published as a source archive only
+    with pytest.raises(MissingWheelError) as error:
+        build_layer(layer, TARGET_312, cache_dir=tmp_path / "cache")
+    message = str(error.value)
+    assert "docopt has no wheel for python3.12 on manylinux_2_34_x86_64" in message
+    assert "pin a version of docopt that publishes a manylinux wheel" in message
+    assert "-c layerkit:builder=docker" in message
+    assert "layerkit build --builder docker" in message  # the fix, in whichever command was run
+    assert_nothing_cached(tmp_path / "cache")
+
+
+def test_unpinned_requirement_builds_with_a_warning(tmp_path, capfd):
+    layer = make_layer(tmp_path, "six>=1.16\n")
+    build = build_layer(layer, TARGET_312, cache_dir=tmp_path / "cache")
+    assert build.warnings == [
+        "layer bad_layer: requirement 'six>=1.16' is not pinned to one version (requirements.txt:1); pin it (e.g. "
+        "'name==1.2.3') or lock it, so that every build installs the same code"
+    ]
+    assert "warning: layer bad_layer: requirement 'six>=1.16' is not pinned" in capfd.readouterr().err
+    with zipfile.ZipFile(build.zip) as archive:
+        assert "python/six.py" in archive.namelist()
+
+
+def test_unpinned_requirement_is_a_synth_warning_on_the_construct(tmp_path, kit_cache):
+    layer = make_layer(tmp_path, "six\n")
+    stack = Stack(App(context=app_context()), "S")
+    SharedPythonLayer(stack, "Six", entry=layer, runtime=lambda_.Runtime.PYTHON_3_12)
+    Annotations.from_stack(stack).has_warning("/S/Six", Match.string_like_regexp("'six' is not pinned"))
+
+
+def test_a_dependency_without_a_wheel_for_the_target_names_the_function(tmp_path, kit_cache):
+    entry = write(tmp_path / "fn", {"index.py": "def handler(e, c):\n    return 1\n",
+                                    "requirements.txt": "docopt==0.6.2\n"})  # a source archive only
+    stack = Stack(App(context=app_context()), "S")
+    with pytest.raises(MissingWheelError) as error:
+        PythonFunction(stack, "Fn", entry=entry, runtime=PY312_RUNTIME)
+    assert str(error.value).startswith("function S/Fn: docopt has no wheel for python3.12 on manylinux_2_34_x86_64")
+
+
+def test_unpinned_requirement_warns_on_the_layer(tmp_path, kit_cache):
+    app = Checked(tmp_path)
+    app.function("Fn", [app.layer("loose", {"python/m.py": "", "requirements.txt": "six\n"})])
+    annotations = app.app.synth().get_stack_by_name("S").messages
+    warnings = [m for m in annotations if "'six' is not pinned" in str(m.entry.data)]
+    assert [(m.id, m.level.value.lower()) for m in warnings] == [("/S/loose", "warning")]
+
+
+def test_hashed_requirements_are_verified(tmp_path):
+    good = tree(tmp_path / "good", {"python/m.py": "",
+                                    "requirements.txt": f"six==1.17.0 --hash=sha256:{SIX_WHEEL_SHA256}\n"})
+    build = build_layer(good, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache")
+    assert build.packages == ["six==1.17.0"]
+    bad = tree(tmp_path / "bad", {"python/m.py": "", "requirements.txt": f"six==1.17.0 --hash=sha256:{'0' * 64}\n"})
+    with pytest.raises(BuildError, match=r"layer bad: the file downloaded for six==1\.17\.0 does not match any of "
+                                         r"its --hash; if the new file is trusted, regenerate the hashes"):
+        build_layer(bad, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache")
+
+
+# -- 7. Requires-Python -----------------------------------------------------------------------------------------
+def test_a_release_whose_requires_python_excludes_the_runtime_is_refused_naming_one_that_fits(tmp_path):
+    from tests.package_index import PackageIndex
+
+    wheels = tmp_path / "index"
+    make_wheel(wheels, "kit-backport", {"kit_backport.py": "OLD = True\n"}, version="0.6")
+    make_wheel(wheels, "kit-backport", {"kit_backport.py": "OLD = True\n"}, version="0.8",
+               requires_python=">=3.6, <3.7")
+    index = PackageIndex(wheels)
+    try:
+        layer = write(tmp_path / "old", {"python/mod.py": "", "requirements.txt": f"--index-url {index.url()}\n"
+                                                                                   "kit-backport\n"})
+        with pytest.raises(BuildError) as error:
+            build_layer(layer, TARGET_312, cache_dir=tmp_path / "cache", report=quiet)
+    finally:
+        index.close()
+    assert str(error.value) == (
+        "layer old: kit-backport==0.8 requires Python >=3.6, <3.7, and python3.12 is Python 3.12: pin "
+        "kit-backport==0.6, the newest release that supports it, or drop it if the standard library has it")
