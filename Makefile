@@ -8,7 +8,7 @@ UV_VERSION := $(shell sed -n 's/^uv==//p' requirements.txt)
 # machine's loopback); iproute2 closes the sandbox's network to private and link-local ranges.
 SANDBOX_PACKAGES := bubblewrap slirp4netns iproute2
 
-.PHONY: setup run synth test lint bench clean
+.PHONY: setup run synth test lint bench clean wheel
 
 LOCKTOOLS := .venv-locktools
 
@@ -121,5 +121,11 @@ bench: setup $(BENCH_VENV)/.installed docker-images
 	$(BIN)/python -m compileall -q layerkit >/dev/null
 	$(BIN)/python bench/run.py
 
+# The kit as a wheel, to install into another app: pip install dist/layerkit-<version>-py3-none-any.whl
+wheel: $(VENV)/.installed
+	@echo "make: building the layerkit wheel into dist/"
+	$(BIN)/uv build --wheel --out-dir dist --quiet .
+	@ls dist/*.whl
+
 clean:
-	rm -rf cdk.out .pytest_cache .ruff_cache
+	rm -rf cdk.out .pytest_cache .ruff_cache dist

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
+from layerkit.core.errors import one_line_uncaught
 from layerkit.core.kit_version import __version__ as __version__
 
 # The one place the jsii runtime's Node.js end-of-life banner is quieted: Node 20 is what these machines
@@ -21,6 +23,10 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 # app's code: a stray line above every warning. `cdk synth --debug` (CDK_DEBUG) keeps them.
 if not os.environ.get("CDK_DEBUG"):
     os.environ.setdefault("CDK_DISABLE_STACK_TRACE", "1")
+# A mistake that ends a CDK app is one line, as the CDK CLI tells a construct's error (core/errors.py); a hook the
+# app or its tools set first is left as it is.
+if sys.excepthook is sys.__excepthook__:
+    sys.excepthook = one_line_uncaught
 
 if TYPE_CHECKING:
     from layerkit.assemble.build_result import Build, LayerBuild

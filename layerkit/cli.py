@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from layerkit.core.errors import LayerkitError, UsageError
+from layerkit.core.errors import LayerkitError, SynthError, UsageError
 from layerkit.core.kit_version import __version__
 
 EXIT_ERROR = 1
@@ -231,8 +231,11 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         from layerkit.assembly.synth import synthesize
 
         print(f"layerkit: synthesizing the app into {args.assembly}", file=sys.stderr, flush=True)
-        synthesize(Path.cwd(), Path(args.assembly))
+        synthesize(Path.cwd(), Path(args.assembly), echo=lambda line: print(line, file=sys.stderr, flush=True))
     assembly = Assembly.load(args.assembly)
+    if errors := assembly.errors():  # an app synthesized without the CDK CLI, which would have refused it
+        raise SynthError(f"{args.assembly} holds {len(errors)} error(s) of its synth: fix them, synthesize again "
+                         "and run again", [f"ERROR {error}" for error in errors])
     if args.list:
         for fn in assembly.functions():
             layers = ", ".join(use.layer.name for use in fn.layers) or "no layers"
@@ -461,8 +464,8 @@ _COMMANDS: dict[str, _Command] = {
         platform, without Docker (or with it: --builder docker). An unchanged folder is a cache hit.""", """
         layerkit build layers/my_layer --runtime python3.12 --arch x86_64 --out my_layer.zip
         layerkit build lambdas/order_total --runtime python3.12 --arch arm64 --json
-        layerkit build layers/common --runtime python3.12 --runtime python3.13 --arch x86_64 --arch arm64 --out dist/
-        layerkit build layers/native --runtime python3.13 --arch x86_64 --builder docker --docker-network host""",
+        layerkit build layers/my_layer --runtime python3.12 --runtime python3.13 --arch x86_64 --arch arm64 --out dist/
+        layerkit build layers/another_layer --runtime python3.13 --arch x86_64 --builder docker""",
         _build_options, cmd_build),
     "describe": _Command("list the stacks, layers and functions of a synthesized app", """
         List the stacks of a cloud assembly (and the order they deploy in), its layers with their sizes and
@@ -550,6 +553,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     built, so that a cache hit of ``layerkit build`` starts in a few times a bare interpreter's start."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_command_in(argv)).parse_args(argv)
+    if args.debug:  # the kit's tracebacks, in this process and in the synths it runs (core/errors.py)
+        os.environ["LAYERKIT_DEBUG"] = "1"
     try:
         return args.func(args)
     except UsageError as error:
@@ -558,6 +563,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.parser.print_usage(sys.stderr)
         print(f"layerkit {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except SynthError as error:
+        if args.debug:
+            raise
+        for mistake in error.mistakes if not error.shown else ():
+            print(f"layerkit: {mistake}", file=sys.stderr)
+        print(f"layerkit: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
     except (LayerkitError, OSError) as error:
         if args.debug:
             raise

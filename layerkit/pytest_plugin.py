@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from layerkit.core.errors import InvokeError, LayerkitError
+from layerkit.core.errors import InvokeError, LayerkitError, SynthError
 
 if TYPE_CHECKING:
     from layerkit.assembly import Assembly
@@ -70,7 +70,8 @@ def layerkit_assembly(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
         return Path(given)
     from layerkit.assembly.synth import synthesize  # lazy: see _LAZY
 
-    return _or_fail(lambda: synthesize(Path(request.config.rootpath), tmp_path_factory.mktemp("layerkit-cdk.out")))
+    return _or_fail(lambda: synthesize(Path(request.config.rootpath), tmp_path_factory.mktemp("layerkit-cdk.out"),
+                                       echo=lambda line: print(line, file=sys.stderr, flush=True)))
 
 
 def _or_fail(action: Callable[[], _T]) -> _T:
@@ -79,8 +80,15 @@ def _or_fail(action: Callable[[], _T]) -> _T:
     try:
         return action()
     except LayerkitError as error:
-        message = str(error)
-    pytest.fail(f"layerkit: {message}", pytrace=False)
+        message = _told(error)
+    pytest.fail(message, pytrace=False)
+
+
+def _told(error: LayerkitError) -> str:
+    """The kit's error as the test's failure: one line, or for a synth each mistake of the app on its own line
+    (as cdk synth prints them) and then the error's."""
+    mistakes = error.mistakes if isinstance(error, SynthError) else []  # each told again: pytest kept the output
+    return "\n".join([*(f"layerkit: {mistake}" for mistake in mistakes), f"layerkit: {error}"])
 
 
 class _Environments:
@@ -112,7 +120,8 @@ def _layerkit_loaded(layerkit_assembly: Path) -> Assembly:
 
     assembly = _or_fail(lambda: Assembly.load(layerkit_assembly))
     if errors := assembly.errors():
-        pytest.fail(f"layerkit: the app has {len(errors)} error(s) at synth; the first: {errors[0]}", pytrace=False)
+        pytest.fail(_told(SynthError(f"the app has {len(errors)} error(s) at synth", [f"ERROR {e}" for e in errors])),
+                    pytrace=False)
     return assembly
 
 

@@ -43,3 +43,27 @@ def assert_nothing_built(cache: Path) -> None:
         entries = [p for p in folder.iterdir() if not p.name.startswith(".")] if folder.exists() else []
         assert entries == [], f"{kind} holds {entries}"
     assert [p for p in cache.glob("**/.tmp-*") if not p.name.endswith(".lock")] == []
+
+
+def told(scope: object) -> list[tuple[str, str]]:
+    """The errors the kit's constructs under ``scope`` told (``cdk synth`` prints them): (construct path,
+    message), in the order they were told."""
+    found = []
+    for construct in scope.node.find_all():  # type: ignore[attr-defined]
+        for entry in construct.node.metadata:
+            if entry.type == "aws:cdk:error":
+                found.append((construct.node.path, str(entry.data)))
+    return found
+
+
+def assert_told(scope: object, pattern: str, *, on: str | None = None) -> str:
+    """The one error told under ``scope``, which matches ``pattern`` (and sits on the construct ``on``)."""
+    import re
+
+    errors = told(scope)
+    assert len(errors) == 1, errors
+    path, message = errors[0]
+    assert re.search(pattern, message), message
+    assert on is None or path == on, path
+    assert "\n" not in message
+    return message

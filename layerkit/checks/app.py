@@ -133,6 +133,8 @@ def findings_for_app(root: IConstruct) -> Iterator[tuple[IConstruct, Finding]]:
     """Every finding, with the construct it belongs to."""
     app = _App(root)
     for ref in app.layers.values():
+        if _broken(ref.shared):
+            continue  # its own error says what is wrong (constructs/mistakes.py): nothing of it was built
         if ref.content is not None and ref.construct is not None:
             for finding in layer_findings(ref, ref.content):
                 yield (ref.shared or ref.construct), finding
@@ -144,12 +146,20 @@ def findings_for_app(root: IConstruct) -> Iterator[tuple[IConstruct, Finding]]:
                              "publishes it); layerkit invoke --layers-from OTHER_CDK_OUT runs it with the "
                              "function")
     for function in app.constructs:
-        if isinstance(function, lambda_.Function):
+        if isinstance(function, lambda_.Function) and not _broken(function):
+            layers = app.layers_of(function)
+            if any(_broken(ref.shared) for ref in layers):
+                continue  # its layer's error is the mistake to fix first
             sorted_by_cdk = not _keeps_layer_order(function) and FeatureFlags.of(function).is_enabled(
                 RECOGNIZE_LAYER_VERSION) is True
             for finding in function_findings(function.runtime.name, function.architecture.name,
-                                             _asset_content(function), app.layers_of(function), sorted_by_cdk):
+                                             _asset_content(function), layers, sorted_by_cdk):
                 yield function, finding
+
+
+def _broken(construct: object) -> bool:
+    """Whether a kit construct could not be built (its error annotation says why)."""
+    return bool(getattr(construct, "broken", False))
 
 
 def _keeps_layer_order(function: lambda_.Function) -> bool:

@@ -46,20 +46,23 @@ from constructs import Construct
 from layerkit.constructs import function as kit_function
 from layerkit.constructs.code import (
     Builder,
+    CodeAsset,
     CodeOptions,
     builder_metadata,
     builder_of,
     layer_code,
     resolve_bytecode,
 )
+from layerkit.constructs.mistakes import attempt, stand_in_version, tell, told_on
+from layerkit.core.choices import one_of
 from layerkit.core.errors import LayerkitError, UnsupportedTargetError
-from layerkit.core.targets import lambda_architecture, targets_of
+from layerkit.core.targets import Target, lambda_architecture, targets_of
 from layerkit.docker.engine import docker_available
 from layerkit.docker.options import DockerOptions
 from layerkit.installed.slim import Slim
 from layerkit.rules.findings import annotation_id
 from layerkit.sharing.layer_versions import BuiltVersion, LayerVersions, publish
-from layerkit.sharing.publication import Sharing
+from layerkit.sharing.publication import SHARING_CONTEXT_KEY, Sharing
 from layerkit.sources import SourceFolder
 
 #: The alpha's command hooks interface: a class of yours that implements it works with the kit as it is.
@@ -207,19 +210,28 @@ class PythonFunction(kit_function.PythonFunction):
         where = f"PythonFunction {scope.node.path}/{construct_id}"
         kit_own = {"index", "handler", "architecture", "layers", "asset_excludes", "builder", "bytecode",
                    "docker_image_dir", "docker_network", "slim"}
-        _refuse_unknown(where, options, _FUNCTION_OPTIONS | kit_own)
-        bundling = BundlingOptions.of(bundling, where)
+        unknown = sorted(set(options) - _FUNCTION_OPTIONS - kit_own)
         architecture = options.pop("architecture", None)  # as the alpha: none given, none written
-        bundling.architecture_for(where, [(architecture or lambda_.Architecture.X86_64).name], architecture is not None,
-                                  "architecture")
-        builder = _builder(scope, where, bundling, options.pop("builder", None))
-        excludes = (*options.pop("asset_excludes", ()), *bundling.asset_excludes)
-        how = bundling.code_options(builder, resolve_bytecode(scope, options.pop("bytecode", None)),
-                                    options.pop("slim", None), options.pop("docker_image_dir", None),
-                                    options.pop("docker_network", None))
+
+        def mapped() -> tuple[BundlingOptions, CodeOptions, tuple[str, ...]]:
+            _refuse_unknown(where, dict.fromkeys(unknown), _FUNCTION_OPTIONS | kit_own)
+            options_of = BundlingOptions.of(bundling, where)
+            options_of.architecture_for(where, [(architecture or lambda_.Architecture.X86_64).name],
+                                        architecture is not None, "architecture")
+            builder = _builder(scope, where, options_of, options.pop("builder", None))
+            how = options_of.code_options(builder, resolve_bytecode(scope, options.pop("bytecode", None)),
+                                          options.pop("slim", None), options.pop("docker_image_dir", None),
+                                          options.pop("docker_network", None))
+            return options_of, how, (*options.pop("asset_excludes", ()), *options_of.asset_excludes)
+
+        # A mistake in the alpha's own arguments is the function's error, as one in the kit's (mistakes.py).
+        found, mistake = attempt(mapped)
+        for name in (*unknown, "builder", "bytecode", "slim", "docker_image_dir", "docker_network", "asset_excludes"):
+            options.pop(name, None)
+        options_of, how, excludes = found if found is not None else (BundlingOptions(), None, ())
         super().__init__(scope, construct_id, entry=entry, runtime=runtime, architecture=architecture,
-                         asset_excludes=excludes, code_options=how,
-                         poetry=(bundling.poetry_include_hashes, bundling.poetry_without_urls), **options)
+                         asset_excludes=excludes, code_options=how, mistake=mistake,
+                         poetry=(options_of.poetry_include_hashes, options_of.poetry_without_urls), **options)
 
 
 class PythonLayerVersion(LayerVersions, lambda_.LayerVersion):
@@ -240,49 +252,77 @@ class PythonLayerVersion(LayerVersions, lambda_.LayerVersion):
                  builder: Builder | str | None = None, bytecode: bool | None = None, slim: Any = None,
                  **unknown: Any) -> None:
         where = f"PythonLayerVersion {scope.node.path}/{construct_id}"
-        if unknown:
-            _refuse_unknown(where, unknown, {"entry", "compatible_runtimes", "compatible_architectures", "bundling",
-                                             "description", "layer_version_name", "license", "removal_policy",
-                                             "sharing", "parameter_name", "builder", "bytecode", "slim"})
-        if not compatible_runtimes:
-            raise UnsupportedTargetError(
-                f"{where}: give compatible_runtimes: the alpha's default is python3.7, which Lambda no longer runs "
-                "and the kit does not build; e.g. compatible_runtimes=[lambda_.Runtime.PYTHON_3_12]")
-        for runtime in compatible_runtimes:
-            if runtime.family != lambda_.RuntimeFamily.PYTHON:
-                raise UnsupportedTargetError(f"{where}: runtime {runtime.name} is not Python; use Python runtimes")
-        architectures = list(compatible_architectures or [lambda_.Architecture.X86_64])
-        targets = targets_of([r.name for r in compatible_runtimes], [a.name for a in architectures])
-        bundling = BundlingOptions.of(bundling, where)
-        bundling.architecture_for(where, [a.name for a in architectures], bool(compatible_architectures),
-                                  "compatible_architectures")
-        self.source = SourceFolder.entry_layer(entry, tuple(bundling.asset_excludes), f"layer {construct_id}",
-                                               poetry=(bundling.poetry_include_hashes, bundling.poetry_without_urls))
-        self.target = targets[0]
-        chosen = _builder(scope, where, bundling, builder)
         common = {"description": description, "layer_version_name": layer_version_name, "license": license,
                   "removal_policy": removal_policy}
-        built, self.code_asset = layer_code(
-            scope, f"{construct_id}DockerBundle", self.source, targets,
-            bundling.code_options(chosen, resolve_bytecode(scope, bytecode), slim), what=where,
-            several_need_local=f"bundling.{(bundling.container_only() or ['?'])[0]} needs the container: build one "
-                               "layer per target for it")
+        self.code_asset: CodeAsset | None = None
+        self.source: SourceFolder | None = None
+
+        def build() -> tuple[list[Target], SourceFolder, list[BuiltVersion], CodeAsset | None]:
+            if unknown:
+                _refuse_unknown(where, unknown, {"entry", "compatible_runtimes", "compatible_architectures",
+                                                 "bundling", "description", "layer_version_name", "license",
+                                                 "removal_policy", "sharing", "parameter_name", "builder", "bytecode",
+                                                 "slim"})
+            if not compatible_runtimes:
+                raise UnsupportedTargetError(
+                    f"{where}: give compatible_runtimes: the alpha's default is python3.7, which Lambda no longer "
+                    "runs and the kit does not build; e.g. compatible_runtimes=[lambda_.Runtime.PYTHON_3_12]")
+            for runtime in compatible_runtimes:
+                if runtime.family != lambda_.RuntimeFamily.PYTHON:
+                    raise UnsupportedTargetError(f"{where}: runtime {runtime.name} is not Python; use Python runtimes")
+            architectures = list(compatible_architectures or [lambda_.Architecture.X86_64])
+            targets = targets_of([r.name for r in compatible_runtimes], [a.name for a in architectures])
+            options_of = BundlingOptions.of(bundling, where)
+            options_of.architecture_for(where, [a.name for a in architectures], bool(compatible_architectures),
+                                        "compatible_architectures")
+            source = SourceFolder.entry_layer(entry, tuple(options_of.asset_excludes), f"layer {construct_id}",
+                                              poetry=(options_of.poetry_include_hashes,
+                                                      options_of.poetry_without_urls))
+            chosen = _builder(scope, where, options_of, builder)
+            built, code_asset = layer_code(
+                scope, f"{construct_id}DockerBundle", source, targets,
+                options_of.code_options(chosen, resolve_bytecode(scope, bytecode), slim), what=where,
+                several_need_local=f"bundling.{(options_of.container_only() or ['?'])[0]} needs the container: "
+                                   "build one layer per target for it")
+            return targets, source, built, code_asset
+
+        # A mistake is this construct's error (mistakes.py): the app goes on synthesizing with a stand-in.
+        result, mistake = attempt(build)
+        if result is None:
+            targets, built = [Target("python3.12", "x86_64")], [stand_in_version()]
+        else:
+            targets, self.source, built, self.code_asset = result
+        self.target = targets[0]
         first = built[0]
+        runtimes = list(compatible_runtimes or []) if result is not None else None
         # As the alpha: the architectures given are written, none when none is given (Lambda's default applies).
-        super().__init__(scope, construct_id, code=first.code, compatible_runtimes=list(compatible_runtimes),
+        super().__init__(scope, construct_id, code=first.code, compatible_runtimes=runtimes,
                          compatible_architectures=[lambda_architecture(a) for a in first.variant.architectures]
-                         if compatible_architectures else None, **common)
+                         if compatible_architectures and result is not None else None, **common)
+        if mistake is not None:
+            tell(self, mistake)
+            self.broken = True
         self.asset_hash = first.asset_hash
 
         def version_of(number: int, version: BuiltVersion, suffix: str) -> lambda_.LayerVersion:
             if number == 0:
                 return self  # the construct is its first version, at the id given, as the alpha's
             return lambda_.LayerVersion(
-                self, suffix, code=version.code, compatible_runtimes=list(compatible_runtimes),
+                self, suffix, code=version.code, compatible_runtimes=runtimes,
                 compatible_architectures=[lambda_architecture(a) for a in version.variant.architectures], **common)
 
-        self.versions = publish(self, construct_id, built, version_of=version_of,
-                                sharing=Sharing(sharing) if sharing else None, parameter=parameter_name)
+        self.versions = []
+        if not self.broken:
+            with told_on(self):  # two layers that would publish to one parameter: the second one's error
+                chosen_sharing = one_of(Sharing, sharing, where=where, argument="sharing",
+                                        context_key=SHARING_CONTEXT_KEY) if sharing else None
+                self.versions = publish(self, construct_id, built, version_of=version_of, sharing=chosen_sharing,
+                                        parameter=parameter_name)
+        if not self.versions:
+            self.broken = True
+            self.versions = publish(self, construct_id, built[:1], version_of=version_of, sharing=None, parameter=None)
+        if self.broken or self.source is None:
+            return
         for finding in self.source.findings:
             Annotations.of(self).add_warning_v2(annotation_id(finding.rule), finding.message)
         self.node.add_metadata("layerkit:layer", {

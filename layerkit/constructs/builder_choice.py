@@ -34,6 +34,7 @@ class _AppPlan:
 
     docker: bool | None = None
     bundled: list[Callable[[], None]] = field(default_factory=list)  # turns a Docker-bundled asset local
+    missing: engine.Refusal | None = None  # the first target whose build image the engine lacks
 
 
 def _plan(scope: Construct) -> _AppPlan:
@@ -56,9 +57,21 @@ def docker_for(scope: Construct, target: Target | None, network: Callable[[], st
     if not engine.docker_available():
         plan.docker = False  # no engine: the local build, as the user expects without Docker; nothing to say
         return False
+    refusal: engine.Refusal | None
     if target is None:
         refusal = engine.Refusal(f"{what} serves several runtimes or architectures, which only the local build "
                                  "merges into one layer", "build one layer per target to build it in Docker")
+    elif not engine.image_present(target.bundling_image, target.docker_platform):
+        # auto never pulls. No build image in the engine is Docker not set up for this app: the local build,
+        # quietly, unless another target shows that it is (then this is said, once).
+        refusal = engine.Refusal(f"Docker cannot build for {target.runtime} on {target.architecture} here: "
+                                 f"{target.bundling_image} for {target.docker_platform} is not in the Docker engine",
+                                 f"pull it (docker pull --platform {target.docker_platform} {target.bundling_image})")
+        if plan.docker is None:
+            plan.missing = plan.missing or refusal
+            return False
+    elif plan.missing is not None:
+        refusal = plan.missing  # this target's image is there, an earlier one's is not
     else:
         refusal = engine.cannot_build(target.bundling_image, target.docker_platform, target.machine, network(),
                                       engine.index_url())

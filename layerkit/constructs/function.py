@@ -28,9 +28,18 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from layerkit.assemble.build_result import Build
-from layerkit.constructs.code import Builder, CodeAsset, CodeOptions, builder_metadata, code_asset, resolve_bytecode
+from layerkit.constructs.code import (
+    Builder,
+    CodeAsset,
+    CodeOptions,
+    builder_metadata,
+    builder_of,
+    code_asset,
+    resolve_bytecode,
+)
 from layerkit.constructs.layer import LayerVersions
-from layerkit.core.errors import LayerSourceError, UnsupportedTargetError
+from layerkit.constructs.mistakes import attempt, stand_in_function_code, tell, told_on
+from layerkit.core.errors import LayerkitError, LayerSourceError, UnsupportedTargetError
 from layerkit.core.targets import Target
 from layerkit.docker.options import DockerOptions
 from layerkit.installed.slim import Slim
@@ -59,6 +68,25 @@ def _defines(path: Path, name: str, label: str) -> bool:
     return False
 
 
+def _checked_source(label: str, entry: str | Path, runtime: lambda_.Runtime, index: str, handler: str,
+                    asset_excludes: Sequence[str], poetry: tuple[bool, bool] | None) -> SourceFolder:
+    """The function's folder, once its runtime, index file and handler are what Lambda needs."""
+    if runtime.family != lambda_.RuntimeFamily.PYTHON:
+        raise UnsupportedTargetError(f"{label}: runtime {runtime.name} is not Python; use a Python runtime")
+    if not index.endswith(".py"):
+        raise LayerSourceError(f"{label}: index {index!r} is not a .py file; name the module that holds the "
+                               "handler, e.g. index='handler.py'")
+    source = SourceFolder.function(entry, tuple(asset_excludes), label, poetry=poetry)
+    index_file = source.root / index
+    if not index_file.is_file():
+        raise LayerSourceError(f"{label}: {index_file} does not exist; create it, or pass index= the file "
+                               "(relative to entry) that holds the handler")
+    if not _defines(index_file, handler, label):
+        raise LayerSourceError(f"{label}: {index_file} defines no {handler!r}; add 'def {handler}(event, "
+                               "context)' there, or pass handler= the name of the function to call")
+    return source
+
+
 class PythonFunction(lambda_.Function):
     """A Python function from ``entry``, with its dependencies installed beside its code.
 
@@ -85,8 +113,9 @@ class PythonFunction(lambda_.Function):
         asset_excludes: glob patterns of files in ``entry`` that never deploy, beside ``events/``, ``tests/`` and
             the never-deploy list (``.env``, virtual environments, tool folders: :mod:`layerkit.shipping.selection`).
         builder, bytecode, docker_image_dir, docker_network, slim: as for :class:`SharedPythonLayer`.
-        code_options, poetry: what :mod:`layerkit.constructs.alpha` maps the alpha's ``bundling`` onto (how the code
-            is built, in place of the five arguments above; how a ``poetry.lock`` is read).
+        code_options, poetry, mistake: what :mod:`layerkit.constructs.alpha` maps the alpha's ``bundling`` onto (how
+            the code is built, in place of the five arguments above; how a ``poetry.lock`` is read; a mistake it
+            found in the alpha's own arguments, told as this function's error).
         **function_props: every other ``lambda.Function`` property, passed through.
     """
 
@@ -112,51 +141,55 @@ class PythonFunction(lambda_.Function):
         slim: Slim | None = None,
         code_options: CodeOptions | None = None,
         poetry: tuple[bool, bool] | None = None,
+        mistake: str | None = None,
         **function_props: Any,
     ) -> None:
         label = f"function {scope.node.path}/{construct_id}"
-        if runtime.family != lambda_.RuntimeFamily.PYTHON:
-            raise UnsupportedTargetError(f"{label}: runtime {runtime.name} is not Python; use a Python runtime")
-        if not index.endswith(".py"):
-            raise LayerSourceError(f"{label}: index {index!r} is not a .py file; name the module that holds the "
-                                   "handler, e.g. index='handler.py'")
         target = Target(runtime.name, (architecture or lambda_.Architecture.X86_64).name)
-        source = SourceFolder.function(entry, tuple(asset_excludes), label, poetry=poetry)
-        index_file = source.root / index
-        if not index_file.is_file():
-            raise LayerSourceError(f"{label}: {index_file} does not exist; create it, or pass index= the file "
-                                   "(relative to entry) that holds the handler")
-        if not _defines(index_file, handler, label):
-            raise LayerSourceError(f"{label}: {index_file} defines no {handler!r}; add 'def {handler}(event, "
-                                   "context)' there, or pass handler= the name of the function to call")
-        # The kit's layers (SharedPythonLayer, PythonLayerVersion, an external layer) give the version for this
-        # function's runtime and architecture, and the distributions it ships; other layer versions are as given.
         kit_layers = [layer if hasattr(layer, "version_for") else shared_layer_of(layer) for layer in layers or ()]
-        provided: dict[str, str] = {}
-        for layer in kit_layers:
-            if layer is not None:
-                provided.update(layer.packages_for(target))
-        how = code_options or CodeOptions(builder, resolve_bytecode(scope, bytecode),
-                                          DockerOptions(docker_image_dir, docker_network), slim or Slim())
-        code = code_asset(scope, f"{construct_id}DockerBundle", source, target, how, runtime=runtime,
-                          architecture=architecture or lambda_.Architecture.X86_64, provided=provided, index=index,
-                          handler=handler)
+
+        def build() -> tuple[SourceFolder, CodeAsset]:
+            if mistake is not None:  # found by the alpha's adapter in its own arguments
+                raise LayerkitError(mistake)
+            source = _checked_source(label, entry, runtime, index, handler, asset_excludes, poetry)
+            # The kit's layers (SharedPythonLayer, PythonLayerVersion, an external layer) give the version for this
+            # function's target and the distributions it ships; other layer versions are as given.
+            provided: dict[str, str] = {}
+            for layer in kit_layers:
+                if layer is not None:
+                    provided.update(layer.packages_for(target))
+            how = code_options or CodeOptions(builder, resolve_bytecode(scope, bytecode),
+                                              DockerOptions(docker_image_dir, docker_network), slim or Slim())
+            return source, code_asset(scope, f"{construct_id}DockerBundle", source, target, how, runtime=runtime,
+                                      architecture=architecture or lambda_.Architecture.X86_64, provided=provided,
+                                      index=index, handler=handler)
+
+        # A mistake is this construct's error (mistakes.py): the app goes on synthesizing with a stand-in.
+        built, told = attempt(build)
+        source, code = built if built is not None else (None, None)
         super().__init__(
-            scope, construct_id, code=code.code, runtime=runtime, architecture=architecture,
-            handler=f"{index[:-3]}.{handler}".replace("/", "."), **function_props,
+            scope, construct_id, code=code.code if code is not None else stand_in_function_code(), runtime=runtime,
+            architecture=architecture, handler=f"{index.removesuffix('.py')}.{handler}".replace("/", "."),
+            **function_props,
         )
-        self.source = source
+        self.broken = told is not None
+        if told is not None:
+            tell(self, told)
         self.target = target
-        self.code_asset: CodeAsset = code
-        self.asset_hash = code.asset_hash
         self._ordered_layers: list[lambda_.ILayerVersion] = []
         cfn = self.node.default_child
         if self.keeps_layer_order and isinstance(cfn, lambda_.CfnFunction):
             # With @aws-cdk/aws-lambda:recognizeLayerVersion (a recommended flag) the CDK sorts a function's layers
             # by construct path; the order decides which layer's file wins in /opt, so the order given is kept.
             cfn.layers = Lazy.list(_LayerArns(self._ordered_layers), omit_empty=True)
-        self.add_layers(*[layer.version_for(self, target) if hasattr(layer, "version_for") else layer
-                          for layer in layers or ()])
+        for layer in layers or ():
+            with told_on(self):  # a layer of another target: this function's error
+                self.add_layers(layer.version_for(self, target) if hasattr(layer, "version_for") else layer)
+        if source is None or code is None:
+            return
+        self.source = source
+        self.code_asset: CodeAsset = code
+        self.asset_hash = code.asset_hash
         for finding in source.findings:
             Annotations.of(self).add_warning_v2(annotation_id(finding.rule), finding.message)
         self.node.add_metadata("layerkit:function", {
@@ -168,12 +201,17 @@ class PythonFunction(lambda_.Function):
     @property
     def builder(self) -> Builder:
         """``docker`` or ``local``: what made the function's code."""
-        return self.code_asset.builder
+        return builder_of(self.code_asset)
 
     @property
     def build(self) -> Build | None:
-        """The local build of the function's code (None where Docker bundled it)."""
-        return self.code_asset.build
+        """The local build of the function's code (None where Docker bundled it, or it could not be built)."""
+        return self.code_asset.build if self.code_asset is not None else None
+
+    #: The function's code, and how it was made (None: it could not be built, see its error).
+    code_asset: CodeAsset | None = None
+    #: Whether a mistake stopped its build (its error annotation says which).
+    broken = False
 
     def add_layers(self, *layers: lambda_.ILayerVersion) -> None:
         """Add layers after the ones already given, in this order (the order they are extracted to /opt)."""

@@ -18,6 +18,7 @@ from constructs import Construct
 from layerkit.assemble.build_result import Build
 from layerkit.constructs.code import (
     Builder,
+    CodeAsset,
     CodeOptions,
     builder_metadata,
     builder_of,
@@ -25,6 +26,7 @@ from layerkit.constructs.code import (
     resolve_bytecode,
 )
 from layerkit.constructs.external import ExternalPythonLayer
+from layerkit.constructs.mistakes import attempt, stand_in_version, tell, told_on
 from layerkit.core.errors import LayerkitError
 from layerkit.core.targets import Target, lambda_architecture, python_runtime, targets_of
 from layerkit.docker.options import DockerOptions
@@ -105,20 +107,32 @@ class SharedPythonLayer(LayerVersions, Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
-        runtime_list = _one_or_several(construct_id, "runtime", runtime, runtimes, None)
-        architecture_list = _one_or_several(construct_id, "architecture", architecture, architectures,
-                                            [lambda_.Architecture.X86_64])
-        targets = targets_of([r.name for r in runtime_list], [a.name for a in architecture_list])
-        self.source = SourceFolder.layer(entry, tuple(asset_excludes))
+        self.code: CodeAsset | None = None
+        self.source: SourceFolder | None = None
+
+        def build() -> tuple[list[Target], SourceFolder, list[BuiltVersion], CodeAsset | None]:
+            runtime_list = _one_or_several(construct_id, "runtime", runtime, runtimes, None)
+            architecture_list = _one_or_several(construct_id, "architecture", architecture, architectures,
+                                                [lambda_.Architecture.X86_64])
+            targets = targets_of([r.name for r in runtime_list], [a.name for a in architecture_list])
+            source = SourceFolder.layer(entry, tuple(asset_excludes))
+            how = CodeOptions(builder, resolve_bytecode(self, bytecode),
+                              DockerOptions(docker_image_dir, docker_network), slim or Slim())
+            built, code = layer_code(self, "DockerBundle", source, targets, how, what=f"layer {self.node.path}",
+                                     several_need_local="remove builder='docker', or build one layer per target")
+            return targets, source, built, code
+
+        # A mistake is this construct's error (mistakes.py): the app goes on synthesizing with a stand-in.
+        result, mistake = attempt(build)
+        if result is None:
+            tell(self, mistake or "")
+            self.broken = True
+            targets, built = [Target("python3.12", "x86_64")], [stand_in_version()]
+        else:
+            targets, self.source, built, self.code = result
         self.targets = targets
         self.target = targets[0]
-        sharing = resolve_sharing(self, sharing)
-        bytecode = resolve_bytecode(self, bytecode)
-        for finding in self.source.findings:
-            Annotations.of(self).add_warning_v2(annotation_id(finding.rule), finding.message)
-        how = CodeOptions(builder, bytecode, DockerOptions(docker_image_dir, docker_network), slim or Slim())
-        built, self.code = layer_code(self, "DockerBundle", self.source, targets, how, what=f"layer {self.node.path}",
-                                      several_need_local="remove builder='docker', or build one layer per target")
+        name = self.source.name if self.source is not None else construct_id
 
         def version_of(number: int, version: BuiltVersion, suffix: str) -> lambda_.LayerVersion:
             variant = version.variant
@@ -128,14 +142,26 @@ class SharedPythonLayer(LayerVersions, Construct):
                 self, f"Layer{suffix}", code=version.code,
                 compatible_runtimes=[python_runtime(r) for r in variant.runtimes],
                 compatible_architectures=[lambda_architecture(a) for a in variant.architectures],
-                description=description or f"{self.source.name} ({served}), built by layerkit",
+                description=description or f"{name} ({served}), built by layerkit",
                 removal_policy=removal_policy)
 
-        self.versions = publish(self, self.source.name, built, version_of=version_of, sharing=sharing,
-                                parameter=parameter_name)
+        with told_on(self):
+            sharing = resolve_sharing(self, sharing)
+        self.versions = []
+        with told_on(self):  # two layers that would publish to one parameter: the second one's error
+            self.versions = publish(self, name, built, version_of=version_of,
+                                    sharing=sharing if isinstance(sharing, Sharing) else None,
+                                    parameter=parameter_name)
+        if not self.versions:
+            self.broken = True
+            self.versions = publish(self, name, built, version_of=version_of, sharing=None, parameter=None)
         first = self.versions[0]
         self.layer_version, self.publication, self.asset_hash = first.layer_version, first.publication, \
             first.asset_hash
+        if self.broken or self.source is None:
+            return
+        for finding in self.source.findings:
+            Annotations.of(self).add_warning_v2(annotation_id(finding.rule), finding.message)
         self.node.add_metadata("layerkit:layer", {
             "name": self.source.name, "runtime": self.target.runtime, "architecture": self.target.architecture,
             "runtimes": sorted({t.runtime for t in targets}),
@@ -160,8 +186,8 @@ class SharedPythonLayer(LayerVersions, Construct):
 
     @property
     def name(self) -> str:
-        """The layer folder's name, e.g. ``my_layer``."""
-        return self.source.name
+        """The layer folder's name, e.g. ``my_layer`` (its construct id where the folder could not be read)."""
+        return self.source.name if self.source is not None else self.node.id
 
     @property
     def packages(self) -> dict[str, str]:
@@ -176,7 +202,11 @@ class SharedPythonLayer(LayerVersions, Construct):
         if runtime is not None or architecture is not None:
             target = Target((runtime.name if runtime else self.target.runtime),
                             (architecture.name if architecture else lambda_.Architecture.X86_64.name))
-        return self.version_for(consumer, target)
+        found, mistake = attempt(lambda: self.version_for(consumer, target))
+        if found is None:  # the consumer's mistake (a target the layer is not built for): told on it
+            tell(consumer, mistake or "")
+            return self.versions[0].layer_version
+        return found
 
     @staticmethod
     def from_parameter(scope: Construct, construct_id: str, parameter_name: str,

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from types import TracebackType
 
 #: How to build with Docker, written for each command a user may have run.
 DOCKER_FIX = "layerkit build --builder docker; in the app, builder='docker' or cdk synth -c layerkit:builder=docker"
+
+
+def debugging() -> bool:
+    """Whether the user asked for tracebacks: ``cdk synth --debug`` (the CDK CLI sets ``CDK_DEBUG``) or
+    ``LAYERKIT_DEBUG=1``."""
+    return any(os.environ.get(name, "").lower() in ("1", "true") for name in ("CDK_DEBUG", "LAYERKIT_DEBUG"))
 
 
 class LayerkitError(Exception):
@@ -61,6 +70,15 @@ class AssemblyError(LayerkitError):
     """A cloud assembly (``cdk.out``) that is missing, corrupt or lacks what was asked for."""
 
 
+class SynthError(AssemblyError):
+    """A synth that failed on mistakes in the app: each one line, as the CDK printed it (``mistakes``)."""
+
+    def __init__(self, message: str, mistakes: list[str], *, shown: bool = False) -> None:
+        super().__init__(message)
+        self.mistakes = mistakes
+        self.shown = shown  # printed already, as the synth ran
+
+
 class MissingInterpreterError(LayerkitError):
     """No Python of the exact version a function or a layer's bytecode needs."""
 
@@ -80,3 +98,22 @@ def redact(text: str) -> str:
     """``text`` with the credentials of every URL in it replaced by ``***``: a private index's token
     (CodeArtifact's, say) never reaches a message, a log or a file."""
     return _CREDENTIALS.sub(r"\g<scheme>***@", text)
+
+
+def one_line_uncaught(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+    """``sys.excepthook`` of a CDK app that imports the kit: a mistake that ends the app's process is one line,
+    not a traceback. The kit's own error prints its message; the CDK's "ValidationFailed" (error annotations,
+    with the recommended flag ``@aws-cdk/core:annotationsInValidationReport``) was printed by the CDK above,
+    one ``ERROR`` line per mistake, and only its end is said here. Anything else, and everything under
+    ``cdk synth --debug``, gets Python's traceback."""
+    if debugging() or not (isinstance(error, LayerkitError) or
+                           (kind is RuntimeError and str(error).startswith("ValidationFailed"))):
+        sys.__excepthook__(kind, error, trace)
+        return
+    if isinstance(error, LayerkitError):
+        print(f"layerkit: error: {error}", file=sys.stderr)
+    else:
+        report = str(error).rpartition("can be found in: ")[2].strip()
+        print(f"layerkit: the synth stopped on the errors above (report: {report}); cdk synth --debug shows the "
+              "traceback", file=sys.stderr)
+    sys.stderr.flush()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
 import re
 import sys
 import time
@@ -41,7 +40,7 @@ from constructs import Construct
 
 from layerkit.core import uv
 from layerkit.core.cache import resolve_cache_dir
-from layerkit.core.errors import BuildError, LayerkitError, redact
+from layerkit.core.errors import BuildError, LayerkitError, debugging, redact
 from layerkit.core.targets import Destination, Target
 from layerkit.docker.options import DockerOptions
 from layerkit.docker.staging import EXTRAS, STAGED_REQUIREMENTS, alpha_image_dir, bundling_environment
@@ -243,17 +242,13 @@ class _Captured(io.TextIOBase):
         self.log.flush()
 
 
-def _debugging() -> bool:
-    return any(os.environ.get(name, "").lower() in ("1", "true") for name in ("CDK_DEBUG", "LAYERKIT_DEBUG"))
-
-
 @contextlib.contextmanager
 def _container_output(log_path: Path) -> Iterator[Any]:
     """Keep what the container and the CDK print while bundling in ``log_path``; yields the function that turns
     a failure into one line."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
-        captured = _Captured(log, sys.stderr if _debugging() else None)
+        captured = _Captured(log, sys.stderr if debugging() else None)
 
         def failed(what: str, target: Target, network: str | None, error: Exception,
                    docker: DockerOptions) -> DockerBuildError:

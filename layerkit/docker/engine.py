@@ -76,12 +76,18 @@ def last_line(text: str, fallback: str) -> str:
 
 
 @functools.cache
-def image_unavailable(image: str, platform: str | None = None) -> str | None:
-    """None when ``image`` (for ``platform``, e.g. ``linux/arm64``, when given) is in the engine, pulled now if
-    need be; else why it cannot be had. A tag in the engine holds one platform: an x86_64 image under the name
-    does not make it available for arm64."""
+def image_present(image: str, platform: str | None = None) -> bool:
+    """Whether ``image`` (for ``platform``, e.g. ``linux/arm64``, when given) is in the engine already. A tag in the
+    engine holds one platform: an x86_64 image under the name does not make it available for arm64."""
     inspected = _docker("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image)
-    if inspected.returncode == 0 and (platform is None or inspected.stdout.strip() == platform):
+    return inspected.returncode == 0 and (platform is None or inspected.stdout.strip() == platform)
+
+
+@functools.cache
+def image_unavailable(image: str, platform: str | None = None) -> str | None:
+    """None when ``image`` (for ``platform``) is in the engine, pulled now if need be; else why it cannot be had.
+    Only where Docker was asked for: ``auto`` never pulls (:func:`image_present`)."""
+    if image_present(image, platform):
         return None
     pulled = _docker("pull", "--quiet", *(["--platform", platform] if platform else []), image, timeout=1800)
     if pulled.returncode == 0:

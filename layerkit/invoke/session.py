@@ -11,7 +11,7 @@ from layerkit.assembly import Function
 from layerkit.assembly.assets import AssetContent
 from layerkit.core.errors import InvokeError
 from layerkit.core.interpreters import find_python
-from layerkit.docker.engine import docker_available, image_unavailable
+from layerkit.docker.engine import docker_available, image_present, image_unavailable
 from layerkit.invoke.container import ContainerLauncher
 from layerkit.invoke.environment import lambda_environment
 from layerkit.invoke.execution import ExecutionEnvironment
@@ -29,30 +29,33 @@ def _to_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def choose_backend(requested: str, function: Function, log: Callable[[str], None] = _to_stderr) -> str:
-    """``docker`` where a daemon answers and has (or can pull) the function's Lambda image, or when asked; else
-    the sandbox, which needs Linux."""
+def choose_backend(requested: str, function: Function) -> str:
+    """``auto`` on Linux: ``docker`` where the engine has the function's Lambda image already, else the sandbox
+    (nothing pulled, nothing said). ``docker``, or ``auto`` where there is no sandbox: the image, pulled if need be,
+    or an error naming it and its platform."""
     if requested not in BACKENDS:
         raise InvokeError(f"unknown backend {requested!r}; use one of {', '.join(BACKENDS)}")
     linux = sys.platform.startswith("linux")
-    if requested in ("auto", "docker") and docker_available():
-        image = function.target.lambda_image
-        if (why := image_unavailable(image, function.target.docker_platform)) is None:
-            return "docker"
-        if requested == "docker" or not linux:
-            raise InvokeError(f"the Lambda image {image} is not in the Docker engine and cannot be pulled ({why}); "
-                              f"pull it (docker pull --platform {function.target.docker_platform} {image})"
-                              f"{' or use --backend sandbox' if linux else ''}")
-        log(f"layerkit: {image} cannot be pulled ({why}): invoking in the sandbox")
-        return "sandbox"
-    if requested == "docker":
-        raise InvokeError("no Docker daemon answers; start Docker, or use --backend sandbox on Linux")
-    if not linux:
+    if requested == "sandbox" or (requested == "auto" and linux):
+        if requested == "auto" and docker_available() and image_present(function.target.lambda_image,
+                                                                          function.target.docker_platform):
+            return "docker"  # the Lambda image is in the engine already: auto never pulls, and says nothing
+        if linux:
+            return "sandbox"
+        raise InvokeError("the sandbox backend needs Linux (bubblewrap); use --backend docker")
+    if not docker_available():
+        if requested == "docker":
+            raise InvokeError("no Docker daemon answers; start Docker, or use --backend sandbox on Linux")
         raise InvokeError(
             "no Docker daemon answers, and the sandbox backend needs Linux (bubblewrap); install and start Docker "
             "Desktop (docs.docker.com/get-docker), then invoke again"
         )
-    return "sandbox"
+    image, platform = function.target.lambda_image, function.target.docker_platform
+    if (why := image_unavailable(image, platform)) is None:
+        return "docker"
+    raise InvokeError(f"the Lambda image {image} for {platform} is not in the Docker engine and cannot be pulled "
+                      f"({why}); pull it (docker pull --platform {platform} {image})"
+                      f"{' or use --backend sandbox' if linux else ''}")
 
 
 def check_limits(function: Function) -> None:
@@ -100,7 +103,7 @@ def open_environment(
     except ValueError:
         raise InvokeError(f"unknown network {network!r}; use one of {', '.join(n.value for n in Network)}") from None
     check_limits(function)
-    chosen = choose_backend(backend, function, log)
+    chosen = choose_backend(backend, function)
     target = function.target
     layout = prepare_layout(function, cache_dir)
 

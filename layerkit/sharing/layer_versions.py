@@ -20,7 +20,7 @@ from constructs import Construct
 
 from layerkit.core.errors import LayerkitError
 from layerkit.core.targets import Target, Variant
-from layerkit.sharing.publication import LayerPublication, Sharing, parameter_name
+from layerkit.sharing.publication import LayerPublication, Sharing, claim_parameter, parameter_name
 from layerkit.sources import SourceFolder
 
 
@@ -59,15 +59,18 @@ def publish(owner: Construct, layer_name: str, built: Sequence[BuiltVersion], *,
     naming all but the only one: ``X8664``, ``Arm64``, ``All``), referenced from other stacks as ``sharing`` says
     (None: the CDK's own references), in the SSM parameter ``parameter`` (default: the kit's name for
     ``layer_name`` in the owner's stack), one per version."""
+    keys = [version.variant.key if len(built) > 1 else None for version in built]
+    names = [versioned_parameter_name(parameter, key) if parameter else
+             parameter_name(Stack.of(owner).stack_name, layer_name, key) for key in keys]
+    if sharing is Sharing.SSM:
+        for name in names:  # before any construct is made: a refused layer leaves nothing half-published
+            claim_parameter(owner, name)
     published = []
-    for number, version in enumerate(built):
-        key = version.variant.key if len(built) > 1 else None
+    for number, (version, key, name) in enumerate(zip(built, keys, names, strict=True)):
         suffix = "" if key is None else key.replace("_", "").title()
         layer_version = version_of(number, version, suffix)
         publication = None
         if sharing is not None:
-            name = versioned_parameter_name(parameter, key) if parameter else \
-                parameter_name(Stack.of(owner).stack_name, layer_name, key)
             publication = LayerPublication(owner, layer_version, layer_name, sharing, name,
                                            construct_id=f"VersionArn{suffix}")
         published.append(PublishedVersion(layer_version, version.variant, version.asset_hash, version.content,
@@ -95,8 +98,14 @@ class LayerVersions:
         raise LayerkitError(f"{self._label()}: the layer is built for {serves}, not for {target}: add "
                             f"{target.runtime} and {target.architecture} to its runtimes and architectures")
 
+    #: Whether a mistake stopped the layer's build (its error annotation says which): its functions then take its
+    #: stand-in version without a mistake of their own.
+    broken = False
+
     def version_for(self, scope: Construct, target: Target | None = None) -> lambda_.ILayerVersion:
         """The version for a function of ``target`` in ``scope``'s stack, referenced as the layer's sharing says."""
+        if self.broken:
+            return self.versions[0].layer_version
         if target is None:
             if len(self.versions) > 1:
                 raise LayerkitError(
@@ -111,6 +120,8 @@ class LayerVersions:
 
     def packages_for(self, target: Target) -> dict[str, str]:
         """The distributions (canonical name -> version) the version for ``target`` ships to its functions."""
+        if self.broken:
+            return {}
         return dict(self.version_serving(target).packages.get(target.runtime, {}))
 
     def grant_usage(self, *, account_id: str | None = None, organization_id: str | None = None) -> None:

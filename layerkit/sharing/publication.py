@@ -60,6 +60,17 @@ def parameter_name(owner_stack_name: str, layer_name: str, variant: str | None =
     return re.sub(r"[^A-Za-z0-9._/-]", "-", f"/{owner_stack_name}/layers/{middle}/arn")
 
 
+def claim_parameter(owner: Construct, name: str) -> None:
+    """Record that ``owner`` writes SSM parameter ``name``, or refuse: two writers in one app would overwrite
+    each other's layer version."""
+    written = owner.node.root.__dict__.setdefault("_layerkit_ssm_parameters", {})
+    if (other := written.setdefault(name, owner.node.path)) != owner.node.path:
+        raise LayerkitError(
+            f"{owner.node.path}: {other} already publishes its layer version in SSM parameter {name} (the default "
+            "name comes from the folder's name); give one of them parameter_name='/.../arn'"
+        )
+
+
 class LayerPublication:
     """Publishes one layer version from its owner stack and hands it to consumer stacks."""
 
@@ -75,14 +86,7 @@ class LayerPublication:
         self._imports: dict[str, lambda_.ILayerVersion] = {}
         self.export_name: str | None = None  # with export sharing, once a consumer imports it
         if sharing is Sharing.SSM:
-            # SSM parameter name -> the construct that writes it, per app: two writers would overwrite each other.
-            written = owner.node.root.__dict__.setdefault("_layerkit_ssm_parameters", {})
-            if (other := written.setdefault(self.parameter_name, owner.node.path)) != owner.node.path:
-                raise LayerkitError(
-                    f"{owner.node.path}: {other} already publishes its layer version in SSM parameter "
-                    f"{self.parameter_name} (the default name comes from the folder's name); give one of them "
-                    "parameter_name='/.../arn'"
-                )
+            claim_parameter(owner, self.parameter_name)
             ssm.StringParameter(
                 owner, construct_id,
                 parameter_name=self.parameter_name,
