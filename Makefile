@@ -17,6 +17,7 @@ setup: $(VENV)/.installed node_modules/.installed sandbox-tools
 # poetry and pipenv, for the tests only (they lock fixture projects): their own environment, so that their
 # dependencies never meet the app's.
 $(LOCKTOOLS)/.installed: requirements-locktools.txt $(VENV)/.installed
+	@echo "make: poetry and pipenv for the tests, in $(LOCKTOOLS)"
 	test -x $(LOCKTOOLS)/bin/python || $(PYTHON) -m venv $(LOCKTOOLS)
 	UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip install --quiet --python $(LOCKTOOLS)/bin/python -r requirements-locktools.txt
 	touch $@
@@ -31,16 +32,19 @@ $(LOCKTOOLS)/.installed: requirements-locktools.txt $(VENV)/.installed
 # (uv issue 21819). aws-cdk-lib's must, as pip's one-by-one install makes it; with the other, reading an
 # assembly's messages fails ("Unknown interface: aws-cdk-lib.cloud_assembly_schema.MetadataEntry").
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml Makefile
+	@echo "make: the Python environment in $(VENV): the pinned requirements and the kit (about a minute, once)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip install --quiet --python $(BIN)/python \
 		-r requirements-dev.txt -e . -C editable_mode=compat
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --reinstall-package aws-cdk-lib -r requirements.txt
+	@echo "make: compiling aws-cdk-lib's modules once, so that every synth starts in seconds (about a minute)"
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib layerkit stacks >/dev/null || true
 	touch $@
 
 # The CDK CLI, pinned by package-lock.json.
 node_modules/.installed: package.json package-lock.json
+	@echo "make: the pinned CDK CLI into node_modules (npm ci)"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -49,6 +53,7 @@ node_modules/.installed: package.json package-lock.json
 sandbox-tools:
 	@command -v bwrap >/dev/null && command -v slirp4netns >/dev/null && command -v ip >/dev/null && exit 0; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "make: the sandbox's tools ($(SANDBOX_PACKAGES)) with apt-get"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SANDBOX_PACKAGES) >/dev/null; \
 	else \
 		echo "make: the sandbox needs $(SANDBOX_PACKAGES); install them (sudo apt-get install $(SANDBOX_PACKAGES))" >&2; \
@@ -59,7 +64,7 @@ sandbox-tools:
 # servers stay on 127.0.0.1). Elsewhere, say how to get one. Idempotent.
 .PHONY: docker-engine docker-images
 docker-engine:
-	@docker info >/dev/null 2>&1 && exit 0; \
+	@docker info >/dev/null 2>&1 && { echo "make: a Docker engine answers already ($$(docker version --format '{{.Server.Version}}'))"; exit 0; }; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
 		echo "make: no Docker daemon answers; start Docker (or run 'make docker-engine' as root on Debian) to run the Docker tests" >&2; \
 		exit 0; \
@@ -67,6 +72,7 @@ docker-engine:
 	if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null; \
 	fi; \
+	echo "make: starting Debian's dockerd without a bridge network"; \
 	setsid nohup dockerd --bridge=none --iptables=false </dev/null >/var/log/layerkit-dockerd.log 2>&1 & \
 	for i in $$(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; \
 	docker info >/dev/null 2>&1 || { echo "make: dockerd did not start; see /var/log/layerkit-dockerd.log" >&2; exit 1; }; \
@@ -74,10 +80,11 @@ docker-engine:
 
 # The stand-ins for the AWS build and Lambda images (docker/standins/build.sh), built once per engine.
 docker-images: docker-engine
-	@docker info >/dev/null 2>&1 && bash docker/standins/build.sh || true
+	@docker info >/dev/null 2>&1 && bash docker/standins/build.sh || echo "make: no Docker engine: no stand-in images"
 
 # Synthesize with the real CDK CLI (which builds the layers), then invoke each function from cdk.out.
 run: setup
+	@echo "make: cdk synth: the CDK CLI runs app.py, which builds the layers and functions (their lines follow)"
 	npx cdk synth --quiet
 	$(BIN)/layerkit describe --assembly cdk.out
 	@for fn in order_total text_stats; do \
@@ -86,6 +93,7 @@ run: setup
 		$(BIN)/layerkit invoke --assembly cdk.out "$$stack/Function" \
 			$$(for e in lambdas/$$fn/events/*.json; do printf -- '--event %s ' "$$e"; done) || exit 1; \
 	done
+	@echo; echo "make: the layerkit command is $(BIN)/layerkit ('source $(BIN)/activate' puts it on your PATH)"
 
 synth: setup
 	npx cdk synth --quiet
@@ -101,6 +109,7 @@ cdk-flags: node_modules/.installed
 	echo "make: cdk.json has the $$(npx cdk --version | cut -d" " -f1) CLI's recommended feature flags"
 
 test: setup $(LOCKTOOLS)/.installed
+	@echo "make: ruff, then the whole test suite (about 15 minutes on 2 cores)"
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

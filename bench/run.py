@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -51,8 +52,27 @@ ORDER_FUNCTION = "lambda-layers-example-order-total/Function"
 ORDER_EVENT = (ROOT / "lambdas" / "order_total" / "events" / "order.json").read_bytes()
 
 
+_LAST = {"message": "starting", "at": time.monotonic()}
+#: The longest the bench goes without a line: a step that runs longer says it still is.
+HEARTBEAT_S = 10.0
+
+
 def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
+    _LAST.update(message=message, at=time.monotonic())
+
+
+def _heartbeat() -> None:
+    started = time.monotonic()
+    while True:
+        time.sleep(1)
+        if time.monotonic() - _LAST["at"] >= HEARTBEAT_S:
+            print(f"bench: still at: {_LAST['message']} ({time.monotonic() - started:.0f} s into the bench)",
+                  file=sys.stderr, flush=True)
+            _LAST["at"] = time.monotonic()
+
+
+threading.Thread(target=_heartbeat, name="bench-heartbeat", daemon=True).start()
 
 
 def median(values: list[float]) -> float:

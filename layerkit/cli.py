@@ -17,8 +17,10 @@ from typing import Any
 
 from layerkit.core.errors import LayerkitError, SynthError, UsageError
 from layerkit.core.kit_version import __version__
+from layerkit.core.spelling import ON_COMMAND_LINE, speaking
 
 EXIT_ERROR = 1
+MIB = 1_048_576  # Lambda's megabyte: its 250 MB is 262,144,000 bytes
 EXIT_USAGE = 2
 
 
@@ -55,7 +57,6 @@ def cmd_build(args: argparse.Namespace) -> int:
     from layerkit.assemble.local_build import build_source, report_to_stderr
     from layerkit.core.targets import Target
     from layerkit.installed.slim import Slim
-    from layerkit.rules.size import ON_COMMAND_LINE
 
     slim = Slim(tests="tests" in args.slim, debug_symbols="debug-symbols" in args.slim, without=tuple(args.without))
     runtimes, architectures = list(dict.fromkeys(args.runtime)), list(dict.fromkeys(args.arch))
@@ -73,7 +74,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                                 cache_dir=args.cache_dir)
     else:
         build = build_source(source, target, cache_dir=args.cache_dir, report=report_to_stderr,
-                             bytecode=args.bytecode, workers=args.workers, slim=slim, spelling=ON_COMMAND_LINE)
+                             bytecode=args.bytecode, workers=args.workers, slim=slim)
     result = build.to_json()
     if args.out:
         _copy_out(build.zip, Path(args.out))
@@ -107,13 +108,11 @@ def _build_variants(args: argparse.Namespace, source: Any, runtimes: list[str], 
     from layerkit.assemble.matrix import build_variants
     from layerkit.core.cache import resolve_cache_dir
     from layerkit.core.targets import Destination
-    from layerkit.rules.size import ON_COMMAND_LINE
 
     if source.destination is not Destination.LAYER:
         raise UsageError("a function runs on one runtime and architecture: give one --runtime and one --arch")
     builds = build_variants(source, runtimes, architectures, cache_dir=resolve_cache_dir(args.cache_dir),
-                            report=report_to_stderr, bytecode=args.bytecode, workers=args.workers, slim=slim,
-                            spelling=ON_COMMAND_LINE)
+                            report=report_to_stderr, bytecode=args.bytecode, workers=args.workers, slim=slim)
     results = []
     for build in builds:
         # A version serves several runtimes: its packages are each runtime's.
@@ -139,6 +138,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from layerkit.assembly import Assembly
     from layerkit.assembly.assets import AssetContent
     from layerkit.core.targets import RUNTIME_SDK
+    from layerkit.rules.limits import MAX_UNZIPPED_BYTES
 
     assembly = Assembly.load(args.assembly)
     contents: dict[Path, AssetContent] = {}
@@ -194,7 +194,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
         elsewhere = " (without the layers owned elsewhere)" if any(u["owned_elsewhere"] for u in fn["layers"]) else ""
         print(f"  function {fn['id']}: {fn['handler']} {fn['runtime']} {fn['architecture']} "
               f"{fn['memory_mb']} MB {fn['timeout_s']} s; code {_human(fn['code_unzipped_bytes'])} unzipped, "
-              f"{_human(fn['total_unzipped_bytes'])} with its layers{elsewhere} (Lambda allows 262.1 MB); layers: "
+              f"{fn['total_unzipped_bytes'] / MIB:.1f} MB with its layers{elsewhere} (Lambda allows "
+              f"{MAX_UNZIPPED_BYTES // MIB} MB); layers: "
               f"{uses}; the runtime provides "
               f"{', '.join(f'{n} {v}' for n, v in fn['runtime_provides'].items()) or 'an SDK the kit does not know'}")
     return 0
@@ -224,7 +225,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     # lazy: a command imports only its own steps (see main)
     from layerkit.assembly import Assembly
     from layerkit.invoke import Invocation, invoke_function, read_events
-    from layerkit.invoke.preparation import ON_COMMAND_LINE, prepare
+    from layerkit.invoke.preparation import prepare
 
     if args.synth:
         # lazy: a command imports only its own steps (see main)
@@ -246,7 +247,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     overrides = dict(args.env or ())
     events = read_events(args.event)  # all of them, before anything runs or is said
     function = prepare(assembly, args.function, env_overrides=overrides, layer_paths=dict(args.layer or ()),
-                       layers_from=args.layers_from or (), cache_dir=args.cache_dir, spelling=ON_COMMAND_LINE,
+                       layers_from=args.layers_from or (), cache_dir=args.cache_dir,
                        warn=lambda line: print(f"layerkit: warning: {line}", file=sys.stderr, flush=True))
 
     def print_response(result: Invocation) -> None:
@@ -298,7 +299,12 @@ def cmd_sam_template(args: argparse.Namespace) -> int:
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
-        print(f"layerkit: wrote {out}: sam local invoke -t {out} <function logical id>", file=sys.stderr)
+        functions = [logical_id for logical_id, resource in template.get("Resources", {}).items()
+                     if resource.get("Type") in ("AWS::Lambda::Function", "AWS::Serverless::Function")]
+        for logical_id in functions:
+            print(f"layerkit: wrote {out}: sam local invoke -t {out} {logical_id}", file=sys.stderr)
+        if not functions:
+            print(f"layerkit: wrote {out}; stack {args.stack} holds no function to invoke", file=sys.stderr)
     return 0
 
 
@@ -502,7 +508,7 @@ _COMMANDS: dict[str, _Command] = {
         their assets), so that 'sam local invoke' mounts them, whichever sharing mode. For local runs only:
         never deploy it.""", """
         layerkit sam-template my-app-orders -o sam/template.json
-        sam local invoke -t sam/template.json Function""",
+        sam local invoke -t sam/template.json Function76856677""",
         _sam_template_options, cmd_sam_template),
 }
 
@@ -556,7 +562,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.debug:  # the kit's tracebacks, in this process and in the synths it runs (core/errors.py)
         os.environ["LAYERKIT_DEBUG"] = "1"
     try:
-        return args.func(args)
+        with speaking(ON_COMMAND_LINE):  # each fix a message suggests is one of these commands' options
+            return args.func(args)
     except UsageError as error:
         if args.debug:
             raise

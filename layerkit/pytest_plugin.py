@@ -175,12 +175,14 @@ def layerkit_invoke(request: pytest.FixtureRequest, _layerkit_loaded: Assembly,
                tuple(sorted((layers or {}).items())))
 
         def opener() -> Any:
-            from layerkit.invoke.preparation import IN_PYTEST, prepare  # lazy: see _LAZY
+            from layerkit.core.spelling import IN_PYTEST, speaking  # lazy: see _LAZY
+            from layerkit.invoke.preparation import prepare  # lazy: see _LAZY
             from layerkit.invoke.session import open_environment  # lazy: see _LAZY
 
-            function = prepare(_layerkit_loaded, function_id, env_overrides=env, layers_from=layers_from,
-                               layer_paths={k: Path(v) for k, v in (layers or {}).items()}, spelling=IN_PYTEST,
-                               warn=lambda line: warnings.warn(line, LayerkitWarning, stacklevel=1))
+            with speaking(IN_PYTEST):
+                function = prepare(_layerkit_loaded, function_id, env_overrides=env, layers_from=layers_from,
+                                   layer_paths={k: Path(v) for k, v in (layers or {}).items()},
+                                   warn=lambda line: warnings.warn(line, LayerkitWarning, stacklevel=1))
             return open_environment(function, backend=backend, env_overrides=env, timeout_s=timeout,
                                     network=network, log=lambda line: print(line, file=sys.stderr, flush=True))
 

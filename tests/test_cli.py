@@ -225,7 +225,9 @@ def test_the_fix_for_a_package_without_a_wheel_is_typed_in_the_same_command(lamb
     common = [str(layer), "--runtime", "python3.13", "--arch", "x86_64", "--cache-dir", str(tmp_path / "cache")]
     message = one_line_error(cli("build", *common))
     assert "docopt has no wheel for python3.13" in message
-    assert "layerkit build --builder docker" in message
+    assert "in the Lambda build image: --builder docker" in message  # the command's own option, not a construct's
+    assert "builder='docker'" not in message
+    assert "-c layerkit:" not in message
     fixed = cli("build", *common, "--builder", "docker", "--json", "--out", str(tmp_path / "layer.zip"))
     assert fixed.returncode == 0, fixed.stderr
     built = json.loads(fixed.stdout)
@@ -233,3 +235,30 @@ def test_the_fix_for_a_package_without_a_wheel_is_typed_in_the_same_command(lamb
 
     with zipfile.ZipFile(tmp_path / "layer.zip") as archive:
         assert {"python/docopt.py", "python/uses_docopt.py"} <= set(archive.namelist())
+
+
+def test_a_fix_on_the_command_line_is_one_of_its_options_not_a_constructs(tmp_path):
+    """The same mistakes the constructs tell with their keywords, told by layerkit build with its own options."""
+    folder = tmp_path / "fn"
+    (folder / "certs").mkdir(parents=True)
+    (folder / "index.py").write_text("def handler(e, c):\n    return 1\n")
+    (folder / "certs" / "settings.ini").write_text(
+        "[default]\naws_secret_access_key = q3VtYq2ZJxL1u9kT0pSe/8rNc4fHd7aB+mXgY5vE\n")
+    message = one_line_error(cli("build", str(folder), "--runtime", "python3.12", "--arch", "x86_64",
+                                 "--cache-dir", str(tmp_path / "cache")))
+    assert "exclude the file (--exclude PATTERN)" in message
+    assert "asset_excludes" not in message
+
+
+def test_a_file_given_where_a_folder_is_expected_says_so(tmp_path):
+    requirements = tmp_path / "layer" / "requirements.txt"
+    requirements.parent.mkdir()
+    requirements.write_text("six==1.17.0\n")
+    message = one_line_error(cli("build", str(requirements), "--runtime", "python3.12", "--arch", "x86_64"))
+    assert f"{requirements} is a file, and a layer is a folder: give the folder that holds python/" in message
+
+
+def test_describe_counts_against_lambdas_250_mb_as_lambda_does(example):
+    text = cli("describe", "--assembly", str(example.app.outdir)).stdout
+    assert "(Lambda allows 250 MB)" in text
+    assert "262.1" not in text

@@ -38,6 +38,7 @@ revision() { docker image inspect --format '{{index .Config.Labels "layerkit.sta
 if [ "${LAYERKIT_REBUILD_STANDINS:-0}" != 1 ] && [ "$(revision "$BUILD_IMAGE")" = "$STANDIN_REVISION" ] \
         && [ "$(revision "$LAMBDA_IMAGE")" = "$STANDIN_REVISION" ]; then
     docker image inspect "$LAMBDA_ARCH_IMAGE" >/dev/null 2>&1 || docker tag "$LAMBDA_IMAGE" "$LAMBDA_ARCH_IMAGE"
+    echo "standins: $BUILD_IMAGE and $LAMBDA_IMAGE are in the engine already (revision $STANDIN_REVISION)" >&2
     exit 0
 fi
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from packaging.specifiers import SpecifierSet
 
-from layerkit.core import archive, cache, uv
+from layerkit.core import archive, cache, progress, uv
 from layerkit.core.cache_keys import builder_version
 from layerkit.core.errors import BuildError, LayerSourceError, NativeCodeError, TooLargeError
 from layerkit.core.targets import Destination, Target
@@ -28,7 +28,7 @@ from layerkit.installed.distributions import overlaps
 from layerkit.installed.slim import PROVIDED_BY_RUNTIME, Slim, is_test_file
 from layerkit.rules import content as rules
 from layerkit.rules.findings import Severity
-from layerkit.rules.size import Shares, Spelling, size_findings
+from layerkit.rules.size import Shares, size_findings
 from layerkit.sources import SourceFolder
 from layerkit.sources.declaration import Declaration
 
@@ -39,11 +39,9 @@ class Contents:
     """One cache miss: pin, install, check and zip. Nothing of it is visible until the entry is renamed in."""
 
     def __init__(self, source: SourceFolder, target: Target, python: Path | None, cache_dir: Path,
-                 report: Reporter, workers: int | None, provided: dict[str, str], slim: Slim,
-                 spelling: Spelling) -> None:
+                 report: Reporter, workers: int | None, provided: dict[str, str], slim: Slim) -> None:
         self.source, self.target, self.python, self.cache_dir = source, target, python, cache_dir
         self.report, self.workers, self.provided, self.slim = report, workers, provided, slim
-        self.spelling = spelling
         self.prefix = source.destination.zip_prefix
         self.warnings: list[str] = list(source.warnings)
         self.left_out: list[str] = []
@@ -51,11 +49,14 @@ class Contents:
     def write(self, destination: Path) -> dict[str, Any]:
         with cache.scratch(self.cache_dir / "builds", "work") as work:
             packages, provided_by_layers = self._packages(work)
-            own, failures = self._own_code(work)
+            with progress.step(f"{self.source.what}: compiling and compressing its own code"):
+                own, failures = self._own_code(work)
+            self._refuse_broken_handler_modules(failures)
             members = self._merge(own, packages)
             self._check(members)
             shares = self._check_size(members, packages)
-            zipped_bytes, sha256 = archive.write_zip(destination, members)
+            with progress.step(f"{self.source.what}: writing the zip ({len(members)} files)"):
+                zipped_bytes, sha256 = archive.write_zip(destination, members)
         failures += [f for package in packages for f in package.bytecode_failures]
         if failures:
             self.warnings.append(
@@ -83,9 +84,11 @@ class Contents:
             self._check_installed_copies({})
             return [], []
         started = time.perf_counter()
-        found = self._recalled(declaration, work)
-        if found is None:
-            found = self._installed(declaration, declaration, work)
+        with progress.step(f"{self.source.what}: installing {declaration.kind} for {self.target} with uv "
+                           f"{uv.version()}"):
+            found = self._recalled(declaration, work)
+            if found is None:
+                found = self._installed(declaration, declaration, work)
         versions = {p.name: p.version for p in found}
         self._check_agreement(versions)
         self._check_installed_copies(versions)
@@ -159,6 +162,20 @@ class Contents:
         self.warnings += [f.message for f in rules.installed_copies(
             self.source.what, folder, [(c.name, c.version) for c in copies], kind)]
 
+    def _refuse_broken_handler_modules(self, failures: list[str]) -> None:
+        """A module at the top of a function's folder that does not compile: Lambda imports the handler module at
+        every cold start, so the function could never answer (a file deeper may be one nothing imports: a
+        warning)."""
+        if self.source.destination is not Destination.FUNCTION:
+            return
+        for failure in failures:
+            path, _, reason = failure.partition(": ")
+            if "/" not in path:
+                raise LayerSourceError(
+                    f"{self.source.what}: {path} does not compile for Python {self.target.python_version} "
+                    f"({reason}); a module at the top of a function's folder is the handler's, imported at every "
+                    "cold start: fix it")
+
     def _own_code(self, work: Path) -> tuple[list[archive.Member], list[str]]:
         """The folder's own files, copied (never compiled in place), compiled, then compressed."""
         code = work / "code"
@@ -176,7 +193,8 @@ class Contents:
             failures = [f"{f.path.relative_to(code).as_posix()}: {f.reason}" for f in found]
         all_files = sorted(p for p in code.rglob("*") if p.is_file()) if code.exists() else []
         names = [self.prefix + p.relative_to(code).as_posix() for p in all_files]
-        return archive.compress_files(zip(names, all_files, strict=True), self.workers, work / "spill"), failures
+        return archive.compress_files(zip(names, all_files, strict=True), self.workers, work / "spill",
+                                      what=self.source.what), failures
 
     def _merge(self, own: list[archive.Member], packages: list[archive.Member]) -> list[archive.Member]:
         """Every member once: where two packages ship one path, pip's order decides; a package never
@@ -238,7 +256,7 @@ class Contents:
             tests=sum(size for _, size in in_tests), debug_symbols=sum(p.debug_bytes for p in packages),
             tests_bytecode=sum(size for name, size in in_tests if name.endswith(".pyc")),
         )
-        for finding in size_findings(self.source.what, sum(m.size for m in members), shares, self.spelling):
+        for finding in size_findings(self.source.what, sum(m.size for m in members), shares):
             if finding.severity is Severity.ERROR:
                 raise TooLargeError(finding.message)
             self.warnings.append(finding.message)

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from layerkit.assemble.build_result import Build
-from layerkit.core import cache
+from layerkit.core import cache, progress
 from layerkit.core.cache_keys import builder_version
+from layerkit.core.spelling import in_use
 from layerkit.core.targets import Destination, Target
 from layerkit.install import bytecode as pyc
 from layerkit.installed.slim import Slim
-from layerkit.rules.size import IN_CONSTRUCT, Shares, Spelling
+from layerkit.rules.size import Shares
 from layerkit.sources import SourceFolder
 
 if TYPE_CHECKING:
@@ -105,10 +106,10 @@ REQUIRED = ("sha256", "zipped_bytes", "unzipped_bytes", "packages", "bytecode", 
 def build_source(source: SourceFolder, target: Target, *, cache_dir: Path | None = None,
                  report: Reporter = report_to_stderr, bytecode: bool = True, workers: int | None = None,
                  provided: dict[str, str] | None = None, slim: Slim | None = None,
-                 spelling: Spelling = IN_CONSTRUCT, options: tuple[str, ...] = ()) -> Build:
+                 options: tuple[str, ...] = ()) -> Build:
     """Build a loaded :class:`~layerkit.sources.SourceFolder` (what :func:`build_layer` and
-    :func:`build_function` do after loading the folder). ``spelling`` is how its messages write a fix (as a
-    construct's argument, or as ``layerkit build``'s option)."""
+    :func:`build_function` do after loading the folder). Its messages write a fix as the user types it where
+    they are (:mod:`layerkit.core.spelling`)."""
     started = time.perf_counter()
     slim = slim or Slim()
     root = cache.resolve_cache_dir(cache_dir)
@@ -117,7 +118,7 @@ def build_source(source: SourceFolder, target: Target, *, cache_dir: Path | None
     def fingerprint(with_pyc: bool) -> str:
         return asset_hash_of(source, target, bytecode=with_pyc, provided=provided, slim=slim, options=options)
 
-    python = pyc.compiler(source.what, target.python_version, report, fix=spelling.bytecode,
+    python = pyc.compiler(source.what, target.python_version, report, fix=in_use().bytecode,
                           asset_hashes=lambda: (fingerprint(True), fingerprint(False))) if bytecode else None
     asset_hash = fingerprint(python is not None)
     key = hashlib.sha256(f"{asset_hash}\0{builder_version()}".encode()).hexdigest()
@@ -126,12 +127,13 @@ def build_source(source: SourceFolder, target: Target, *, cache_dir: Path | None
     def fill(tree: Path) -> dict[str, Any]:
         from layerkit.assemble.contents import Contents  # lazy: a cache hit installs nothing (~40 ms of imports)
 
-        return Contents(source, target, python, root, report, workers, provided or {}, slim, spelling).write(
+        return Contents(source, target, python, root, report, workers, provided or {}, slim).write(
             tree / ASSET)
 
-    meta, filled = cache.materialize_verified(
-        entry, fill, REQUIRED, lambda meta: cache.intact(entry / ASSET, meta["zipped_bytes"], meta["sha256"]),
-        lambda: report(f"warning: {source.what}: its cached build in {entry} is damaged; building it again"))
+    with progress.reporting(report):
+        meta, filled = cache.materialize_verified(
+            entry, fill, REQUIRED, lambda meta: cache.intact(entry / ASSET, meta["zipped_bytes"], meta["sha256"]),
+            lambda: report(f"warning: {source.what}: its cached build in {entry} is damaged; building it again"))
     for warning in meta["warnings"]:
         report(f"warning: {warning}")
     build = Build(

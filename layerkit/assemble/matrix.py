@@ -28,11 +28,11 @@ from layerkit.assemble.build_result import Build
 from layerkit.assemble.local_build import build_source
 from layerkit.core import archive, cache
 from layerkit.core.cache_keys import builder_version
+from layerkit.core.spelling import in_use
 from layerkit.core.targets import targets_of
 from layerkit.install.bytecode import compile_sources, compiler
 from layerkit.installed.layer_paths import is_compiled, site_packages, top_level
 from layerkit.installed.slim import Slim
-from layerkit.rules.size import IN_CONSTRUCT, Spelling
 from layerkit.sources import SourceFolder
 
 #: Bumped whenever the way variants are merged changes (their asset hashes with it).
@@ -53,7 +53,7 @@ def _inflate(member: archive.Member) -> bytes:
 
 def build_variants(source: SourceFolder, runtimes: Sequence[str], architectures: Sequence[str], *, cache_dir: Path,
                    report: Callable[[str], None], bytecode: bool, workers: int | None = None,
-                   slim: Slim | None = None, spelling: Spelling = IN_CONSTRUCT) -> list[Build]:
+                   slim: Slim | None = None) -> list[Build]:
     """The layer zips for every (runtime, architecture) of ``runtimes`` x ``architectures``: one per architecture,
     or one for all where that is the same code. Each :class:`~layerkit.assemble.build_result.Build` says the
     runtimes and architectures it serves; its ``runtime``, ``architecture`` and ``packages`` are its first
@@ -61,7 +61,7 @@ def build_variants(source: SourceFolder, runtimes: Sequence[str], architectures:
     started = time.perf_counter()
     targets = targets_of(runtimes, architectures)
     parts = {(t.runtime, t.architecture): build_source(source, t, cache_dir=cache_dir, report=report, bytecode=False,
-                                                       workers=workers, slim=slim, spelling=spelling)
+                                                       workers=workers, slim=slim)
              for t in targets}
     members = {key: {m.name: m for m in archive.read_members(build.zip)} for key, build in parts.items()}
     runtimes = list(dict.fromkeys(runtimes))
@@ -73,7 +73,7 @@ def build_variants(source: SourceFolder, runtimes: Sequence[str], architectures:
     groups = [tuple(architectures)] if not compiled and same_everywhere else [(a,) for a in architectures]
     pythons: dict[str, Path] = {}
     if bytecode:
-        found = {r: compiler(source.what, r.removeprefix("python"), report, fix=spelling.bytecode)
+        found = {r: compiler(source.what, r.removeprefix("python"), report, fix=in_use().bytecode)
                  for r in runtimes}
         pythons = {r: python for r, python in found.items() if python is not None}
         bytecode = len(pythons) == len(runtimes)

@@ -10,6 +10,7 @@ before ``cdk deploy`` does, from the two synthesized templates alone.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -198,7 +199,8 @@ def deployed_assembly(after: Assembly) -> Assembly:
         ) from None
     templates = {}
     try:
-        client = boto3.client("cloudformation")
+        # The region as the AWS CLI and the SDKs for other languages read it too (boto3 reads AWS_DEFAULT_REGION).
+        client = boto3.client("cloudformation", region_name=os.environ.get("AWS_REGION") or None)
         for name in after.stacks:
             try:
                 body = client.get_template(StackName=name, TemplateStage="Original")["TemplateBody"]

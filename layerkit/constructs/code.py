@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from layerkit.assemble.local_build import asset_hash_of, build_source, layers_pr
 from layerkit.assemble.matrix import build_variants
 from layerkit.constructs import builder_choice as choice
 from layerkit.constructs.builder_choice import BUILDER_CONTEXT_KEY
-from layerkit.core import uv
+from layerkit.core import progress, uv
 from layerkit.core.archive import asset_sizes, compress_files, write_zip
 from layerkit.core.cache import resolve_cache_dir
 from layerkit.core.choices import one_of
@@ -170,7 +171,13 @@ def code_asset(scope: Construct, scratch_id: str, source: SourceFolder, target: 
         job = BundleJob(source, target, staged, fingerprint, bytecode, slim, docker,
                         resolve_network(scope, docker.network), resolve_cache_dir(), tuple(sorted(provided)), index,
                         handler)
-        bundle_dir, alpha = bundle(scope, scratch_id, job, runtime=runtime, architecture=architecture)
+        terminal = sys.stderr  # bound now: the bundling keeps what is written to sys.stderr in its log
+
+        def report(line: str) -> None:
+            print(f"layerkit: {line}", file=terminal, flush=True)
+
+        with progress.reporting(report):
+            bundle_dir, alpha = bundle(scope, scratch_id, job, runtime=runtime, architecture=architecture)
         if bundle_dir != staged_bundle:
             bundle_dir.rename(staged_bundle)  # moved, not copied: the CDK would copy the whole bundle
     asset = CodeAsset(_registered(staged_bundle, registered), registered, chosen, staged_bundle, bundled_by=alpha)
@@ -260,7 +267,7 @@ def build_in_docker(source: SourceFolder, target: Target, *, bytecode: bool, sli
     index = next((p.name for p in sorted(source.root.glob("*.py"))), "index.py")
     with tempfile.TemporaryDirectory(prefix="layerkit-docker-build-") as outdir:
         app = App(outdir=outdir)
-        how = CodeOptions(Builder.DOCKER, bytecode, DockerOptions(network=network, on_command_line=True), slim)
+        how = CodeOptions(Builder.DOCKER, bytecode, DockerOptions(network=network), slim)
         asset = code_asset(Stack(app, "LayerkitBuild"), "Bundle", source, target, how,
                            runtime=python_runtime(target.runtime),
                            architecture=lambda_architecture(target.architecture), index=index)

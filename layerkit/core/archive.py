@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from layerkit.core import progress
 from layerkit.core.errors import UnsafeContentError
 from layerkit.installed.record import unsafe
 
@@ -117,13 +118,18 @@ def compress_file(name: str, path: Path, spill_dir: Path | None) -> Member:
 
 
 def compress_files(files: Iterable[tuple[str, Path]], workers: int | None = None,
-                   spill_dir: Path | None = None) -> list[Member]:
+                   spill_dir: Path | None = None, what: str | None = None) -> list[Member]:
     """Each ``(name, path)`` compressed, on ``workers`` threads (libdeflate releases the GIL): order kept. A file
-    over :data:`STREAM_BYTES` is deflated in pieces into ``spill_dir``."""
+    over :data:`STREAM_BYTES` is deflated in pieces into ``spill_dir``. ``what`` names the work on a progress bar
+    (:mod:`.progress`)."""
     items = list(files)
+    bar = progress.Bar(f"{what}: compressing", len(items)) if what else None
 
     def one(item: tuple[str, Path]) -> Member:
-        return compress_file(item[0], item[1], spill_dir)
+        member = compress_file(item[0], item[1], spill_dir)
+        if bar is not None:
+            bar.advance()
+        return member
 
     if len(items) < 2 or workers == 1:
         return [one(item) for item in items]

@@ -7,9 +7,6 @@ import re
 import sys
 from types import TracebackType
 
-#: How to build with Docker, written for each command a user may have run.
-DOCKER_FIX = "layerkit build --builder docker; in the app, builder='docker' or cdk synth -c layerkit:builder=docker"
-
 
 def debugging() -> bool:
     """Whether the user asked for tracebacks: ``cdk synth --debug`` (the CDK CLI sets ``CDK_DEBUG``) or

@@ -19,8 +19,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from layerkit.core.errors import DOCKER_FIX, BuildError, CacheError, DeclarationError, MissingWheelError, redact
+from layerkit.core.errors import BuildError, CacheError, DeclarationError, MissingWheelError, redact
 from layerkit.core.index_settings import IndexSettings
+from layerkit.core.spelling import in_use
 from layerkit.core.targets import Target
 from layerkit.installed.distributions import canonical_name
 
@@ -242,7 +243,7 @@ def install_error(what: str, target: Target, stderr: str) -> Exception:
         return MissingWheelError(
             f"{what}: {package} has no wheel for {target.runtime} on {target.platform_tag}; pin a version of "
             f"{package} that publishes a manylinux wheel for {target.machine} (see its files on PyPI), replace it, "
-            f"or build with Docker so that it compiles in the Lambda build image ({DOCKER_FIX})"
+            f"or build with Docker, so that it compiles in the Lambda build image: {in_use().docker}"
         )
     if mismatch := _HASH_MISMATCH.search(stderr):
         return BuildError(

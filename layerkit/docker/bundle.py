@@ -38,7 +38,7 @@ from aws_cdk import aws_lambda_python_alpha as python_alpha
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from layerkit.core import uv
+from layerkit.core import progress, uv
 from layerkit.core.cache import resolve_cache_dir
 from layerkit.core.errors import BuildError, LayerkitError, debugging, redact
 from layerkit.core.targets import Destination, Target
@@ -181,7 +181,9 @@ def bundle(scope: Construct, scratch_id: str, job: BundleJob, *, runtime: lambda
     scratch.node.set_context(BUNDLING_STACKS, ["**"])  # bundle exactly when the real stack does (checked by caller)
     log = job.cache_dir / "logs" / f"docker-{job.fingerprint[:16]}.log"
     alpha: Construct
-    with _container_output(log) as failed:
+    with _container_output(log) as failed, progress.step(
+            f"{source.what}: bundling in Docker on {target.bundling_image} ({target.docker_platform}), its output in "
+            f"{log}"):
         try:
             bundling = python_alpha.BundlingOptions(  # the image is built here: its output is the container tool's
                 asset_hash=job.fingerprint, asset_hash_type=AssetHashType.CUSTOM, network=network,

@@ -1,5 +1,5 @@
-"""How the Docker builder runs a construct's bundling: its image, network and container options, and how its fixes
-are spelled for where the user asked for Docker."""
+"""How the Docker builder runs a construct's bundling: its image, network and container options, and the fixes of
+its failures (spelled where the user is: :mod:`layerkit.core.spelling`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 
 from aws_cdk import DockerImage
 from aws_cdk import aws_lambda_python_alpha as python_alpha
+
+from layerkit.core.spelling import in_use
 
 
 @dataclass(frozen=True)
@@ -28,19 +30,13 @@ class DockerOptions:
     #: The alpha option that needs the container (``bundling.image``...), when one does: a fix that builds without
     #: Docker must then say to drop it.
     required_by: str | None = None
-    #: ``layerkit build --builder docker`` runs it: its fixes are that command's options, not a construct's.
-    on_command_line: bool = False
 
     def without_docker(self) -> str:
         """How the user builds without Docker, where they asked for Docker."""
         if self.required_by:
             return f"drop bundling.{self.required_by} to build without Docker"
-        if self.on_command_line:
-            return "build without Docker (--builder local)"
-        return "build without Docker (builder='local', or cdk synth -c layerkit:builder=local)"
+        return f"build without Docker ({in_use().local})"
 
     def host_network(self) -> str:
         """How the user gives the bundling container the host's network."""
-        if self.on_command_line:
-            return "--docker-network host"
-        return "docker_network='host' (or cdk synth -c layerkit:docker-network=host)"
+        return in_use().host_network

@@ -209,7 +209,8 @@ def _pack(pins: list[Pin], target: Target, destination: Destination, python: Pat
                     if (pin.site / pyc).is_file():
                         compiled[pin.name].append(pyc)
     order = [(pin, path) for pin in pins for path in [*present[pin.name], *compiled[pin.name]]]
-    members = archive.compress_files([(path, pin.site / path) for pin, path in order], workers, work / "spill")
+    members = archive.compress_files([(path, pin.site / path) for pin, path in order], workers, work / "spill",
+                                     what=what)
     by_pin: dict[str, list[archive.Member]] = {pin.name: [] for pin in pins}
     for (pin, _), member in zip(order, members, strict=True):
         by_pin[pin.name].append(member)

@@ -13,13 +13,14 @@ every declared requirement that applies to the target is installed, or the build
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from layerkit.core import cache, uv
-from layerkit.core.errors import BuildError, DeclarationError, UnsafeContentError, redact
+from layerkit.core.errors import BuildError, DeclarationError, LayerkitError, UnsafeContentError, redact
 from layerkit.core.index_settings import IndexSettings
 from layerkit.core.targets import Target
 from layerkit.install import requires_python
@@ -150,6 +151,18 @@ def _settle(site: Path, what: str, slim: Slim, target: Target) -> dict[str, dict
         ) from None
 
 
+def _at_its_line(error: LayerkitError, requirements: list[Requirement], what: str) -> LayerkitError:
+    """``error`` naming the line of the declaration that asks for the distribution it is about (the installer
+    names the distribution, the user knows the line)."""
+    message = str(error)
+    for requirement in requirements:
+        if requirement.name and re.search(rf"(?<![\w-]){re.escape(requirement.name)}(?![\w-])", message,
+                                          re.IGNORECASE):
+            where = f"{requirement.origin} ({requirement.text.split(';')[0].strip()})"
+            return type(error)(f"{what}: {where}: {message.removeprefix(f'{what}: ')}")
+    return error
+
+
 def pin(declaration: Declaration, target: Target, work: Path, *, what: str, cache_dir: Path,
         report: Reporter, slim: Slim | None = None) -> list[Pin]:
     """Install ``declaration`` for ``target`` under ``work`` and return what it installed, sorted by name,
@@ -167,10 +180,13 @@ def pin(declaration: Declaration, target: Target, work: Path, *, what: str, cach
         constraints = work / "constraints.txt"
         constraints.write_text("\n".join(c.line() for c in declaration.constraints) + "\n", encoding="utf-8")
     site = work / "site"
-    uv.install(requirements, site, target, cwd=declaration.path.parent, what=what, no_deps=declaration.locked,
-               hashes=declaration.hashed, constraints=constraints,
-               offline_first=[(r.name, r.pinned_version) for r in applicable if r.name]
-               if all(r.pinned for r in declaration.requirements) else None)
+    try:
+        uv.install(requirements, site, target, cwd=declaration.path.parent, what=what, no_deps=declaration.locked,
+                   hashes=declaration.hashed, constraints=constraints,
+                   offline_first=[(r.name, r.pinned_version) for r in applicable if r.name]
+                   if all(r.pinned for r in declaration.requirements) else None)
+    except LayerkitError as error:
+        raise _at_its_line(error, applicable, what) from None
     settled = _settle(site, what, slim, target)
     pins = [Pin(dist, site, files, _identity(files))
             for dist in read_distributions(site) for files in [settled[dist.dist_info]]]

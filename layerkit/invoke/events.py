@@ -20,7 +20,7 @@ _BOMS = {codecs.BOM_UTF8: "UTF-8", codecs.BOM_UTF16_LE: "UTF-16", codecs.BOM_UTF
 
 
 def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
+    raise ValueError(name)
 
 
 def check_event(data: bytes, name: str = "the event") -> None:
@@ -45,7 +45,7 @@ def check_event(data: bytes, name: str = "the event") -> None:
             "fix the file (an event is one JSON document, e.g. {\"key\": \"value\"})"
         ) from None
     except ValueError as exc:  # NaN, Infinity, -Infinity
-        raise InvokeError(f"{name} holds {exc}: JSON has no such number; use null or a string") from None
+        raise InvokeError(f"{name} holds {exc}, a number JSON does not have; use null or a string") from None
 
 
 def read_events(sources: list[str] | None) -> list[bytes]:

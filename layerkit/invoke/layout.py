@@ -19,7 +19,7 @@ from pathlib import Path
 
 from layerkit.assembly import Function
 from layerkit.assembly.assets import AssetContent
-from layerkit.core import uv
+from layerkit.core import progress, uv
 from layerkit.core.cache import materialize_verified, resolve_cache_dir
 from layerkit.core.errors import InvokeError, LayerkitError
 from layerkit.core.extraction import Extraction
@@ -69,19 +69,24 @@ def extract(content: AssetContent, destination: Path) -> None:
             extraction.write(entry.name, source, os.access(entry.path, os.X_OK))
 
 
+def _laid_out(content: AssetContent, destination: Path, where: str) -> None:
+    with progress.step(f"{content.what}: laying out {where} ({content.unzipped_bytes / 1e6:.1f} MB)"):
+        extract(content, destination)
+
+
 def prepare_layout(function: Function, cache_dir: Path | None = None) -> Layout:
     """The function's ``/var/task`` and merged ``/opt`` as host folders (mounted read-only later), each made from
     the assets' entries alone, never through a link (:func:`extract`)."""
     root = resolve_cache_dir(cache_dir) / "invoke"
     code = AssetContent(function.code, f"function {function.id}")
-    task = _folder(root / f"task-{_digest_of(code)}", lambda d: extract(code, d))
+    task = _folder(root / f"task-{_digest_of(code)}", lambda d: _laid_out(code, d, "/var/task"))
     layers = [AssetContent(use.layer.asset, f"layer {use.layer.id}") for use in function.layers
               if use.layer.asset is not None]
     key = hashlib.sha256("\0".join(_digest_of(layer) for layer in layers).encode()).hexdigest()
 
     def merge_in_order(destination: Path) -> None:
         for layer in layers:
-            extract(layer, destination)
+            _laid_out(layer, destination, "/opt")
 
     return Layout(task=task, opt=_folder(root / f"opt-{key}", merge_in_order))
 
@@ -126,7 +131,9 @@ def prepare_runtime(target: Target, cache_dir: Path | None = None) -> Path:
         requirements = destination.with_name("requirements.txt")
         requirements.write_text("\n".join(pins) + "\n", encoding="utf-8")
         try:
-            uv.install(requirements, destination, target, cwd=destination.parent, what="local invoke")
+            with progress.step(f"preparing the {target.runtime} runtime for local invokes ({', '.join(pins)}), once "
+                               f"for {target}"):
+                uv.install(requirements, destination, target, cwd=destination.parent, what="local invoke")
         except LayerkitError as error:
             raise InvokeError(f"installing {', '.join(pins)} for {target} failed: {error}") from None
         shutil.copy2(bootstrap, destination / "bootstrap.py")

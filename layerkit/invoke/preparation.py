@@ -9,32 +9,20 @@ Only the wording of a fix differs between the two callers: a flag on the command
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit.assembly import Assembly, Function
+from layerkit.core.spelling import in_use
 from layerkit.invoke import remote
 from layerkit.invoke.freshness import stale_folders
 
 
-@dataclass(frozen=True)
-class FixSpelling:
-    """How a fix is written where the user is: ``synth`` says how to synthesize again, ``env`` how to give a
-    variable a local value (``{name}`` stands for the variable)."""
-
-    synth: str
-    env: str
-
-
-ON_COMMAND_LINE = FixSpelling(synth="pass --synth to synthesize first", env="pass --env {name}=... to set it locally")
-IN_PYTEST = FixSpelling(synth="synthesize it again, or leave out --layerkit-assembly to synthesize once per session",
-                        env="pass env={{'{name}': ...}} to layerkit_invoke to set it locally")
-
-
 def prepare(assembly: Assembly, function_id: str, *, env_overrides: Mapping[str, str] | None = None,
             layer_paths: Mapping[str, Path] | None = None, layers_from: Sequence[str | Path] = (),
-            cache_dir: Path | None = None, warn: Callable[[str], None], spelling: FixSpelling) -> Function:
-    """The function ``function_id`` of ``assembly`` ready to run, each warning it deserves given to ``warn``."""
+            cache_dir: Path | None = None, warn: Callable[[str], None]) -> Function:
+    """The function ``function_id`` of ``assembly`` ready to run, each warning it deserves given to ``warn``, its
+    fix spelled where the user is (:mod:`layerkit.core.spelling`)."""
+    spelling = in_use()
     function = remote.resolve(assembly.function(function_id), layer_paths=layer_paths, layers_from=layers_from,
                               cache_dir=cache_dir)
     if stale := stale_folders(function, assembly.directory):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from layerkit.assembly import Function
 from layerkit.assembly.assets import AssetContent
+from layerkit.core import progress
 from layerkit.core.errors import InvokeError
 from layerkit.core.interpreters import find_python
 from layerkit.docker.engine import docker_available, image_present, image_unavailable
@@ -105,7 +106,8 @@ def open_environment(
     check_limits(function)
     chosen = choose_backend(backend, function)
     target = function.target
-    layout = prepare_layout(function, cache_dir)
+    with progress.reporting(lambda line: log(f"layerkit: {line}")):
+        layout = prepare_layout(function, cache_dir)
 
     def env_for(api_address: str, extra: dict[str, str] | None = None) -> dict[str, str]:
         return {**lambda_environment(function, api_address, env_overrides or {}), **(extra or {})}
@@ -121,7 +123,8 @@ def open_environment(
     else:
         check_architecture(function)
         python = find_python(target.python_version)
-        runtime_dir = prepare_runtime(target, cache_dir)
+        with progress.reporting(lambda line: log(f"layerkit: {line}")):
+            runtime_dir = prepare_runtime(target, cache_dir)
 
         def command_for(address: str, extra: dict[str, str], mode: Network, work: Path | None) -> list[str]:
             return sandbox_command(function, layout, runtime_dir, python, env_for(address, extra), network=mode,

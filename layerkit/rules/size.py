@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from layerkit.core.spelling import in_use
 from layerkit.installed.layer_paths import importable
 from layerkit.installed.slim import is_test_file
 from layerkit.rules.findings import Finding, Severity
@@ -56,29 +57,14 @@ class Shares:
         return sum(getattr(self, kind) for kind in kinds) - overlap
 
 
-@dataclass(frozen=True)
-class Spelling:
-    """How a fix is written where the user meets it: in a construct, or on ``layerkit build``'s command line."""
-
-    bytecode: str
-    tests: str
-    debug_symbols: str
-    without: str
-
-
-IN_CONSTRUCT = Spelling("bytecode=False", "slim=Slim(tests=True)", "slim=Slim(debug_symbols=True)",
-                        "slim=Slim(without=('boto3', 'botocore'))")
-ON_COMMAND_LINE = Spelling("--no-bytecode", "--slim tests", "--slim debug-symbols",
-                           "--without boto3 --without botocore")
-
-
 #: A share smaller than this (it rounds to 0 MB) is not worth a word.
 _WORTH_SAYING = 512 * 1024
 
 
-def size_findings(what: str, total: int, shares: Shares, spelling: Spelling = IN_CONSTRUCT) -> list[Finding]:
+def size_findings(what: str, total: int, shares: Shares) -> list[Finding]:
     """Lambda's 250 MB for a function's code and all its layers, unzipped: an error over it, a warning near it,
-    each saying what would make it fit, measured on the code at hand."""
+    each saying what would make it fit, measured on the code at hand, its fixes spelled where the user is."""
+    spelling = in_use()
     if total <= WARN_AT * MAX_UNZIPPED_BYTES:
         return []
     options = [(getattr(shares, kind), kind, label, getattr(spelling, kind)) for kind, label in (

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit.core.errors import LayerSourceError
+from layerkit.core.spelling import in_use
 
 #: Names that never deploy from a user's folder, at any depth (fnmatch patterns, case-sensitive).
 NEVER_DEPLOY = (
@@ -108,7 +109,7 @@ def select(folder: Path, *, boundary: Path, what: str, excludes: Iterable[str] =
                 files.append((child_rel, path))
             else:
                 raise LayerSourceError(f"{what}: {path} is {_kind(mode)}; only regular files and folders ship: "
-                                       "remove it, or exclude it (asset_excludes)")
+                                       f"remove it, or exclude it ({in_use().exclude})")
 
     visit(folder, "", (os.path.realpath(folder),))
     files.sort(key=lambda item: item[0])

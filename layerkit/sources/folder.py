@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from layerkit.core.archive import mode_of
 from layerkit.core.errors import DeclarationError, LayerSourceError, SecretError
+from layerkit.core.spelling import in_use
 from layerkit.core.targets import Destination, Target
 from layerkit.installed.distributions import read_distributions
 from layerkit.rules.findings import Finding, Severity
@@ -106,6 +107,9 @@ class SourceFolder:
         patterns, relative to ``python/``), nor does anything on the never-deploy list
         (:mod:`layerkit.shipping.selection`)."""
         root = Path(layer_dir).resolve()
+        if root.is_file():
+            raise LayerSourceError(f"{layer_dir} is a file, and a layer is a folder: give the folder that holds "
+                                   "python/ and the dependency declaration")
         if not root.is_dir():
             raise LayerSourceError(f"layer folder {layer_dir} does not exist; create it with a python/ folder")
         declarations = cls._declarations(root)
@@ -146,8 +150,11 @@ class SourceFolder:
         """A folder whose code sits at its top, beside its dependency declaration (a function, or an alpha-style
         layer entry); ``hidden`` are excludes of the kind itself, not the user's (kept out of ``excludes``)."""
         root = Path(entry).resolve()
+        kind = "layer" if destination is Destination.LAYER else "function"
+        if root.is_file():
+            raise LayerSourceError(f"{label or kind}: {entry} is a file, and entry is a folder: point it at the "
+                                   f"folder that holds {holds}")
         if not root.is_dir():
-            kind = "layer" if destination is Destination.LAYER else "function"
             raise LayerSourceError(f"{label or kind}: entry folder {entry} does not exist; point entry= at the "
                                    f"folder that holds {holds}")
         names = cls._declarations(root)
@@ -313,7 +320,7 @@ class SourceFolder:
                 f"{self.what}: {_shown(self, path.relative_to(self.code_root).as_posix())} (line "
                 f"{scanner.found.line}) holds {scanner.found.kind}, which would deploy with the code: remove it "
                 "from the folder (read secrets at run time, from AWS Secrets Manager or SSM Parameter Store), "
-                "or, if it is no secret, exclude the file (asset_excludes)"
+                f"or, if it is no secret, exclude the file ({in_use().exclude})"
             )
         return found
 
@@ -386,7 +393,7 @@ def _select(folder: Path, boundary: Path, what: str, excludes: tuple[str, ...],
         if (size := path.stat().st_size) > MAX_UNZIPPED_BYTES:
             raise LayerSourceError(
                 f"{what}: {path} is {megabytes(size)} on its own, over Lambda's limit of 250 MB for a function's "
-                "code and layers unzipped: it can never deploy; exclude it (asset_excludes) and fetch it at run "
+                f"code and layers unzipped: it can never deploy; exclude it ({in_use().exclude}) and fetch it at run "
                 "time (e.g. from S3), or ship the function as a container image (10 GB)"
             )
     return selection

@@ -19,7 +19,8 @@ import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from layerkit.core.errors import DOCKER_FIX, DeclarationError
+from layerkit.core.errors import DeclarationError
+from layerkit.core.spelling import in_use
 from layerkit.sources.declaration import (
     Declaration,
     Requirement,
@@ -158,8 +159,8 @@ def _read_option_line(line: str, origin: str, base: Path, path: Path, reading: _
         elif option == "no-binary":
             raise DeclarationError(
                 f"{origin}: --no-binary asks to build from source, and the Docker-free build installs wheels "
-                f"only; remove it, or build with Docker, where sources compile in the Lambda build image "
-                f"({DOCKER_FIX})"
+                f"only; remove it, or build with Docker, where sources compile in the Lambda build image: "
+                f"{in_use().docker}"
             )
         elif option == "use-feature":
             raise DeclarationError(f"{origin}: --use-feature is a pip setting, not a dependency; remove it")

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from layerkit.assemble.local_build import build_layer
+from layerkit.assemble.local_build import build_function, build_layer
 from layerkit.core.errors import BuildError, LayerSourceError
 from layerkit.core.targets import Target
 from tests.conftest import make_wheel
+from tests.helpers import quiet
 
 TARGET_312 = Target("python3.12", "x86_64")
 
@@ -81,3 +82,19 @@ def test_a_file_two_requirements_ship_is_the_dependents_copy_in_every_build(tmp_
     assert len({build.sha256 for build in builds}) == 1
     assert any("kit-base and kit-plugin both ship shared/__init__.py; it keeps kit-plugin's" in line
                for line in reports), reports
+
+
+def test_a_function_whose_handler_module_does_not_compile_stops_its_build(tmp_path):
+    """A handler module is imported at every cold start: not compiling is an error, not the warning a module
+    deeper in the folder gets (one nothing may import)."""
+    function = tmp_path / "fn"
+    (function / "tools").mkdir(parents=True)
+    (function / "index.py").write_text("def handler(event, context:\n    return 1\n")
+    with pytest.raises(LayerSourceError, match=r"^function fn: index\.py does not compile for Python 3\.12 "
+                                               r"\(SyntaxError: .*line 1\)\); a module at the top of a function's "
+                                               r"folder is the handler's"):
+        build_function(function, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache", report=quiet)
+    (function / "index.py").write_text("def handler(event, context):\n    return 1\n")
+    (function / "tools" / "legacy.py").write_text('print "a Python 2 script"\n')
+    build = build_function(function, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache", report=quiet)
+    assert "tools/legacy.py: SyntaxError" in build.warnings[0]

@@ -14,10 +14,10 @@ from aws_cdk import aws_lambda_python_alpha as python_alpha
 
 from layerkit import PythonFunction, SharedPythonLayer
 from layerkit.assemble.local_build import build_function, build_layer
-from layerkit.core.errors import LayerkitError
 from layerkit.core.targets import Target
 from layerkit.installed.distributions import distributions_in
 from tests.conftest import LAYERS, ROOT, run_isolated
+from tests.helpers import assert_told
 from tests.lock_projects import LOCKED_ORJSON
 
 PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
@@ -60,11 +60,11 @@ def test_a_failing_docker_build_is_one_line_with_the_fix(lambda_images, kit_cach
     (folder / "requirements.txt").write_text("six==1.17.0\n")
     app = App(outdir=str(tmp_path / "cdk.out"),
               context={"layerkit:builder": "docker", "layerkit:docker-network": "none"})
-    with pytest.raises(LayerkitError) as raised:
-        SharedPythonLayer(Stack(app, "Layers"), "Layer", entry=folder, runtime=PY313)
-    message = str(raised.value)
-    assert "\n" not in message
-    assert message.startswith("layer no_network: the Docker build for python3.13 on x86_64 failed: error:"), message
+    stack = Stack(app, "Layers")
+    SharedPythonLayer(stack, "Layer", entry=folder, runtime=PY313)
+    message = assert_told(stack, "", on="Layers/Layer")
+    assert message.startswith("Layers/Layer: layer no_network: the Docker build for python3.13 on x86_64 failed: "
+                              "error:"), message
     assert "Temporary failure in name resolution" in message  # uv's deepest cause, beside its first line
     assert "set docker_network='host' (or cdk synth -c layerkit:docker-network=host)" in message
     log = Path(message.rsplit("(the whole output: ", 1)[1].rstrip(")"))

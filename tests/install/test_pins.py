@@ -21,7 +21,7 @@ from layerkit.core.errors import (
 )
 from layerkit.core.targets import Target
 from tests.conftest import app_context, make_wheel, synth_messages, write
-from tests.helpers import assert_told, quiet
+from tests.helpers import assert_told, cli, quiet
 
 TARGET_312 = Target("python3.12", "x86_64")
 
@@ -106,8 +106,9 @@ def test_package_without_a_wheel_for_the_platform_is_named_with_the_fix(tmp_path
     message = str(error.value)
     assert "docopt has no wheel for python3.12 on manylinux_2_34_x86_64" in message
     assert "pin a version of docopt that publishes a manylinux wheel" in message
-    assert "-c layerkit:builder=docker" in message
-    assert "layerkit build --builder docker" in message  # the fix, in whichever command was run
+    # Spelled for an app, where build_layer runs: the construct's keyword and the context key.
+    assert "builder='docker' (or cdk synth -c layerkit:builder=docker)" in message
+    assert "--builder docker" not in message
     assert_nothing_cached(tmp_path / "cache")
 
 
@@ -136,7 +137,8 @@ def test_a_dependency_without_a_wheel_for_the_target_names_the_function(tmp_path
     stack = Stack(App(context=app_context()), "S")
     PythonFunction(stack, "Fn", entry=entry, runtime=PY312_RUNTIME)
     message = assert_told(stack, "", on="S/Fn")
-    assert message.startswith("function S/Fn: docopt has no wheel for python3.12 on manylinux_2_34_x86_64")
+    assert message.startswith("function S/Fn: requirements.txt:1 (docopt==0.6.2): docopt has no wheel for python3.12 "
+                              "on manylinux_2_34_x86_64")
 
 
 def test_unpinned_requirement_warns_on_the_layer(tmp_path, kit_cache):
@@ -177,3 +179,13 @@ def test_a_release_whose_requires_python_excludes_the_runtime_is_refused_naming_
     assert str(error.value) == (
         "layer old: kit-backport==0.8 requires Python >=3.6, <3.7, and python3.12 is Python 3.12: pin "
         "kit-backport==0.6, the newest release that supports it, or drop it if the standard library has it")
+
+
+def test_a_release_that_does_not_exist_names_the_line_that_asks_for_it(tmp_path):
+    layer = make_layer(tmp_path, "six==1.17.0\nrequests==99.0\n")
+    result = cli("build", str(layer), "--runtime", "python3.12", "--arch", "x86_64", "--cache-dir",
+                 str(tmp_path / "cache"))
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("layerkit: error: layer bad_layer: requirements.txt:2 (requests==99.0): installing for "
+                           "python3.12/x86_64 failed:"), line

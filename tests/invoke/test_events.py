@@ -21,7 +21,7 @@ def test_a_malformed_event_file_stops_before_anything_runs(layers_app, tmp_path)
 # -- 6. events Lambda would refuse -----------------------------------------------------------------------
 @pytest.mark.parametrize(("content", "message"), [
     (b"[" * 5000 + b"]" * 5000, "is nested deeper than a JSON parser can take"),
-    (b'{"value": NaN}', "holds NaN is not JSON: JSON has no such number"),
+    (b'{"value": NaN}', "holds NaN, a number JSON does not have; use null or a string"),
     ('{"a": 1}'.encode("utf-16"), "starts with a UTF-16 byte order mark"),
     (b'\xef\xbb\xbf{"a": 1}', "starts with a UTF-8 byte order mark"),
     (b'{"a": "\xff"}', "is not UTF-8 text"),

@@ -154,16 +154,22 @@ def test_old_layer_versions_are_retained_for_rollouts_and_rollbacks(assemblies):
             assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain")
 
 
-@pytest.mark.parametrize(("with_boto3", "expected"), [
-    (True, "layerkit: error: cannot read the deployed templates (Unable to locate credentials); configure AWS "
-           "credentials and a region, or compare two synthesized assemblies (check-upgrade BEFORE AFTER)\n"),
-    (False, "layerkit: error: --against-deployed reads the deployed templates with boto3, which is not installed: "
-            "'pip install boto3', or compare two synthesized assemblies (check-upgrade BEFORE AFTER)\n"),
-], ids=["no-credentials", "no-boto3"])
-def test_against_deployed_says_what_it_needs(assemblies, tmp_path, with_boto3, expected):
+@pytest.mark.parametrize(("with_boto3", "region", "expected"), [
+    (True, "AWS_DEFAULT_REGION", "layerkit: error: cannot read the deployed templates (Unable to locate credentials); "
+                                 "configure AWS credentials and a region, or compare two synthesized assemblies "
+                                 "(check-upgrade BEFORE AFTER)\n"),
+    # AWS_REGION alone, as the AWS CLI and the other SDKs take it: a region, then the same missing credentials.
+    (True, "AWS_REGION", "layerkit: error: cannot read the deployed templates (Unable to locate credentials); "
+                         "configure AWS credentials and a region, or compare two synthesized assemblies "
+                         "(check-upgrade BEFORE AFTER)\n"),
+    (False, "AWS_DEFAULT_REGION", "layerkit: error: --against-deployed reads the deployed templates with boto3, "
+                                  "which is not installed: 'pip install boto3', or compare two synthesized "
+                                  "assemblies (check-upgrade BEFORE AFTER)\n"),
+], ids=["no-credentials", "aws-region", "no-boto3"])
+def test_against_deployed_says_what_it_needs(assemblies, tmp_path, with_boto3, region, expected):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_CONFIG_FILE": str(tmp_path / "none"),
            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true",
-           "AWS_DEFAULT_REGION": "eu-west-1"}
+           region: "eu-west-1"}
     entry = ["-m", "layerkit.cli"] if with_boto3 else ["-c", BLOCK_BOTO3]
     proc = subprocess.run([sys.executable, *entry, "check-upgrade", "--against-deployed",
                            str(assemblies["ssm-before"].directory)], capture_output=True, text=True, env=env,

@@ -125,7 +125,7 @@ def test_a_private_key_in_the_users_folder_stops_the_build_naming_the_file(tmp_p
     assert str(error.value) == (
         "function fn: certs/client.pem (line 2) holds a private key, which would deploy with the code: remove it "
         "from the folder (read secrets at run time, from AWS Secrets Manager or SSM Parameter Store), or, if it is "
-        "no secret, exclude the file (asset_excludes)")
+        "no secret, exclude the file (asset_excludes=[...])")
     assert_nothing_built(tmp_path / "cache")
 
 
