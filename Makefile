@@ -7,8 +7,17 @@ UV_VERSION := $(shell sed -n 's/^uv==//p' requirements.txt)
 # bubblewrap runs local invokes without Docker; slirp4netns gives the sandbox outbound internet (never this
 # machine's loopback); iproute2 closes the sandbox's network to private and link-local ranges.
 SANDBOX_PACKAGES := bubblewrap slirp4netns iproute2
+# The engine `make docker-engine` runs with a bridge: the tests' Docker where it answers (DOCKER_HOST), as a
+# user's Docker is; else whatever Docker the machine has.
+BRIDGE_ENGINE := unix:///run/layerkit-docker/docker.sock
+TEST_DOCKER_HOST := $(shell test -S /run/layerkit-docker/docker.sock && echo $(BRIDGE_ENGINE))
 
 .PHONY: setup run synth test lint bench clean wheel
+
+# Run a long step, saying every 5 s that it still runs: a quiet installer or compiler never leaves the user 10 s
+# without a line (tests/journeys/test_never_silent.py).
+heartbeat = step() { "$$@" & pid=$$!; n=0; while kill -0 $$pid 2>/dev/null; do sleep 1; n=$$((n+1)); \
+	if [ $$((n % 5)) = 0 ] && kill -0 $$pid 2>/dev/null; then echo "make: still at it ($$n s)"; fi; done; wait $$pid; }; step
 
 LOCKTOOLS := .venv-locktools
 
@@ -35,17 +44,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml Makefil
 	@echo "make: the Python environment in $(VENV): the pinned requirements and the kit (about a minute, once)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip install --quiet --python $(BIN)/python \
+	@$(heartbeat) env UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip install --quiet --python $(BIN)/python \
 		-r requirements-dev.txt -e . -C editable_mode=compat
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --reinstall-package aws-cdk-lib -r requirements.txt
+	@$(heartbeat) $(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --reinstall-package aws-cdk-lib \
+		-r requirements.txt
 	@echo "make: compiling aws-cdk-lib's modules once, so that every synth starts in seconds (about a minute)"
-	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib layerkit stacks >/dev/null || true
+	@$(heartbeat) sh -c '$(BIN)/python -m compileall -q -j 0 $(VENV)/lib layerkit stacks >/dev/null || true'
 	touch $@
 
 # The CDK CLI, pinned by package-lock.json.
 node_modules/.installed: package.json package-lock.json
 	@echo "make: the pinned CDK CLI into node_modules (npm ci)"
-	npm ci --no-audit --no-fund --loglevel=error
+	@$(heartbeat) npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The sandbox's tools (SANDBOX_PACKAGES). Installed with apt where we are root; elsewhere, say how.
@@ -59,28 +69,20 @@ sandbox-tools:
 		echo "make: the sandbox needs $(SANDBOX_PACKAGES); install them (sudo apt-get install $(SANDBOX_PACKAGES))" >&2; \
 	fi
 
-# A Docker engine for the Docker tests, where none answers and we are root on Debian: Debian's docker.io, run
-# without a bridge network (containers use the host's network or none, so none gets a private address; local
-# servers stay on 127.0.0.1). Elsewhere, say how to get one. Idempotent.
+# Docker engines for the Docker tests, as root on Debian (docker/engine.sh): a user's Docker (its default bridge,
+# in a network namespace of its own, reaching out through slirp4netns) and an engine without a bridge (as a
+# rootless or --bridge=none Docker). Elsewhere, say how to get one. Idempotent.
 .PHONY: docker-engine docker-images
 docker-engine:
-	@docker info >/dev/null 2>&1 && { echo "make: a Docker engine answers already ($$(docker version --format '{{.Server.Version}}'))"; exit 0; }; \
-	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
-		echo "make: no Docker daemon answers; start Docker (or run 'make docker-engine' as root on Debian) to run the Docker tests" >&2; \
-		exit 0; \
-	fi; \
-	if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null; \
-	fi; \
-	echo "make: starting Debian's dockerd without a bridge network"; \
-	setsid nohup dockerd --bridge=none --iptables=false </dev/null >/var/log/layerkit-dockerd.log 2>&1 & \
-	for i in $$(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; \
-	docker info >/dev/null 2>&1 || { echo "make: dockerd did not start; see /var/log/layerkit-dockerd.log" >&2; exit 1; }; \
-	echo "make: Docker engine $$(docker version --format '{{.Server.Version}}') running (no bridge network)"
+	@bash docker/engine.sh
 
-# The stand-ins for the AWS build and Lambda images (docker/standins/build.sh), built once per engine.
+# The stand-ins for the AWS build and Lambda images (docker/standins/build.sh), in each engine, built once.
 docker-images: docker-engine
-	@docker info >/dev/null 2>&1 && bash docker/standins/build.sh || echo "make: no Docker engine: no stand-in images"
+	@for host in $(BRIDGE_ENGINE) unix:///var/run/docker.sock; do \
+		DOCKER_HOST=$$host docker info >/dev/null 2>&1 || continue; \
+		echo "make: the stand-in images in the engine at $$host"; \
+		DOCKER_HOST=$$host bash docker/standins/build.sh; \
+	done
 
 # Synthesize with the real CDK CLI (which builds the layers), then invoke each function from cdk.out.
 run: setup
@@ -111,7 +113,7 @@ cdk-flags: node_modules/.installed
 test: setup $(LOCKTOOLS)/.installed
 	@echo "make: ruff, then the whole test suite (about 15 minutes on 2 cores)"
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(if $(TEST_DOCKER_HOST),DOCKER_HOST=$(TEST_DOCKER_HOST)) $(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check .

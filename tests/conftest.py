@@ -212,3 +212,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print(f"\nLAYERKIT_REQUIRE_DOCKER=1 but {len(_SKIPPED_DOCKER_TESTS)} Docker test(s) were skipped: "
               f"{', '.join(_SKIPPED_DOCKER_TESTS[:5])}", file=sys.stderr)
         session.exitstatus = 1
+
+
+#: The engines make docker-engine runs (docker/engine.sh): a user's Docker, with its bridge, and one without.
+BRIDGE_ENGINE = "unix:///run/layerkit-docker/docker.sock"
+NO_BRIDGE_ENGINE = "unix:///var/run/docker.sock"
+
+
+@pytest.fixture(params=["with a bridge", "without a bridge"])
+def either_engine(request, monkeypatch, lambda_images) -> str:
+    """The test runs once on an engine with Docker's default bridge network and once on one without (a rootless or
+    --bridge=none Docker), each with the stand-in images; the engine's DOCKER_HOST."""
+    import subprocess
+
+    wanted = request.param == "with a bridge"
+    for host in dict.fromkeys([os.environ.get("DOCKER_HOST", NO_BRIDGE_ENGINE), BRIDGE_ENGINE, NO_BRIDGE_ENGINE]):
+        env = {**os.environ, "DOCKER_HOST": host}
+        if subprocess.run(["docker", "info"], env=env, capture_output=True, timeout=60).returncode != 0:
+            continue
+        bridge = subprocess.run(["docker", "network", "inspect", "bridge"], env=env, capture_output=True,
+                                timeout=60).returncode == 0
+        if bridge == wanted:
+            built = subprocess.run(["bash", str(ROOT / "docker" / "standins" / "build.sh")], env=env,
+                                   capture_output=True, text=True, timeout=1800)
+            if built.returncode != 0:
+                docker_unavailable(f"the stand-in images could not be had in {host} ({built.stderr[-300:]})")
+            monkeypatch.setenv("DOCKER_HOST", host)
+            return host
+    docker_unavailable(f"no Docker engine {request.param} answers (make docker-engine starts one of each)")
+    raise AssertionError("unreachable")

@@ -26,7 +26,8 @@ def normalize(name: str) -> str:
 class PackageIndex:
     """Serves ``folder``'s wheels at ``http://127.0.0.1:<port>/simple/``; ``credentials`` turn on basic auth."""
 
-    def __init__(self, folder: Path, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(self, folder: Path, credentials: tuple[str, str] | None = None, port: int = 0,
+                 mirror: bool = True) -> None:
         self.folder = folder
         self.credentials = credentials
         self.requests: list[str] = []
@@ -55,9 +56,12 @@ class PackageIndex:
                 if not head:
                     self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # The same index at the same address where the Docker engine's containers are (docker/engine.sh runs it
+        # in a network namespace of its own): a bundling container on the engine's host network finds it there.
+        self._mirror = _mirror_in_engine_namespace(folder, self.port, credentials) if mirror else None
 
     @property
     def port(self) -> int:
@@ -71,6 +75,9 @@ class PackageIndex:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if self._mirror is not None:
+            self._mirror.kill()
+            self._mirror.wait()
 
     def _authorized(self, header: str | None) -> bool:
         if self.credentials is None:
@@ -157,3 +164,40 @@ def fill_wheelhouse(folder: Path, requirements: Iterable[str], platforms: Iterab
 
 def dump(value: object) -> str:
     return json.dumps(value, indent=2)
+
+
+#: The network namespace of the engine make docker-engine runs with a bridge (docker/engine.sh).
+ENGINE_NETNS = "/run/netns/layerkit-docker"
+
+
+def _mirror_in_engine_namespace(folder: Path, port: int, credentials: tuple[str, str] | None):
+    """A copy of the index served inside the engine's network namespace, or None (a user's Docker shares this
+    machine's network)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    if "layerkit-docker" not in os.environ.get("DOCKER_HOST", "") or not Path(ENGINE_NETNS).exists():
+        return None
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(["nsenter", f"--net={ENGINE_NETNS}", sys.executable, "-m", "tests.package_index",
+                                str(folder), str(port), *(credentials or ())], cwd=root,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    ready = process.stdout.readline()  # "ready" once it listens
+    assert ready.strip() == "ready", "the index mirror did not start in the engine's namespace"
+    time.sleep(0.05)
+    return process
+
+
+if __name__ == "__main__":  # the mirror: python -m tests.package_index FOLDER PORT [USER PASSWORD]
+    import sys
+    import time
+
+    given = sys.argv[3:5]
+    index = PackageIndex(Path(sys.argv[1]), (given[0], given[1]) if len(given) == 2 else None, int(sys.argv[2]),
+                         mirror=False)
+    print("ready", flush=True)
+    while True:
+        time.sleep(3600)

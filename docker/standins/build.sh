@@ -42,6 +42,18 @@ if [ "${LAYERKIT_REBUILD_STANDINS:-0}" != 1 ] && [ "$(revision "$BUILD_IMAGE")" 
     exit 0
 fi
 
+# Another engine of this machine that has them (make docker-engine runs two): copied, not built again.
+for other in ${STANDINS_FROM:-unix:///run/layerkit-docker/docker.sock unix:///var/run/docker.sock}; do
+    [ "$other" = "${DOCKER_HOST:-unix:///var/run/docker.sock}" ] && continue
+    if [ "$(DOCKER_HOST=$other revision "$BUILD_IMAGE")" = "$STANDIN_REVISION" ] \
+            && [ "$(DOCKER_HOST=$other revision "$LAMBDA_IMAGE")" = "$STANDIN_REVISION" ]; then
+        echo "standins: copying $BUILD_IMAGE and $LAMBDA_IMAGE from the engine at $other" >&2
+        DOCKER_HOST=$other docker save "$BUILD_IMAGE" "$LAMBDA_IMAGE" | docker load >/dev/null
+        docker tag "$LAMBDA_IMAGE" "$LAMBDA_ARCH_IMAGE"
+        exit 0
+    fi
+done
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rootfs=$work/rootfs

@@ -16,11 +16,15 @@ import functools
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from layerkit.core.errors import redact
 from layerkit.core.index_settings import PYPI, IndexSettings
+
+Answer = TypeVar("Answer")
 
 DOCKER_INFO_TIMEOUT_S = 20
 #: How long the probe container may take to start and connect: a cold engine starts a container in ~1 s.
@@ -39,6 +43,18 @@ except OSError as error:
 """
 
 
+def _per_engine(function: Callable[..., Answer]) -> Callable[..., Answer]:
+    """``function`` cached per engine (``DOCKER_HOST``, ``DOCKER_CONTEXT``) and arguments: a synth asks once per
+    construct, and a process that moves to another engine asks that one anew."""
+    cached = functools.cache(lambda engine, *arguments: function(*arguments))
+
+    @functools.wraps(function)
+    def per_engine(*arguments: Any) -> Answer:
+        return cached((os.environ.get("DOCKER_HOST", ""), os.environ.get("DOCKER_CONTEXT", "")), *arguments)
+
+    return per_engine
+
+
 def _client() -> str | None:
     return shutil.which("docker")
 
@@ -49,9 +65,9 @@ def docker_available() -> bool:
     return executable is not None and _daemon_answers(executable)
 
 
-@functools.cache
+@_per_engine
 def _daemon_answers(executable: str) -> bool:
-    # Cached per client path: a synth asks once per construct, and `docker info` takes a second when it fails.
+    # Cached: a synth asks once per construct, and `docker info` takes a second when it fails.
     try:
         proc = subprocess.run([executable, "info"], capture_output=True, timeout=DOCKER_INFO_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired):
@@ -75,7 +91,7 @@ def last_line(text: str, fallback: str) -> str:
     return redact(lines[-1]) if lines else fallback
 
 
-@functools.cache
+@_per_engine
 def image_present(image: str, platform: str | None = None) -> bool:
     """Whether ``image`` (for ``platform``, e.g. ``linux/arm64``, when given) is in the engine already. A tag in the
     engine holds one platform: an x86_64 image under the name does not make it available for arm64."""
@@ -83,7 +99,7 @@ def image_present(image: str, platform: str | None = None) -> bool:
     return inspected.returncode == 0 and (platform is None or inspected.stdout.strip() == platform)
 
 
-@functools.cache
+@_per_engine
 def image_unavailable(image: str, platform: str | None = None) -> str | None:
     """None when ``image`` (for ``platform``) is in the engine, pulled now if need be; else why it cannot be had.
     Only where Docker was asked for: ``auto`` never pulls (:func:`image_present`)."""
@@ -95,7 +111,7 @@ def image_unavailable(image: str, platform: str | None = None) -> str | None:
     return last_line(pulled.stderr, f"docker pull {image} failed")
 
 
-@functools.cache
+@_per_engine
 def has_bridge_network() -> bool:
     """Whether the engine has Docker's default ``bridge`` network (``dockerd --bridge=none`` has none)."""
     proc = _docker("network", "ls", "--format", "{{.Name}}")
@@ -126,7 +142,7 @@ class Refusal:
         return f"{self.reason}; {self.fix}"
 
 
-@functools.cache
+@_per_engine
 def cannot_build(image: str, platform: str, machine: str, network: str | None, index: str) -> Refusal | None:
     """None when a container of ``image`` for ``platform`` runs as ``machine`` (``x86_64``, ``aarch64``) and
     reaches ``index`` on ``network``; else what stops it."""

@@ -1,5 +1,8 @@
 """The sandbox's bootstrap: the Runtime API's socket, Lambda's Python path order, then the official runtime client.
 
+In a container (``bootstrap.py --then ENTRYPOINT HANDLER``) it hands the socket over, then execs the image's own
+entrypoint, which runs the image's runtime with Lambda's path order itself.
+
 Run inside the sandbox (and the stand-in Lambda image) by the function's own Python (``/var/lang/bin/python3.X
 -S``), never imported by the kit.
 
@@ -50,6 +53,9 @@ def lambda_sys_path() -> tuple:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--then"]:  # in a container: the socket, then the image's own entrypoint and runtime
+        hand_over_runtime_api()
+        os.execv(sys.argv[2], sys.argv[2:])
     hand_over_runtime_api()
     path, layers, runtime_dir = lambda_sys_path()
     sys.path[:] = path

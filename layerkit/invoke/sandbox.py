@@ -216,7 +216,7 @@ def _tasks_of(uid: int) -> int:
 
 
 @functools.cache
-def _loop_mounts() -> bool:
+def loop_mounts() -> bool:
     """Whether this process may mount a file system image in a mount namespace of its own (root, with loop
     devices, ``mkfs.ext4`` and ``unshare``): tried once, on a small image."""
     if os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("unshare", "mkfs.ext4", "mount")):
@@ -224,7 +224,7 @@ def _loop_mounts() -> bool:
     with tempfile.TemporaryDirectory(prefix="layerkit-loop-") as folder:
         image, mountpoint = Path(folder) / "probe.ext4", Path(folder) / "mnt"
         mountpoint.mkdir()
-        if not _make_file_system(image, 1):
+        if not make_file_system(image, 1):
             return False
         probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "mount", "-o",
                                 "loop,nosuid,nodev", str(image), str(mountpoint)], capture_output=True, check=False,
@@ -232,13 +232,38 @@ def _loop_mounts() -> bool:
         return probe.returncode == 0
 
 
-def _make_file_system(image: Path, size_mb: int) -> bool:
-    """An empty ext4 file system of ``size_mb`` in the sparse file ``image``, its root the sandbox user's (this
-    process's own ids map to Lambda's inside), nothing reserved for root."""
+def received_listener(handoff: socket.socket, alive: Callable[[], bool]) -> socket.socket | None:
+    """The Runtime API's listening socket, made by the bootstrap in the function's own network namespace and sent
+    over the unix socket ``handoff`` (``SCM_RIGHTS``); None if the runtime ended (``alive``) or never sent it."""
+    handoff.settimeout(0.1)
+    deadline = time.monotonic() + _SETUP_TIMEOUT_S * 6  # a container may take a while to start
+    while time.monotonic() < deadline:
+        try:
+            channel, _ = handoff.accept()
+        except TimeoutError:
+            if not alive():
+                return None
+            continue
+        with channel:
+            channel.settimeout(_SETUP_TIMEOUT_S)
+            _, ancillary, _, _ = channel.recvmsg(1, socket.CMSG_LEN(array.array("i").itemsize))
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(data[:fds.itemsize])
+                return socket.socket(fileno=fds[0])
+        return None
+    return None
+
+
+def make_file_system(image: Path, size_mb: int, owner: tuple[int, int] | None = None) -> bool:
+    """An empty ext4 file system of ``size_mb`` in the sparse file ``image``, its root ``owner``'s (default: this
+    process's own ids, which map to Lambda's inside the sandbox), nothing reserved for root."""
+    uid, gid = owner or (os.geteuid(), os.getegid())
     with open(image, "wb") as file:
         file.truncate(size_mb * 1024 * 1024)
     made = subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal",
-                           "-E", f"lazy_itable_init=1,root_owner={os.geteuid()}:{os.getegid()}", str(image)],
+                           "-E", f"lazy_itable_init=1,root_owner={uid}:{gid}", str(image)],
                           capture_output=True, check=False, timeout=60)
     return made.returncode == 0
 
@@ -353,13 +378,13 @@ class SandboxLauncher:
         that nothing is left mounted when it ends). Where this machine does not allow it (not root, no loop
         devices), ``/tmp`` is a plain folder on disk, no file in it larger than that size (:meth:`_rlimits`)."""
         assert self._work is not None
-        if not _loop_mounts():
+        if not loop_mounts():
             return None
 
         folder = resolve_cache_dir(self._cache_dir) / "sandbox-tmp"
         folder.mkdir(parents=True, exist_ok=True)
         self._image = folder / f"{self._work.name}.ext4"
-        if not _make_file_system(self._image, self.function.ephemeral_storage_mb):
+        if not make_file_system(self._image, self.function.ephemeral_storage_mb):
             self._image.unlink(missing_ok=True)
             self._image = None
             return None
@@ -452,25 +477,10 @@ class SandboxLauncher:
 
     def _accept(self, handoff: socket.socket) -> socket.socket:
         """The Runtime API's listening socket, made inside the sandbox and sent over ``handoff``."""
-        handoff.settimeout(0.1)
-        deadline = time.monotonic() + _SETUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            try:
-                channel, _ = handoff.accept()
-            except TimeoutError:
-                if self._process is not None and self._process.poll() is not None:
-                    break
-                continue
-            with channel:
-                channel.settimeout(_SETUP_TIMEOUT_S)
-                _, ancillary, _, _ = channel.recvmsg(1, socket.CMSG_LEN(array.array("i").itemsize))
-            for level, kind, data in ancillary:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds = array.array("i")
-                    fds.frombytes(data[:fds.itemsize])
-                    return socket.socket(fileno=fds[0])
-            break
-        raise self._failed("the runtime never handed over the Runtime API's socket")
+        listener = received_listener(handoff, lambda: self._process is not None and self._process.poll() is None)
+        if listener is None:
+            raise self._failed("the runtime never handed over the Runtime API's socket")
+        return listener
 
     def exit_code(self) -> int | None:
         return self._process.poll() if self._process is not None else -1

@@ -115,10 +115,7 @@ def open_environment(
     launcher: ContainerLauncher | SandboxLauncher
     settle_s = 0.0
     if chosen == "docker":
-        if network is not Network.HOST:
-            log("layerkit: the container shares this machine's network (--network host): the Docker engines the kit "
-                "drives here have no bridge network; --backend sandbox gives the function a network of its own")
-        launcher = ContainerLauncher(function, layout, env_for)
+        launcher = ContainerLauncher(function, layout, env_for, network, log)
         settle_s = 0.05  # the container's output comes through the docker client, a moment after its answer
     else:
         check_architecture(function)

@@ -190,9 +190,9 @@ def test_an_app_of_two_runtimes_uses_one_builder(lambda_images, kit_cache, tmp_p
     assert [layer.builder for layer in layers] == ["local", "local"]
 
 
-def test_where_the_engine_can_build_every_target_auto_bundles_in_docker_on_the_host_network(
-        lambda_images, kit_cache, tmp_path):
-    app = App(outdir=str(tmp_path / "cdk.out"))  # no network given: the engine has no bridge, so host
+def test_where_the_engine_can_build_every_target_auto_bundles_in_docker_with_a_bridge_or_without(
+        either_engine, kit_cache, tmp_path):
+    app = App(outdir=str(tmp_path / "cdk.out"))  # no network given: the bridge where there is one, else host
     layer = SharedPythonLayer(Stack(app, "Layers"), "Layer", entry=LAYERS / "my_layer", runtime=PY313)
     messages = synth_messages(app)
     assert layer.builder == "docker"

@@ -38,7 +38,10 @@ PY313 = lambda_.Runtime.PYTHON_3_13
 TARGET = Target("python3.13", "x86_64")
 
 
-DOCKER = {"layerkit:builder": "docker", "layerkit:docker-network": "host"}
+#: The Docker builder on the engine's own default network (its bridge, where it has one, as a user's has).
+DOCKER = {"layerkit:builder": "docker"}
+#: ... on its host network: where a bundling container must reach the tests' package index on 127.0.0.1.
+DOCKER_ON_HOST_NETWORK = {**DOCKER, "layerkit:docker-network": "host"}
 
 
 def uploaded_assets(outdir: Path, stack: str) -> list[dict]:
@@ -107,7 +110,7 @@ def test_a_layer_bundled_on_the_build_image_is_the_local_build_of_the_same_folde
 @pytest.mark.parametrize("tool", ["uv", "poetry", "pipenv"])
 def test_each_lock_format_goes_through_the_docker_builder(lambda_images, locked, kit_cache, tmp_path, tool):
     project = getattr(locked, tool)
-    app = App(outdir=str(tmp_path / "cdk.out"), context=DOCKER)
+    app = App(outdir=str(tmp_path / "cdk.out"), context=DOCKER_ON_HOST_NETWORK)
     layer = SharedPythonLayer(Stack(app, "S"), "Locked", entry=project, runtime=PY313)
     app.synth()
     local = build_layer(project, TARGET, cache_dir=kit_cache)

@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
 
 
-def test_the_probe_runs_the_image_for_the_platform_and_sees_an_engine_without_emulation(docker_engine, tmp_path):
+def test_the_probe_runs_the_image_for_the_platform_and_sees_an_engine_without_emulation(either_engine, tmp_path):
     """An arm64 image (one aarch64 ``python`` that exits), loaded into an x86_64 engine without QEMU: the probe
     runs it, as the bundling would, and reports what stops it."""
     import hashlib
@@ -48,11 +48,11 @@ def test_the_probe_runs_the_image_for_the_platform_and_sees_an_engine_without_em
             info = tarfile.TarInfo(name)
             info.size = len(payload)
             archive.addfile(info, io.BytesIO(payload))
-    subprocess.run([docker_engine, "load", "-i", str(bundle)], check=True, capture_output=True)
+    subprocess.run(["docker", "load", "-i", str(bundle)], check=True, capture_output=True)
     try:
         refusal = engine.cannot_build(image, "linux/arm64", "aarch64", "none", "https://pypi.org/simple")
     finally:
-        subprocess.run([docker_engine, "rmi", "-f", image], capture_output=True)
+        subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
     assert refusal is not None
     assert "the Docker engine cannot run linux/arm64 containers" in refusal.reason
     assert "exec format error" in refusal.reason

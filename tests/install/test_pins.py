@@ -155,7 +155,8 @@ def test_hashed_requirements_are_verified(tmp_path):
     build = build_layer(good, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache")
     assert build.packages == ["six==1.17.0"]
     bad = tree(tmp_path / "bad", {"python/m.py": "", "requirements.txt": f"six==1.17.0 --hash=sha256:{'0' * 64}\n"})
-    with pytest.raises(BuildError, match=r"layer bad: the file downloaded for six==1\.17\.0 does not match any of "
+    with pytest.raises(BuildError, match=r"layer bad: requirements.txt:1 \(six==1\.17\.0\): the file downloaded for "
+                                         r"six==1\.17\.0 does not match any of "
                                          r"its --hash; if the new file is trusted, regenerate the hashes"):
         build_layer(bad, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache")
 

@@ -393,27 +393,42 @@ LIMITS_HANDLER = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture(scope="session")
-def limits_assembly(tmp_path_factory, kit_cache) -> Path:
+def _limits_app(runtime: lambda_.Runtime, tmp_path_factory) -> Path:
     src = tmp_path_factory.mktemp("src")
     (src / "fn").mkdir()
     (src / "fn" / "index.py").write_text(LIMITS_HANDLER)
     outdir = tmp_path_factory.mktemp("cdk.out")
     app = App(outdir=str(outdir), context=app_context())
     stack = Stack(app, "S")
-    PythonFunction(stack, "Small", entry=src / "fn", runtime=lambda_.Runtime.PYTHON_3_12, memory_size=128,
+    PythonFunction(stack, "Small", entry=src / "fn", runtime=runtime, memory_size=128,
                    timeout=Duration.seconds(60), bytecode=False)
-    PythonFunction(stack, "Large", entry=src / "fn", runtime=lambda_.Runtime.PYTHON_3_12, memory_size=2048,
+    PythonFunction(stack, "Large", entry=src / "fn", runtime=runtime, memory_size=2048,
                    timeout=Duration.seconds(60), bytecode=False)
-    PythonFunction(stack, "Disk", entry=src / "fn", runtime=lambda_.Runtime.PYTHON_3_12, memory_size=256,
+    PythonFunction(stack, "Disk", entry=src / "fn", runtime=runtime, memory_size=256,
                    timeout=Duration.seconds(60), ephemeral_storage_size=Size.mebibytes(512), bytecode=False)
     app.synth()
     return outdir
 
 
-def invoke_limits(limits_assembly: Path, name: str, event: dict):
-    (result,) = invoke_function(Assembly.load(limits_assembly).function(f"S/{name}"), [json.dumps(event).encode()],
-                                backend="sandbox", log=lambda line: None)
+@pytest.fixture(scope="session")
+def limits_assembly(tmp_path_factory, kit_cache) -> Path:
+    """The limit probes, for the sandbox (python3.12)."""
+    return _limits_app(lambda_.Runtime.PYTHON_3_12, tmp_path_factory)
+
+
+@pytest.fixture(scope="session", params=["sandbox", "docker"])
+def limits_app(request, tmp_path_factory, kit_cache) -> tuple[Path, str]:
+    """The limit probes for each backend (python3.13 in the stand-in image): (assembly, backend)."""
+    if request.param == "docker":
+        request.getfixturevalue("lambda_images")
+        return _limits_app(lambda_.Runtime.PYTHON_3_13, tmp_path_factory), "docker"
+    return request.getfixturevalue("limits_assembly"), "sandbox"
+
+
+def invoke_limits(limits: Path | tuple[Path, str], name: str, event: dict):
+    assembly, backend = limits if isinstance(limits, tuple) else (limits, "sandbox")
+    (result,) = invoke_function(Assembly.load(assembly).function(f"S/{name}"), [json.dumps(event).encode()],
+                                backend=backend, log=lambda line: None)
     return result
 
 

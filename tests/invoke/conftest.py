@@ -5,6 +5,7 @@ from tests.invoke.apps import (  # noqa: F401  (fixtures)
     example_functions,
     host_server,
     layers_app,
+    limits_app,
     limits_assembly,
     probe_app,
     probe_container_app,

@@ -87,32 +87,32 @@ def test_everything_but_tmp_is_read_only(probe_app):
     assert result.payload == expected
 
 
-def test_a_function_starts_no_more_than_lambdas_1024_processes(limits_assembly):
-    result = invoke_limits(limits_assembly, "Large", {"action": "processes", "count": 1100})
+def test_a_function_starts_no_more_than_lambdas_1024_processes(limits_app):
+    result = invoke_limits(limits_app, "Large", {"action": "processes", "count": 1100})
     assert result.ok, result.payload
     assert result.payload["error"] == "Resource temporarily unavailable"
     assert 1000 <= result.payload["started"] < 1024  # the runtime's own process and thread count too
 
 
-def test_threads_count_against_the_same_1024(limits_assembly):
-    result = invoke_limits(limits_assembly, "Large", {"action": "threads", "count": 1100})
+def test_threads_count_against_the_same_1024(limits_app):
+    result = invoke_limits(limits_app, "Large", {"action": "threads", "count": 1100})
     assert result.ok, result.payload
     assert result.payload["error"] == "can't start new thread"
     assert 1000 <= result.payload["started"] < 1024
 
 
-def test_a_function_opens_no_more_than_lambdas_1024_files(limits_assembly):
-    result = invoke_limits(limits_assembly, "Small", {"action": "files", "count": 1500})
+def test_a_function_opens_no_more_than_lambdas_1024_files(limits_app):
+    result = invoke_limits(limits_app, "Small", {"action": "files", "count": 1500})
     assert result.ok, result.payload
     assert result.payload["error"] == "Too many open files"
     assert 1000 <= result.payload["opened"] < 1024  # stdio and the runtime's own count too
 
 
-def test_tmp_is_disk_of_the_ephemeral_storage_not_memory(limits_assembly):
-    written = invoke_limits(limits_assembly, "Disk", {"action": "tmp", "mb": 400})  # over the 256 MB memory size
+def test_tmp_is_disk_of_the_ephemeral_storage_not_memory(limits_app):
+    written = invoke_limits(limits_app, "Disk", {"action": "tmp", "mb": 400})  # over the 256 MB memory size
     assert written.payload == {"written_mb": 400, "error": None}
     assert written.ok
-    full = invoke_limits(limits_assembly, "Disk", {"action": "tmp", "mb": 600})  # over the 512 MB of /tmp
+    full = invoke_limits(limits_app, "Disk", {"action": "tmp", "mb": 600})  # over the 512 MB of /tmp
     assert full.payload == {"error": "No space left on device"}
 
 
