@@ -94,7 +94,8 @@ def headline(results: dict[str, object]) -> str:
         f"- a cold build of a heavy layer (numpy, pandas, cryptography, lxml, pillow) takes "
         f"{ratio('cold_vs_sam_builder.heavy')} the time of AWS SAM's builder, and {ratio('cold_vs_uv_recipe.heavy')} "
         "that of uv's own Lambda recipe, with `.pyc` compiled for the runtime;",
-        f"- an unchanged layer is a cache hit in {kit('cache_hit_cli')} from the command line, and costs a synth "
+        f"- an unchanged layer is a cache hit in {kit('cache_hit_cli')} from the command line "
+        f"({ratio('cache_hit_cli')} a bare start of the same Python), and costs a synth "
         f"{kit('layer_build_warm_in_synth')};",
         f"- a changed pin in a 34-package layer rebuilds in {ratio('one_pin_changed')} the time of a cold build;",
         f"- a Docker build of a layer, its image built, takes {ratio('docker_layer_build_warm_image')} the time of "

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from layerkit.core.errors import AssemblyError
+from layerkit.shipping.selection import kind_of
 
 #: How many bytes of a compiled file tell its format and machine (see :mod:`layerkit.rules.native`).
 HEAD_BYTES = 64
@@ -39,12 +40,6 @@ class Entry:
     link: str | None = None  # the target of a zip's symbolic-link entry
 
 
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
-                       (stat.S_ISBLK, "a device")):
-        if test(mode):
-            return name
-    return "not a regular file"
 
 
 class AssetContent:
@@ -187,7 +182,7 @@ class AssetContent:
                 elif stat.S_ISREG(mode):
                     found.append(Entry(name, os.stat(real).st_size, Path(real)))
                 else:
-                    raise AssemblyError(f"{self.what}: {name} is {_kind(mode)}, never code; synthesize again")
+                    raise AssemblyError(f"{self.what}: {name} is {kind_of(mode)}, never code; synthesize again")
 
         visit(root, "", (root,))
         return found

@@ -35,6 +35,7 @@ class _AppPlan:
     docker: bool | None = None
     bundled: list[Callable[[], None]] = field(default_factory=list)  # turns a Docker-bundled asset local
     missing: engine.Refusal | None = None  # the first target whose build image the engine lacks
+    told: set[tuple[str, str]] = field(default_factory=set)  # (image, platform) already said missing
 
 
 def _plan(scope: Construct) -> _AppPlan:
@@ -92,6 +93,16 @@ def docker_for(scope: Construct, target: Target | None, network: Callable[[], st
         WARNING_ID, f"every construct of this app is built without Docker{again}: {refusal.reason}; "
         f"{refusal.fix}, or set -c {BUILDER_CONTEXT_KEY}=local to build without Docker and without this check")
     return False
+
+
+def first_to_need(scope: Construct, image: tuple[str, str]) -> bool:
+    """Whether ``scope`` is the app's first construct to need ``image`` (image, platform) that is missing: the one
+    that says so."""
+    told = _plan(scope).told
+    if image in told:
+        return False
+    told.add(image)
+    return True
 
 
 def bundled_in_docker(scope: Construct, make_local: Callable[[], None]) -> None:

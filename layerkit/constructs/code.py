@@ -37,6 +37,7 @@ from layerkit.assemble.local_build import asset_hash_of, build_source, layers_pr
 from layerkit.assemble.matrix import build_variants
 from layerkit.constructs import builder_choice as choice
 from layerkit.constructs.builder_choice import BUILDER_CONTEXT_KEY
+from layerkit.constructs.mistakes import AlreadyTold
 from layerkit.core import progress, uv
 from layerkit.core.archive import asset_sizes, compress_files, write_zip
 from layerkit.core.cache import resolve_cache_dir
@@ -167,6 +168,8 @@ def code_asset(scope: Construct, scratch_id: str, source: SourceFolder, target: 
     # as the CDK skips a bundle it has.
     staged_bundle = Path(Stage.of(scope).outdir) / _staged_name(registered)
     alpha = None
+    if not staged_bundle.is_dir() and docker.image is None:
+        _refuse_missing_image(scope, source.what, target, docker)
     if not staged_bundle.is_dir():
         job = BundleJob(source, target, staged, fingerprint, bytecode, slim, docker,
                         resolve_network(scope, docker.network), resolve_cache_dir(), tuple(sorted(provided)), index,
@@ -184,6 +187,20 @@ def code_asset(scope: Construct, scratch_id: str, source: SourceFolder, target: 
     if auto:
         choice.bundled_in_docker(scope, lambda: asset.replace_with(local_build()))
     return asset
+
+
+def _refuse_missing_image(scope: Construct, what: str, target: Target, docker: DockerOptions) -> None:
+    """Docker asked for, and the build image cannot be had: said once per app, on the first construct that needs
+    it (the others are broken without a word: :class:`~layerkit.constructs.mistakes.AlreadyTold`)."""
+    image, platform = target.bundling_image, target.docker_platform
+    why = engine.image_unavailable(image, platform)
+    if why is None:
+        return
+    if not choice.first_to_need(scope, (image, platform)):
+        raise AlreadyTold(image)
+    raise LayerkitError(f"{what}: Docker was asked for, and {image} for {platform} is not in the Docker engine and "
+                        f"cannot be pulled ({why}): pull it (docker pull --platform {platform} {image}), or "
+                        f"{docker.without_docker()}; every construct that needs it waits on it")
 
 
 #: The build arguments of the alpha's image that a local build honours, as its environment.

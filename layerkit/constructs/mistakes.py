@@ -32,10 +32,17 @@ Result = TypeVar("Result")
 _NOT_BUILT = "def handler(event, context):\n    raise RuntimeError('not built: see the error cdk synth printed')\n"
 
 
+class AlreadyTold(Exception):
+    """A mistake another construct of the app told already (a Docker image that cannot be had): this construct is
+    broken without a word of its own."""
+
+
 def attempt(action: Callable[[], Result]) -> tuple[Result | None, str | None]:
-    """What ``action`` returns, or None and the one line of the kit's error it raised."""
+    """What ``action`` returns, or None and the one line of the kit's error it raised ("" for one told already)."""
     try:
         return action(), None
+    except AlreadyTold:
+        return None, ""
     except LayerkitError as error:
         if debugging():
             raise
@@ -44,7 +51,10 @@ def attempt(action: Callable[[], Result]) -> tuple[Result | None, str | None]:
 
 def tell(construct: Construct, message: str) -> None:
     """The mistake ``message`` as the CDK tells a construct's error: one line that names the construct (the CDK
-    prints the path on a line of its own, or not at all, depending on the app's flags)."""
+    prints the path on a line of its own, or not at all, depending on the app's flags). An empty one was told
+    on another construct already."""
+    if not message:
+        return
     path = construct.node.path
     Annotations.of(construct).add_error(message if message.startswith(f"{path}:") or f" {path}:" in message
                                         else f"{path}: {message}")
@@ -55,6 +65,8 @@ def told_on(construct: Construct) -> Iterator[None]:
     """Run a step of ``construct``; the kit's error it raises becomes the construct's error annotation."""
     try:
         yield
+    except AlreadyTold:
+        pass
     except LayerkitError as error:
         if debugging():
             raise

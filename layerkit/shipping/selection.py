@@ -66,7 +66,8 @@ def excluded(rel: str, patterns: Iterable[str]) -> bool:
                for pattern in patterns)
 
 
-def _kind(mode: int) -> str:
+def kind_of(mode: int) -> str:
+    """What a file that is no regular file is (a FIFO, a socket, a device), in a message's words."""
     for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
                        (stat.S_ISBLK, "a device")):
         if test(mode):
@@ -108,7 +109,7 @@ def select(folder: Path, *, boundary: Path, what: str, excludes: Iterable[str] =
             elif stat.S_ISREG(mode):
                 files.append((child_rel, path))
             else:
-                raise LayerSourceError(f"{what}: {path} is {_kind(mode)}; only regular files and folders ship: "
+                raise LayerSourceError(f"{what}: {path} is {kind_of(mode)}; only regular files and folders ship: "
                                        f"remove it, or exclude it ({in_use().exclude})")
 
     visit(folder, "", (os.path.realpath(folder),))
@@ -132,6 +133,6 @@ def _follow(link: Path, ancestors: tuple[str, ...], what: str) -> tuple[int, str
         raise LayerSourceError(f"{what}: {link} is a link to {target}, a folder that holds the link itself, so the "
                                "folder would never end; remove the link")
     if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-        raise LayerSourceError(f"{what}: {link} is a link to {target}, which is {_kind(mode)}; only regular files "
+        raise LayerSourceError(f"{what}: {link} is a link to {target}, which is {kind_of(mode)}; only regular files "
                                "and folders ship: remove the link")
     return mode, real

@@ -21,7 +21,7 @@ from layerkit.assembly import Assembly
 from layerkit.core.targets import Target
 from layerkit.invoke.session import invoke_function
 from tests.conftest import LAYERS, ROOT, app_context, synth_messages
-from tests.helpers import elf_machine
+from tests.helpers import assert_told, elf_machine
 
 PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
 
@@ -318,3 +318,18 @@ def test_the_docker_builder_bundles_a_function_with_python_function(stand_in_doc
     manifest = json.loads((tmp_path / "out" / "S.assets.json").read_text())
     (uploaded,) = [a for a in manifest["files"].values() if a["source"]["packaging"] == "zip"]
     assert [d["objectKey"] for d in uploaded["destinations"].values()] == [function["Properties"]["Code"]["S3Key"]]
+
+
+def test_a_build_image_docker_cannot_have_is_said_once_per_app_with_its_pull_command(lambda_images, kit_cache,
+                                                                                     tmp_path):
+    """Docker asked for, for python3.12, whose build image the engine has not and cannot pull here: the first
+    layer that needs it says so, with the pull command; the second says nothing more."""
+    app = App(outdir=str(tmp_path / "cdk.out"), context={"layerkit:builder": "docker"})
+    stack = Stack(app, "S")
+    first = SharedPythonLayer(stack, "First", entry=LAYERS / "my_layer", runtime=lambda_.Runtime.PYTHON_3_12)
+    second = SharedPythonLayer(stack, "Second", entry=LAYERS / "another_layer", runtime=lambda_.Runtime.PYTHON_3_12)
+    message = assert_told(stack, "", on="S/First")
+    assert "public.ecr.aws/sam/build-python3.12 for linux/amd64 is not in the Docker engine and cannot be pulled" \
+        in message
+    assert "docker pull --platform linux/amd64 public.ecr.aws/sam/build-python3.12" in message
+    assert (first.broken, second.broken) == (True, True)
