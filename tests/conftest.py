@@ -151,6 +151,12 @@ def write(root: Path, files: dict[str, str | bytes]) -> Path:
     return root
 
 
+def failure_reports(pytest_stdout: str) -> str:
+    """What an inner pytest run printed for its failing tests, without its short summary: under ``CI=true`` pytest
+    repeats each failure's whole message there, so a line counted in the whole output would be counted twice."""
+    return pytest_stdout.split("short test summary info", 1)[0]
+
+
 def extract(zip_path: Path, destination: Path) -> Path:
     with zipfile.ZipFile(zip_path) as archive:
         archive.extractall(destination)

@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, failure_reports
 
 APP = textwrap.dedent('''
     import layerkit
@@ -131,6 +131,6 @@ def test_an_event_lambda_could_not_take_fails_the_test_with_the_kits_message(tmp
         "layerkit: the event is not UTF-8 text (surrogates not allowed at character 7); an event is a JSON document "
         "in UTF-8",
     ):
-        assert result.stdout.count(message) == 1, message
+        assert failure_reports(result.stdout).count(message) == 1, message
     assert "Traceback" not in result.stdout
     assert "During handling" not in result.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, failure_reports
 
 APP = textwrap.dedent('''
     import layerkit  # first, before aws_cdk
@@ -133,7 +133,7 @@ def test_every_mistake_of_an_app_is_one_line_in_one_synth(new_app):
     tests = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=app,
                            env=env, capture_output=True, text=True, timeout=900)
     assert tests.returncode == 1
-    assert_one_line_each(tests.stdout)
+    assert_one_line_each(failure_reports(tests.stdout))
 
 
 def test_cdk_synth_debug_shows_the_traceback(new_app):
