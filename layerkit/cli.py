@@ -67,6 +67,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if several:
         return _build_variants(args, source, runtimes, architectures, slim)
     target = Target(runtimes[0], architectures[0])
+    out = _file_to_write("--out", args.out, f"{source.name}.zip") if args.out else None
     if args.builder == "docker":
         from layerkit.constructs.code import build_in_docker  # lazy: the CDK, only for the Docker builder
 
@@ -76,9 +77,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         build = build_source(source, target, cache_dir=args.cache_dir, report=report_to_stderr,
                              bytecode=args.bytecode, workers=args.workers, slim=slim)
     result = build.to_json()
-    if args.out:
-        _copy_out(build.zip, Path(args.out))
-        result["zip"] = str(Path(args.out))
+    if out is not None:
+        _copy_out(build.zip, out)
+        result["zip"] = str(out)
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
@@ -86,6 +87,15 @@ def cmd_build(args: argparse.Namespace) -> int:
               f"{_human(result['unzipped_bytes'])} unzipped) sha256 {result['sha256']} "
               f"[{result['cache']}, {result['builder']}]")
     return 0
+
+
+def _file_to_write(option: str, value: str, example: str) -> Path:
+    """The file ``option`` names, checked before any work: a folder there cannot be replaced by a file."""
+    path = Path(value)
+    if path.is_dir():
+        raise UsageError(f"{option} {value} is a folder; give the path of the file to write, e.g. "
+                         f"{option} {path / example}")
+    return path
 
 
 def _copy_out(zip_path: Path, out: Path) -> None:
@@ -111,6 +121,9 @@ def _build_variants(args: argparse.Namespace, source: Any, runtimes: list[str], 
 
     if source.destination is not Destination.LAYER:
         raise UsageError("a function runs on one runtime and architecture: give one --runtime and one --arch")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file; with several --runtime or --arch it names the folder that "
+                         "gets one zip per version")
     builds = build_variants(source, runtimes, architectures, cache_dir=resolve_cache_dir(args.cache_dir),
                             report=report_to_stderr, bytecode=args.bytecode, workers=args.workers, slim=slim)
     results = []
@@ -290,8 +303,8 @@ def cmd_sam_template(args: argparse.Namespace) -> int:
     from layerkit.assembly import Assembly
     from layerkit.assembly.sam_template import sam_template
 
+    out = _file_to_write("--output", args.output, "template.yaml") if args.output else None
     assembly = Assembly.load(args.assembly)
-    out = Path(args.output) if args.output else None
     template = sam_template(assembly, args.stack, out.parent if out else Path.cwd())
     text = json.dumps(template, indent=1) + "\n"
     if out is None:

@@ -116,6 +116,32 @@ def test_unwritable_output_is_one_line(tmp_path):
     assert str(blocker) in message
 
 
+@pytest.mark.parametrize("command", ["build", "sam-template"])
+def test_an_output_file_that_is_a_folder_is_said_before_any_work(example, tmp_path, command):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    arguments = {
+        "build": ["build", str(LAYERS / "my_layer"), "--runtime", "python3.12", "--arch", "x86_64", "--out",
+                  str(folder), "--cache-dir", str(tmp_path / "cache")],
+        "sam-template": ["sam-template", "lambda-layers-example-order-total", "--assembly",
+                         str(example.app.outdir), "--output", str(folder)],
+    }[command]
+    result = cli(*arguments)
+    message = one_line_error(result, code=2)
+    option = "--out" if command == "build" else "--output"
+    assert f"{option} {folder} is a folder; give the path of the file to write, e.g. {option} {folder}/" in message
+    assert not (tmp_path / "cache").exists()  # nothing built for an answer that could not be written
+
+
+def test_layers_from_a_path_that_is_no_assembly_is_one_line(example, tmp_path):
+    result = cli("invoke", "lambda-layers-example-order-total/Function", "--assembly", str(example.app.outdir),
+                 "--event", str(LAYERS.parent / "lambdas" / "order_total" / "events" / "order.json"),
+                 "--layers-from", str(tmp_path / "nope"))
+    message = one_line_error(result)
+    assert message == f"layerkit: error: {tmp_path / 'nope'} is not a cloud assembly (no manifest.json); run " \
+                      "'npx cdk synth' first"
+
+
 def test_no_command_is_a_usage_error():
     result = cli()
     assert result.returncode == 2

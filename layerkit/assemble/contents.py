@@ -49,7 +49,8 @@ class Contents:
     def write(self, destination: Path) -> dict[str, Any]:
         with cache.scratch(self.cache_dir / "builds", "work") as work:
             packages, provided_by_layers = self._packages(work)
-            with progress.step(f"{self.source.what}: compiling and compressing its own code"):
+            doing = "compiling and compressing" if self.python is not None else "compressing"
+            with progress.step(f"{self.source.what}: {doing} its own code"):
                 own, failures = self._own_code(work)
             self._refuse_broken_handler_modules(failures)
             members = self._merge(own, packages)
@@ -102,8 +103,9 @@ class Contents:
         reused = sum(p.reused for p in shipped)
         self.report(f"{self.source.what}: {len(shipped)} package(s) for {self.target.runtime} "
                     f"({self.target.python_tag}, {self.target.platform_tag}) from {declaration.kind}: {reused} from "
-                    f"the package cache, {len(shipped) - reused} installed with uv {uv.version()}, compiled and "
-                    f"compressed in {time.perf_counter() - started:.1f} s")
+                    f"the package cache, {len(shipped) - reused} installed with uv {uv.version()}, "
+                    f"{'compiled and ' if self.python is not None else ''}compressed in "
+                    f"{time.perf_counter() - started:.1f} s")
         return shipped, [f"{p.name}=={p.version}" for p in provided]
 
     def _recalled(self, declaration: Declaration, work: Path) -> list[Package] | None:

@@ -76,6 +76,11 @@ def _checked_source(label: str, entry: str | Path, runtime: lambda_.Runtime, ind
     if not index.endswith(".py"):
         raise LayerSourceError(f"{label}: index {index!r} is not a .py file; name the module that holds the "
                                "handler, e.g. index='handler.py'")
+    if "." in handler:  # lambda_.Function's habit, module.function: here the module is index=
+        module, _, name = handler.rpartition(".")
+        raise LayerSourceError(f"{label}: handler {handler!r} names a module and a function, as lambda_.Function "
+                               f"takes it; here they are two keywords: index='{module.replace('.', '/')}.py', "
+                               f"handler='{name}'")
     source = SourceFolder.function(entry, tuple(asset_excludes), label, poetry=poetry)
     index_file = source.root / index
     if not index_file.is_file():
@@ -145,12 +150,16 @@ class PythonFunction(lambda_.Function):
         **function_props: Any,
     ) -> None:
         label = f"function {scope.node.path}/{construct_id}"
-        target = Target(runtime.name, (architecture or lambda_.Architecture.X86_64).name)
+        # A runtime the kit does not build for is this function's error too (mistakes.py), not the app's end.
+        architecture_name = (architecture or lambda_.Architecture.X86_64).name
+        target, unknown_target = attempt(lambda: Target(runtime.name, architecture_name))
         kit_layers = [layer if hasattr(layer, "version_for") else shared_layer_of(layer) for layer in layers or ()]
 
         def build() -> tuple[SourceFolder, CodeAsset]:
             if mistake is not None:  # found by the alpha's adapter in its own arguments
                 raise LayerkitError(mistake)
+            if target is None:
+                raise UnsupportedTargetError(f"{label}: {unknown_target}")
             source = _checked_source(label, entry, runtime, index, handler, asset_excludes, poetry)
             # The kit's layers (SharedPythonLayer, PythonLayerVersion, an external layer) give the version for this
             # function's target and the distributions it ships; other layer versions are as given.
@@ -175,14 +184,14 @@ class PythonFunction(lambda_.Function):
         self.broken = told is not None
         if told is not None:
             tell(self, told)
-        self.target = target
+        self.target = target or Target("python3.12", "x86_64")  # (a broken function's stand-in)
         self._ordered_layers: list[lambda_.ILayerVersion] = []
         cfn = self.node.default_child
         if self.keeps_layer_order and isinstance(cfn, lambda_.CfnFunction):
             # With @aws-cdk/aws-lambda:recognizeLayerVersion (a recommended flag) the CDK sorts a function's layers
             # by construct path; the order decides which layer's file wins in /opt, so the order given is kept.
             cfn.layers = Lazy.list(_LayerArns(self._ordered_layers), omit_empty=True)
-        for layer in layers or ():
+        for layer in layers or () if target is not None else ():  # (no layer serves a runtime the kit refuses)
             with told_on(self):  # a layer of another target: this function's error
                 self.add_layers(layer.version_for(self, target) if hasattr(layer, "version_for") else layer)
         if source is None or code is None:

@@ -58,7 +58,7 @@ def _candidates(version: str) -> Iterator[str]:
     if uv := shutil.which("uv"):
         proc = subprocess.run(
             [uv, "python", "find", "--no-project", version], capture_output=True, text=True, check=False,
-            env={**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"},
+            env={**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1", "NO_COLOR": "1"},
         )
         if proc.returncode == 0 and proc.stdout.strip():
             yield proc.stdout.strip()
@@ -82,7 +82,8 @@ def _uv_install(version: str) -> str | None:
     print(f"layerkit: no Python {version} here: asking uv for one (uv python install {version})", file=sys.stderr)
     try:
         proc = subprocess.run([uv.binary(), "python", "install", version], capture_output=True, text=True,
-                              timeout=INSTALL_TIMEOUT_S, check=False, env={**os.environ, "UV_NO_CONFIG": "1"})
+                              timeout=INSTALL_TIMEOUT_S, check=False,
+                              env={**os.environ, "UV_NO_CONFIG": "1", "NO_COLOR": "1"})
     except (OSError, subprocess.TimeoutExpired) as error:
         return str(error)
     if proc.returncode == 0:

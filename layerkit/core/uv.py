@@ -225,7 +225,8 @@ def build_wheel(package: Path, out_dir: Path, what: str, shown: Path | None = No
 _HASH_MISMATCH = re.compile(r"Hash mismatch for `([^`]+)`")
 _NO_WHEEL = re.compile(r"Wheels are required for `([^`]+)`|Because (\S+?)(?:==\S+)? has no (?:usable )?wheels"
                        r"|(\S+?)(?:==\S+)? has no wheels with a matching platform tag")
-_NOT_FOUND = re.compile(r"Because (\S+) was not found in the package registry|No solution found")
+_NOT_FOUND = re.compile(r"Because (\S+?) was not found in the package registry"
+                        r"|there (?:is|are) no versions? of (\S+?)(?:[=<>!~,]\S*)? and")
 
 
 def _last_lines(stderr: str) -> str:
@@ -256,4 +257,10 @@ def install_error(what: str, target: Target, stderr: str) -> Exception:
             f"{what}: the package index refused the credentials ({_last_lines(stderr)}); set them in "
             "PIP_INDEX_URL / UV_INDEX_URL (https://user:token@host/simple) or in ~/.netrc"
         )
+    if missing := _NOT_FOUND.search(stderr):
+        unknown, no_such_version = missing.groups()
+        fix = (f"check the spelling of {unknown}: the package index has no project of that name" if unknown else
+               f"pin a version of {no_such_version} the package index has ('pip index versions {no_such_version}' "
+               "lists them)")
+        return BuildError(f"{what}: installing for {target} failed: {_last_lines(stderr).rstrip('.')}; {fix}")
     return BuildError(f"{what}: installing for {target} failed: {_last_lines(stderr)}")

@@ -22,7 +22,9 @@ from __future__ import annotations
 import fcntl
 import itertools
 import json
+import os
 import queue
+import select
 import termios
 import threading
 import time
@@ -84,12 +86,40 @@ class _Output:
         self._dropped = 0  # lines let go from the front, so that marks keep counting every line
         self._kept_bytes = 0
         self._lock = threading.Lock()
+        # Held from taking bytes out of the pipe until their lines are kept and echoed: with it, an empty pipe
+        # means every byte written so far has been shown (the platform's END line never cuts into a line).
+        self._reading = threading.Lock()
         self._thread = threading.Thread(target=self._read, name="runtime-output", daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
-        for raw in iter(lambda: self._stream.readline(MAX_LINE_BYTES), b""):
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+        fd = self._stream.fileno()
+        pending = b""
+        while True:
+            try:
+                select.select([fd], [], [])  # (waits without the lock: since() may look meanwhile)
+            except (OSError, ValueError):  # the pipe was closed on this side: the environment is gone
+                break
+            with self._reading:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    self._take(line)
+                while len(pending) >= MAX_LINE_BYTES:  # a line that long is kept in pieces
+                    self._take(pending[:MAX_LINE_BYTES])
+                    pending = pending[MAX_LINE_BYTES:]
+        with self._reading:
+            if pending:
+                self._take(pending)
+
+    def _take(self, raw: bytes) -> None:
+        for start in range(0, max(len(raw), 1), MAX_LINE_BYTES):
+            line = raw[start:start + MAX_LINE_BYTES].decode("utf-8", errors="replace")
             with self._lock:
                 self._lines.append(line)
                 self._kept_bytes += len(line)
@@ -105,12 +135,14 @@ class _Output:
 
     def since(self, mark: int, settle_s: float = 0.0) -> list[str]:
         """The lines since ``mark``, once the pipe has nothing more to give (bytes written before the runtime
-        answered are already in it)."""
+        answered are already in it) and every line taken from it has been shown."""
         deadline = time.perf_counter() + 0.5
         quiet_since = time.perf_counter()
         while time.perf_counter() < deadline:
             try:
-                waiting = int.from_bytes(fcntl.ioctl(self._stream.fileno(), termios.FIONREAD, b"\0\0\0\0"), "little")
+                with self._reading:
+                    waiting = int.from_bytes(fcntl.ioctl(self._stream.fileno(), termios.FIONREAD, b"\0\0\0\0"),
+                                             "little")
             except (OSError, ValueError):
                 break
             if waiting:
@@ -118,7 +150,6 @@ class _Output:
             elif time.perf_counter() - quiet_since >= settle_s:
                 break
             time.sleep(0.001)
-        time.sleep(0)  # let the reader take what it has read
         with self._lock:
             return list(itertools.islice(self._lines, max(0, mark - self._dropped), None))
 

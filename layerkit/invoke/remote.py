@@ -51,9 +51,9 @@ def resolve(function: Function, *, layer_paths: Mapping[str, Path] | None = None
             layers_from: Sequence[str | Path] = (), cache_dir: Path | None = None) -> Function:
     """``function`` with each layer owned elsewhere given its content (see the module), or an error naming the
     ways to give it."""
+    others = [Assembly.load(path) for path in layers_from]  # read even when unused: a wrong path is said
     if not any(use.layer.owned_elsewhere for use in function.layers):
         return function
-    others = [Assembly.load(path) for path in layers_from]
     uses = []
     for use in function.layers:
         name = use.layer.owned_elsewhere

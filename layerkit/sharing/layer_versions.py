@@ -105,7 +105,7 @@ class LayerVersions:
     def version_for(self, scope: Construct, target: Target | None = None) -> lambda_.ILayerVersion:
         """The version for a function of ``target`` in ``scope``'s stack, referenced as the layer's sharing says."""
         if self.broken:
-            return self.versions[0].layer_version
+            return self._stand_in_in(Stack.of(scope))
         if target is None:
             if len(self.versions) > 1:
                 raise LayerkitError(
@@ -117,6 +117,14 @@ class LayerVersions:
         if version.publication is None:
             return version.layer_version
         return version.publication.for_scope(scope)
+
+    def _stand_in_in(self, stack: Stack) -> lambda_.ILayerVersion:
+        """What a function gets of a layer that could not be built: an ARN in its own stack, never a reference to
+        the layer's stack (which would add exports, and the CDK's warnings about them, to a synth that fails)."""
+        name = f"NotBuilt{self.node.addr[:12]}"  # type: ignore[attr-defined]
+        found = stack.node.try_find_child(name)
+        return found if found is not None else lambda_.LayerVersion.from_layer_version_arn(
+            stack, name, "arn:aws:lambda:us-east-1:000000000000:layer:layerkit-not-built:1")
 
     def packages_for(self, target: Target) -> dict[str, str]:
         """The distributions (canonical name -> version) the version for ``target`` ships to its functions."""

@@ -122,7 +122,8 @@ def parse_pep508(text: str, origin: str, base: Path) -> Requirement:
     try:
         parsed = Pep508(text)
     except InvalidRequirement as exc:
-        raise DeclarationError(f"{origin}: cannot read requirement {text!r} ({exc}); write it as 'name==1.2.3'") \
+        why = str(exc).splitlines()[0]  # (packaging adds the line and a caret below: one line here)
+        raise DeclarationError(f"{origin}: cannot read requirement {text!r} ({why}); write it as 'name==1.2.3'") \
             from None
     name = canonical_name(parsed.name)
     marker = str(parsed.marker) if parsed.marker else None

@@ -164,6 +164,9 @@ class SourceFolder:
         selection = _select(root, root, folder.what, (*hidden, *excludes))
         files = tuple(p for p in selection.files
                       if p.relative_to(root).as_posix() not in DEPENDENCY_FILES and p not in inputs)
+        if destination is Destination.FUNCTION and not any(p.suffix == ".py" for p in selection.files):
+            raise LayerSourceError(f"{label or kind}: {entry} holds no Python module to deploy; a function's folder "
+                                   "holds the module with its handler (e.g. index.py)")
         return cls(root, destination, files, names, label, tuple(excludes), selection.outside, poetry=poetry)
 
     @staticmethod

@@ -78,6 +78,10 @@ BAD = {
                         "index.py defines no 'handler'; add 'def handler(event, context)' there, or pass handler="),
     "not-a-module": ({"index.py": ""}, {"index": "index.txt"}, "index 'index.txt' is not a .py file"),
     "syntax-error": ({"index.py": "def handler(event, context:\n"}, {}, "index.py:1: does not parse"),
+    # lambda_.Function's module.function: the two keywords it means.
+    "dotted-handler": ({"app/main.py": "def run(e, c):\n    return 1\n"}, {"handler": "app.main.run"},
+                       "here they are two keywords: index='app/main.py', handler='run'"),
+    "no-module": ({"README.md": "the code is elsewhere\n"}, {}, "holds no Python module to deploy"),
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 from layerkit.assemble.local_build import build_layer
 from layerkit.core.targets import Target
 from tests.conftest import LAYERS
+from tests.helpers import cli
 
 
 @pytest.fixture(scope="module", params=["x86_64", "arm64"])
@@ -57,8 +58,17 @@ def test_no_bytecode_when_asked(tmp_path):
     assert with_pyc.asset_hash != build.asset_hash  # .pyc are content: another asset, never a stale one
 
 
+def test_a_build_without_bytecode_never_says_it_compiled(tmp_path):
+    result = cli("build", str(LAYERS / "my_layer"), "--runtime", "python3.12", "--arch", "x86_64", "--no-bytecode",
+                 "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    summary = next(line for line in result.stderr.splitlines() if "installed with uv" in line)
+    assert ", compressed in " in summary, summary
+    assert "compil" not in result.stderr
+
+
 def test_without_the_target_python_a_local_build_ships_source_only_and_names_the_asset_it_builds(tmp_path):
-    proc = build_with_python_hidden(tmp_path)
+    proc = build_with_python_hidden(tmp_path, FORCE_COLOR="1")  # (as cdk synth runs an app: uv's why uncoloured)
     assert proc.returncode == 0, proc.stderr
     built = json.loads(proc.stdout)
     assert built["bytecode"] is False
@@ -66,6 +76,7 @@ def test_without_the_target_python_a_local_build_ships_source_only_and_names_the
     warning = next(line for line in proc.stderr.splitlines() if "ships no .pyc" in line)
     assert warning.startswith("layerkit: warning: layer another_layer: no Python 3.12 here"), warning
     assert "'uv python install 3.12' could not install one" in warning  # asked, and the download was refused
+    assert "\x1b[" not in proc.stderr
     assert f"under asset hash {built['asset_hash'][:12]} (with .pyc it is {with_pyc.asset_hash[:12]}" in warning
     assert "--no-bytecode on every machine" in warning
 

@@ -182,11 +182,17 @@ def test_a_release_whose_requires_python_excludes_the_runtime_is_refused_naming_
         "kit-backport==0.6, the newest release that supports it, or drop it if the standard library has it")
 
 
-def test_a_release_that_does_not_exist_names_the_line_that_asks_for_it(tmp_path):
-    layer = make_layer(tmp_path, "six==1.17.0\nrequests==99.0\n")
+@pytest.mark.parametrize(("requirement", "fix"), [
+    ("requests==99.0", "; pin a version of requests the package index has ('pip index versions requests' lists them)"),
+    ("layerkit-no-such-project==1.0", "; check the spelling of layerkit-no-such-project: the package index has no "
+                                      "project of that name"),
+], ids=["no-such-release", "no-such-project"])
+def test_a_release_that_does_not_exist_names_the_line_that_asks_for_it_and_the_fix(tmp_path, requirement, fix):
+    layer = make_layer(tmp_path, f"six==1.17.0\n{requirement}\n")
     result = cli("build", str(layer), "--runtime", "python3.12", "--arch", "x86_64", "--cache-dir",
                  str(tmp_path / "cache"))
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()
-    assert line.startswith("layerkit: error: layer bad_layer: requirements.txt:2 (requests==99.0): installing for "
+    assert line.startswith(f"layerkit: error: layer bad_layer: requirements.txt:2 ({requirement}): installing for "
                            "python3.12/x86_64 failed:"), line
+    assert line.endswith(fix), line

@@ -199,7 +199,8 @@ PROBE_HANDLER = textwrap.dedent('''
             hog = bytearray(event["mb"] * 1024 * 1024)
             return len(hog)
         if action == "print":
-            print("the handler says", event.get("n", 0), flush=True)
+            line = f"the handler says {event.get('n', 0)}"
+            print("\\n".join([line] * event.get("times", 1)), flush=True)  # (many lines: one write)
             return {"printed": True}
         if action == "sdk":
             import boto3, botocore

@@ -208,6 +208,14 @@ def test_log_lines_come_in_lambdas_order_and_nothing_after_report(probe_app):
         assert "Traceback" not in result.stderr
 
 
+def test_every_line_a_handler_printed_comes_whole_before_its_end_line(probe_app):
+    result = cli_probe(probe_app, "S/Probe", "--event", "-", stdin='{"action": "print", "n": 7, "times": 5000}')
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("layerkit: ")]
+    kinds = [line.split(" ", 1)[0] if line.startswith(("START ", "END ", "REPORT ")) else line for line in lines]
+    assert kinds == ["START", *["the handler says 7"] * 5000, "END", "REPORT"]
+
+
 def test_each_invoke_keeps_its_own_output_and_report(probe_app):
     results = invoke_probe(probe_app, "Probe", {"action": "print", "n": 1}, {"action": "print", "n": 2})
     assert [r.logs for r in results] == [["the handler says 1"], ["the handler says 2"]]
