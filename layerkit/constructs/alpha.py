@@ -53,7 +53,7 @@ from layerkit.constructs.code import (
     layer_code,
     resolve_bytecode,
 )
-from layerkit.constructs.mistakes import attempt, stand_in_version, tell, told_on
+from layerkit.constructs.mistakes import STAND_IN_TARGET, attempt, stand_in_version, tell, told_on
 from layerkit.core.choices import one_of
 from layerkit.core.errors import LayerkitError, UnsupportedTargetError
 from layerkit.core.targets import Target, lambda_architecture, targets_of
@@ -289,7 +289,7 @@ class PythonLayerVersion(LayerVersions, lambda_.LayerVersion):
         # A mistake is this construct's error (mistakes.py): the app goes on synthesizing with a stand-in.
         result, mistake = attempt(build)
         if result is None:
-            targets, built = [Target("python3.12", "x86_64")], [stand_in_version()]
+            targets, built = [STAND_IN_TARGET], [stand_in_version()]
         else:
             targets, self.source, built, self.code_asset = result
         self.target = targets[0]

@@ -38,7 +38,7 @@ from layerkit.constructs.code import (
     resolve_bytecode,
 )
 from layerkit.constructs.layer import LayerVersions
-from layerkit.constructs.mistakes import attempt, stand_in_function_code, tell, told_on
+from layerkit.constructs.mistakes import STAND_IN_TARGET, attempt, stand_in_function_code, tell, told_on
 from layerkit.core.errors import LayerkitError, LayerSourceError, UnsupportedTargetError
 from layerkit.core.targets import Target
 from layerkit.docker.options import DockerOptions
@@ -184,7 +184,7 @@ class PythonFunction(lambda_.Function):
         self.broken = told is not None
         if told is not None:
             tell(self, told)
-        self.target = target or Target("python3.12", "x86_64")  # (a broken function's stand-in)
+        self.target = target or STAND_IN_TARGET
         self._ordered_layers: list[lambda_.ILayerVersion] = []
         cfn = self.node.default_child
         if self.keeps_layer_order and isinstance(cfn, lambda_.CfnFunction):

@@ -26,7 +26,7 @@ from layerkit.constructs.code import (
     resolve_bytecode,
 )
 from layerkit.constructs.external import ExternalPythonLayer
-from layerkit.constructs.mistakes import attempt, stand_in_version, tell, told_on
+from layerkit.constructs.mistakes import STAND_IN_TARGET, attempt, stand_in_version, tell, told_on
 from layerkit.core.errors import LayerkitError
 from layerkit.core.targets import Target, lambda_architecture, python_runtime, targets_of
 from layerkit.docker.options import DockerOptions
@@ -127,7 +127,7 @@ class SharedPythonLayer(LayerVersions, Construct):
         if result is None:
             tell(self, mistake or "")
             self.broken = True
-            targets, built = [Target("python3.12", "x86_64")], [stand_in_version()]
+            targets, built = [STAND_IN_TARGET], [stand_in_version()]
         else:
             targets, self.source, built, self.code = result
         self.targets = targets

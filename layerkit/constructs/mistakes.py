@@ -23,7 +23,7 @@ from constructs import Construct
 
 from layerkit.core.cache import resolve_cache_dir
 from layerkit.core.errors import LayerkitError, debugging
-from layerkit.core.targets import Variant
+from layerkit.core.targets import Target, Variant
 from layerkit.sharing.layer_versions import BuiltVersion
 
 Result = TypeVar("Result")
@@ -73,12 +73,8 @@ def told_on(construct: Construct) -> Iterator[None]:
         tell(construct, str(error))
 
 
-def stand_in_layer_code() -> lambda_.Code:
-    """The code of a layer that could not be built: an empty ``python/`` (it never deploys: the synth failed)."""
-    folder = resolve_cache_dir() / "stand-in" / "layer"
-    (folder / "python").mkdir(parents=True, exist_ok=True)
-    (folder / "python" / "NOT_BUILT.txt").write_text("see the error cdk synth printed\n", encoding="utf-8")
-    return lambda_.Code.from_asset(str(folder))
+#: What a broken layer or function claims to be built for (it never deploys: the synth failed).
+STAND_IN_TARGET = Target("python3.12", "x86_64")
 
 
 def stand_in_function_code() -> lambda_.Code:
@@ -87,6 +83,10 @@ def stand_in_function_code() -> lambda_.Code:
 
 
 def stand_in_version() -> BuiltVersion:
-    """The one version a layer that could not be built publishes, so that its functions still synthesize."""
-    return BuiltVersion(Variant(("x86_64",), ("python3.12",)), stand_in_layer_code(), "not-built",
-                        resolve_cache_dir() / "stand-in" / "layer")
+    """The one version a layer that could not be built publishes, so that its functions still synthesize: an
+    empty ``python/`` (it never deploys: the synth failed)."""
+    folder = resolve_cache_dir() / "stand-in" / "layer"
+    (folder / "python").mkdir(parents=True, exist_ok=True)
+    (folder / "python" / "NOT_BUILT.txt").write_text("see the error cdk synth printed\n", encoding="utf-8")
+    serves = Variant((STAND_IN_TARGET.architecture,), (STAND_IN_TARGET.runtime,))
+    return BuiltVersion(serves, lambda_.Code.from_asset(str(folder)), "not-built", folder)
