@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 import layerkit  # noqa: F401  (first: quiets the jsii Node.js banner before aws_cdk starts Node)
+from layerkit.assemble.local_build import build_layer
+from layerkit.core.targets import Target
+from tests.package_index import PackageIndex
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ROOT / "layers"
@@ -247,3 +250,16 @@ def either_engine(request, monkeypatch, lambda_images) -> str:
             return host
     docker_unavailable(f"no Docker engine {request.param} answers (make docker-engine starts one of each)")
     raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="module", params=["x86_64", "arm64"])
+def my_layer(request, kit_cache):
+    return build_layer(LAYERS / "my_layer", Target("python3.12", request.param), cache_dir=kit_cache)
+
+
+@pytest.fixture
+def private_index(tmp_path):
+    make_wheel(tmp_path / "private-wheels", "kit-private", {"kit_private.py": "SECRET = 'in a wheel'\n"})
+    index = PackageIndex(tmp_path / "private-wheels", credentials=("ci", "token-one"))
+    yield index
+    index.close()

@@ -8,22 +8,11 @@ import json
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import LAYERS
-from tests.helpers import cli
-
-
-def layerkit_build(layer: Path, cache: Path, out: Path | None = None, arch: str = "x86_64") -> subprocess.Popen:
-    command = [sys.executable, "-m", "layerkit.cli", "build", str(layer), "--runtime", "python3.12",
-               "--arch", arch, "--json", "--cache-dir", str(cache)]
-    if out:
-        command += ["--out", str(out)]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
+from tests.helpers import cli, layerkit_build
 
 
 def one_line_error(result: subprocess.CompletedProcess, code: int = 1) -> str:

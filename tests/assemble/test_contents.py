@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -14,27 +13,7 @@ from layerkit.assemble.local_build import build_function, build_layer
 from layerkit.core.errors import BuildError, LayerSourceError
 from layerkit.core.targets import Target
 from tests.conftest import make_wheel
-from tests.helpers import quiet
-
-TARGET_312 = Target("python3.12", "x86_64")
-
-
-def make_layer(root: Path, requirements: str | None, module: str | None = "mod.py") -> Path:
-    layer = root / "bad_layer"
-    layer.mkdir()
-    if module:
-        (layer / "python").mkdir()
-        (layer / "python" / module).write_text("VALUE = 1\n")
-    if requirements is not None:
-        (layer / "requirements.txt").write_text(requirements)
-    return layer
-
-
-def assert_nothing_cached(cache: Path) -> None:
-    """No build in the cache, and no half-written folder anywhere in it."""
-    builds = cache / "builds"
-    assert [p.name for p in builds.iterdir() if not p.name.endswith(".lock")] == [] if builds.exists() else True
-    assert [p for p in cache.glob("**/.tmp-*") if not p.name.endswith(".lock")] == []
+from tests.helpers import TARGET_312, assert_nothing_cached, make_layer, quiet
 
 
 def test_module_that_a_requirement_also_installs_is_refused(tmp_path):

@@ -3,17 +3,13 @@ with only itself on the path, and a second build that is a cache hit under the s
 
 from __future__ import annotations
 
-import shutil
 import zipfile
 from pathlib import Path
 
 from layerkit.assemble.local_build import build_layer
 from layerkit.core.targets import Target
 from tests.conftest import LAYERS, extract, run_isolated
-
-
-def copy_layer(name: str, destination: Path) -> Path:
-    return Path(shutil.copytree(LAYERS / name, destination / name))
+from tests.helpers import copy_layer
 
 
 def test_layer_imports_under_python312_with_only_the_layer_on_its_path(kit_cache, python312, tmp_path):

@@ -8,21 +8,14 @@ import zipfile
 
 import pytest
 from aws_cdk import App, Stack
-from aws_cdk import aws_lambda as lambda_
 
 import layerkit
 from layerkit import PythonFunction, SharedPythonLayer
 from layerkit.assembly import Assembly
 from layerkit.invoke import invoke_function
 from tests.conftest import app_context, synth_messages, write
-from tests.helpers import assert_told, elf_machine
+from tests.helpers import ARM, PY312, PY313, X86, assert_told, elf_machine
 from tests.lock_projects import LOCKED_ORJSON
-
-PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
-
-
-X86, ARM = lambda_.Architecture.X86_64, lambda_.Architecture.ARM_64
-
 
 HANDLER = ("import sys, orjson, dateutil, common\n\n"
            "def handler(event, context):\n"

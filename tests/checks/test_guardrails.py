@@ -8,65 +8,13 @@ import os
 import subprocess
 import sys
 import zipfile
-from functools import cached_property
-from pathlib import Path
 
 from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 
 import layerkit
-from layerkit import SharedPythonLayer
 from tests.conftest import ROOT, app_context, synth_messages, write
-from tests.helpers import cli
-
-PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
-
-
-X86, ARM = lambda_.Architecture.X86_64, lambda_.Architecture.ARM_64
-
-
-def tree(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
-
-
-class Checked:
-    """A small app with layerkit.check applied; ``messages`` are the synthesized annotations."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp = tmp_path
-        self.app = App(outdir=str(tmp_path / "cdk.out"), context=app_context())
-        self.stack = Stack(self.app, "S")
-        self.code = tree(tmp_path / "code", {"index.py": "def handler(e, c):\n    return 1\n"})
-
-    @cached_property
-    def consumer(self) -> Stack:
-        """A second stack that uses S's layers through SSM, where the CDK cannot see them."""
-        return Stack(self.app, "C")
-
-    def layer(self, name: str, files: dict[str, str], **options) -> SharedPythonLayer:
-        options.setdefault("runtime", PY312)
-        return SharedPythonLayer(self.stack, name, entry=tree(self.tmp / name, files), **options)
-
-    def function(self, name: str, layers: list, runtime=PY312, architecture=X86, stack=None) -> lambda_.Function:
-        stack = stack or self.stack
-        versions = [x.for_stack(stack) if isinstance(x, SharedPythonLayer) else x for x in layers]
-        return lambda_.Function(stack, name, runtime=runtime, architecture=architecture,
-                                handler="index.handler", code=lambda_.Code.from_asset(str(self.code)),
-                                layers=versions)
-
-    def messages(self, level: str | None = None) -> list[tuple[str, str, str]]:
-        layerkit.check(self.app)
-        found = [m for m in synth_messages(self.app) if "[layerkit:" in m[2]]
-        return [m for m in found if level is None or m[1] == level]
-
-
-def only(messages, rule):
-    matching = [m for m in messages if f"[layerkit:{rule}]" in m[2]]
-    assert len(matching) == 1, messages
-    return matching[0]
+from tests.helpers import ARM, PY313, X86, Checked, cli, only
 
 
 def test_check_runs_the_guardrails_on_a_synthesized_assembly(example, kit_cache, tmp_path):

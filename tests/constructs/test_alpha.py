@@ -18,7 +18,7 @@ from aws_cdk import aws_lambda as lambda_
 import layerkit
 from layerkit import BundlingOptions, PythonFunction, PythonLayerVersion
 from tests.conftest import ROOT, app_context, write
-from tests.helpers import assert_told
+from tests.helpers import assert_told, stack
 
 ALPHA_APP = textwrap.dedent('''
     import sys
@@ -74,10 +74,6 @@ def migrated(tmp_path_factory, kit_cache):
 
 def resources(outdir: Path) -> dict[str, dict]:
     return json.loads((outdir / "orders.template.json").read_text())["Resources"]
-
-
-def stack() -> Stack:
-    return Stack(App(context=app_context()), "S")
 
 
 # -- the same template, property by property -------------------------------------------------------------------

@@ -21,12 +21,7 @@ from layerkit.assembly import Assembly
 from layerkit.core.targets import Target
 from layerkit.invoke.session import invoke_function
 from tests.conftest import LAYERS, ROOT, app_context, synth_messages
-from tests.helpers import assert_told, elf_machine
-
-PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
-
-
-ARCHITECTURES = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
+from tests.helpers import ARCHITECTURES, PY312, PY313, assert_told, elf_machine, files_of, names
 
 
 def one_builder_warning(app: App) -> str:
@@ -43,15 +38,6 @@ def machines_in(zip_or_folder: Path) -> set[str]:
         with zipfile.ZipFile(zip_or_folder) as archive:
             blobs = [archive.read(n)[:20] for n in archive.namelist() if n.endswith(".so")]
     return {elf_machine(blob) for blob in blobs}
-
-
-def files_of(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-
-
-def zip_files(path: Path) -> list[str]:
-    with zipfile.ZipFile(path) as archive:
-        return sorted(n for n in archive.namelist() if not n.endswith("/"))
 
 
 @pytest.fixture
@@ -169,7 +155,7 @@ def test_an_arm64_layer_the_engine_cannot_build_makes_the_whole_app_local_with_o
         # Docker bundled the x86_64 layer first; the app turned local and built it again, in place.
         assert "1 construct bundled in Docker before this one was built again without it" in warning
         local = build_layer(LAYERS / "my_layer", Target("python3.13", "x86_64"), cache_dir=kit_cache)
-        assert files_of(layers["x86_64"].versions[0].content) == zip_files(local.zip)
+        assert files_of(layers["x86_64"].versions[0].content) == names(local.zip)
     builders = {entry["data"]["builder"] for stack in ("Layersx8664", "Layersarm64")
                 for entries in json.loads((tmp_path / "cdk.out" / f"{stack}.metadata.json").read_text()).values()
                 for entry in entries if entry["type"] == "layerkit:layer"}
@@ -198,7 +184,7 @@ def test_where_the_engine_can_build_every_target_auto_bundles_in_docker_with_a_b
     assert layer.builder == "docker"
     assert not [text for _, _, text in messages if "without Docker" in text]
     local = build_layer(LAYERS / "my_layer", Target("python3.13", "x86_64"), cache_dir=kit_cache)
-    assert files_of(layer.versions[0].content) == zip_files(local.zip)
+    assert files_of(layer.versions[0].content) == names(local.zip)
 
 
 def test_without_a_daemon_the_local_builder_is_chosen(stand_in_docker, kit_cache):

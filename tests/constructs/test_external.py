@@ -13,15 +13,7 @@ from layerkit import PythonFunction, SharedPythonLayer
 from layerkit.assembly import Assembly
 from tests.aws_standin import StandInAws
 from tests.conftest import app_context, synth_messages, write
-from tests.helpers import cli
-
-PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
-
-
-PARAMETER = "/platform/layers/common/arn"
-
-
-ARN = "arn:aws:lambda:eu-west-1:111122223333:layer:common:7"
+from tests.helpers import ARN, PARAMETER, PY312, PY313, cli
 
 
 @pytest.fixture(scope="module")

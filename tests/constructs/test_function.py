@@ -8,26 +8,18 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from functools import cached_property
 from pathlib import Path
 
 import pytest
 from aws_cdk import App, Stack
-from aws_cdk import aws_lambda as lambda_
 
 import layerkit
 from layerkit import PythonFunction, SharedPythonLayer
 from layerkit.assembly import Assembly
 from layerkit.invoke import invoke_function
-from tests.conftest import ROOT, app_context, make_wheel, synth_messages, write
-from tests.helpers import assert_told
+from tests.conftest import ROOT, app_context, make_wheel, write
+from tests.helpers import ARCHITECTURES, PY312, Checked, assert_told, messages
 from tests.lock_projects import LOCKED_ORJSON
-
-PY312_RUNTIME = lambda_.Runtime.PYTHON_3_12
-
-
-ARCHITECTURES = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
-
 
 HANDLER = """\
 import json, orjson, six, kit_shared
@@ -37,11 +29,6 @@ def handler(event, context):
     return {"json": orjson.dumps(event).decode(), "six": six.__version__, "six_from": six.__file__,
             "shared": kit_shared.VERSION, "orjson_from": orjson.__file__}
 """
-
-
-def messages(assembly, stack: str) -> list[tuple[str, str, str]]:
-    return [(m.id, m.level.value.lower(), str(m.entry.data)) for m in assembly.get_stack_by_name(stack).messages
-            if "[layerkit:" in str(m.entry.data)]
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +46,13 @@ def app(locked, kit_cache, tmp_path_factory):
                           "requirements.txt": f"{index}kit-shared==2.0\n"})
     cdk_app = App(outdir=str(tmp_path_factory.mktemp("cdk.out")), context=app_context())
     owners, users = Stack(cdk_app, "layers"), Stack(cdk_app, "functions")
-    layers = {arch: SharedPythonLayer(owners, f"Shared{arch}", entry=src / "shared", runtime=PY312_RUNTIME,
+    layers = {arch: SharedPythonLayer(owners, f"Shared{arch}", entry=src / "shared", runtime=PY312,
                                       architecture=architecture, parameter_name=f"/tests/layers/shared-{arch}/arn")
               for arch, architecture in ARCHITECTURES.items()}
-    functions = {arch: PythonFunction(users, f"Fn{arch}", entry=src / "fn", runtime=PY312_RUNTIME,
+    functions = {arch: PythonFunction(users, f"Fn{arch}", entry=src / "fn", runtime=PY312,
                                       architecture=architecture, layers=[layers[arch]])
                  for arch, architecture in ARCHITECTURES.items()}
-    clash = PythonFunction(users, "Clash", entry=src / "clash", index="app.py", handler="main", runtime=PY312_RUNTIME,
+    clash = PythonFunction(users, "Clash", entry=src / "clash", index="app.py", handler="main", runtime=PY312,
                            layers=[layers["x86_64"]])
     layerkit.check(cdk_app)
     return cdk_app, functions, clash, cdk_app.synth()
@@ -83,50 +70,6 @@ BAD = {
                        "here they are two keywords: index='app/main.py', handler='run'"),
     "no-module": ({"README.md": "the code is elsewhere\n"}, {}, "holds no Python module to deploy"),
 }
-
-
-PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
-
-
-X86, ARM = lambda_.Architecture.X86_64, lambda_.Architecture.ARM_64
-
-
-def tree(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
-
-
-class Checked:
-    """A small app with layerkit.check applied; ``messages`` are the synthesized annotations."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp = tmp_path
-        self.app = App(outdir=str(tmp_path / "cdk.out"), context=app_context())
-        self.stack = Stack(self.app, "S")
-        self.code = tree(tmp_path / "code", {"index.py": "def handler(e, c):\n    return 1\n"})
-
-    @cached_property
-    def consumer(self) -> Stack:
-        """A second stack that uses S's layers through SSM, where the CDK cannot see them."""
-        return Stack(self.app, "C")
-
-    def layer(self, name: str, files: dict[str, str], **options) -> SharedPythonLayer:
-        options.setdefault("runtime", PY312)
-        return SharedPythonLayer(self.stack, name, entry=tree(self.tmp / name, files), **options)
-
-    def function(self, name: str, layers: list, runtime=PY312, architecture=X86, stack=None) -> lambda_.Function:
-        stack = stack or self.stack
-        versions = [x.for_stack(stack) if isinstance(x, SharedPythonLayer) else x for x in layers]
-        return lambda_.Function(stack, name, runtime=runtime, architecture=architecture,
-                                handler="index.handler", code=lambda_.Code.from_asset(str(self.code)),
-                                layers=versions)
-
-    def messages(self, level: str | None = None) -> list[tuple[str, str, str]]:
-        layerkit.check(self.app)
-        found = [m for m in synth_messages(self.app) if "[layerkit:" in m[2]]
-        return [m for m in found if level is None or m[1] == level]
 
 
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])
@@ -209,7 +152,7 @@ def test_a_function_folder_mistake_stops_the_synth_naming_the_construct_the_file
     files, options, expected = BAD[case]
     entry = write(tmp_path / "fn", files)
     stack = Stack(App(context=app_context()), "S")
-    function = PythonFunction(stack, "Fn", entry=entry, runtime=PY312_RUNTIME, **options)
+    function = PythonFunction(stack, "Fn", entry=entry, runtime=PY312, **options)
     message = assert_told(stack, "", on="S/Fn")
     assert message.startswith("function S/Fn: ")
     assert expected in message

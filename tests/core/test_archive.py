@@ -3,11 +3,8 @@ and bounded memory however large a file."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -15,74 +12,20 @@ from pathlib import Path
 from layerkit.assemble.local_build import build_layer
 from layerkit.core.targets import Target
 from tests.conftest import LAYERS, make_wheel, write
-from tests.helpers import cli, quiet
-
-X86 = Target("python3.12", "x86_64")
-
-
-MY_LAYER = (LAYERS / "my_layer" / "requirements.txt").read_text()
-
-
-def layer(root: Path, requirements: str, module: str = "mod") -> Path:
-    (root / "python").mkdir(parents=True)
-    (root / "python" / f"{module}.py").write_text("VALUE = 1\n")
-    (root / "requirements.txt").write_text(requirements)
-    return root
-
-
-def record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
-def wheel_with(folder: Path, name: str, files: dict[str, bytes], version: str = "1.0") -> Path:
-    """A wheel of ``files`` (paths inside the wheel, written as given: nothing checks them) with a RECORD."""
-    dist = f"{name}-{version}"
-    files = {**files,
-             f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-             f"{dist}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
-                                        b"Tag: py3-none-any\n"}
-    rows = [f"{path},{record_hash(data)},{len(data)}" for path, data in files.items()]
-    folder.mkdir(parents=True, exist_ok=True)
-    wheel = folder / f"{dist}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path, data in files.items():
-            archive.writestr(path, data)
-        archive.writestr(f"{dist}.dist-info/RECORD", "\n".join([*rows, f"{dist}.dist-info/RECORD,,"]) + "\n")
-    return wheel
-
-
-def one_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("layerkit: error:")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
-
-
-def names(zip_path: Path) -> list[str]:
-    with zipfile.ZipFile(zip_path) as archive:
-        return sorted(n for n in archive.namelist() if not n.endswith("/"))
-
+from tests.helpers import (
+    MY_LAYER,
+    TARGET_312,
+    cli,
+    cli_with_peak_memory,
+    layer,
+    names,
+    one_line,
+    quiet,
+    sparse,
+    wheel_with,
+)
 
 # -- 6. Lambda's limits in every command, and the tools to meet them -------------------------------------------
-def sparse(path: Path, size: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as file:
-        file.truncate(size)
-    return path
-
-
-def cli_with_peak_memory(*args: str) -> tuple[subprocess.CompletedProcess, float]:
-    """The CLI's result and the peak resident memory (MB) of the kit's own process (its VmHWM: getrusage's maxrss
-    would count the memory of the process that forked it, kept across exec)."""
-    code = ("import runpy, sys; sys.argv = ['layerkit', *sys.argv[1:]]\n"
-            "try:\n    runpy.run_module('layerkit.cli', run_name='__main__')\n"
-            "finally:\n    print(next(line.split()[1] for line in open('/proc/self/status') "
-            "if line.startswith('VmHWM:')), file=sys.stderr)\n")
-    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600)
-    *rest, peak = result.stderr.rstrip("\n").split("\n")
-    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout, "\n".join(rest) + "\n"), \
-        int(peak) / 1024
 
 
 def test_two_builds_from_clean_caches_are_byte_identical(tmp_path):
@@ -114,7 +57,8 @@ def test_a_layer_of_local_wheels_is_byte_identical_from_two_empty_uv_caches(tmp_
 
 def test_the_zip_is_the_same_on_any_number_of_workers(tmp_path):
     source = layer(tmp_path / "workers", MY_LAYER)
-    one, two = (build_layer(source, X86, cache_dir=tmp_path / f"cache{n}", report=quiet, workers=n) for n in (1, 2))
+    one, two = (build_layer(source, TARGET_312,
+                            cache_dir=tmp_path / f"cache{n}", report=quiet, workers=n) for n in (1, 2))
     assert one.sha256 == two.sha256
 
 

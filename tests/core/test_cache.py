@@ -21,19 +21,7 @@ from layerkit.assemble.local_build import build_layer
 from layerkit.core import cache
 from layerkit.core.targets import Target
 from tests.conftest import LAYERS, ROOT, write
-from tests.helpers import cli, quiet
-
-
-def layerkit_build(layer: Path, cache: Path, out: Path | None = None, arch: str = "x86_64") -> subprocess.Popen:
-    command = [sys.executable, "-m", "layerkit.cli", "build", str(layer), "--runtime", "python3.12",
-               "--arch", arch, "--json", "--cache-dir", str(cache)]
-    if out:
-        command += ["--out", str(out)]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-TARGET_312 = Target("python3.12", "x86_64")
-
+from tests.helpers import MY_LAYER, TARGET_312, cli, entries, layer, layerkit_build, one_line, quiet
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's files takes root (CI runs as root)")
 
@@ -86,35 +74,12 @@ def shared(tmp_path) -> Path:
     cache.private_root.cache_clear()
 
 
-X86 = Target("python3.12", "x86_64")
-
-
-MY_LAYER = (LAYERS / "my_layer" / "requirements.txt").read_text()
-
-
-def layer(root: Path, requirements: str, module: str = "mod") -> Path:
-    (root / "python").mkdir(parents=True)
-    (root / "python" / f"{module}.py").write_text("VALUE = 1\n")
-    (root / "requirements.txt").write_text(requirements)
-    return root
-
-
-def entries(cache: Path) -> list[Path]:
-    return sorted(p for p in (cache / "packages").iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def damage(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-
-
-def one_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("layerkit: error:")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
 
 
 def test_concurrent_builds_of_one_layer_build_it_once(tmp_path):
@@ -207,7 +172,7 @@ def test_a_private_cache_is_used_as_it_is(plain_layer, tmp_path):
 @pytest.mark.parametrize("how", ["flipped-byte", "truncated", "half-written"])
 def test_a_damaged_package_entry_is_installed_again_never_shipped(tmp_path, how):
     cache = tmp_path / "cache"
-    first = build_layer(layer(tmp_path / "first", MY_LAYER), X86, cache_dir=cache, report=quiet)
+    first = build_layer(layer(tmp_path / "first", MY_LAYER), TARGET_312, cache_dir=cache, report=quiet)
     victim = next(e for e in entries(cache) if json.loads((e / "entry.json").read_text())["name"] == "pydantic")
     members = victim / "members.zip"
     if how == "flipped-byte":
@@ -216,10 +181,11 @@ def test_a_damaged_package_entry_is_installed_again_never_shipped(tmp_path, how)
         members.write_bytes(members.read_bytes()[:1000])
     else:  # an entry folder without its completion marker, as a copy interrupted half-way would leave it
         (victim / "entry.json").unlink()
-    second = build_layer(layer(tmp_path / "second", MY_LAYER, module="other"), X86, cache_dir=cache, report=quiet)
+    second = build_layer(layer(tmp_path / "second", MY_LAYER, module="other"), TARGET_312,
+                         cache_dir=cache, report=quiet)
     assert second.package_cache == {"reused": 4, "installed": 1}
-    cold = build_layer(layer(tmp_path / "cold", MY_LAYER, module="other"), X86, cache_dir=tmp_path / "cold-cache",
-                       report=quiet)
+    cold = build_layer(layer(tmp_path / "cold", MY_LAYER, module="other"), TARGET_312,
+                       cache_dir=tmp_path / "cold-cache", report=quiet)
     assert second.sha256 == cold.sha256
     assert first.sha256 != second.sha256  # another module: another layer, the same packages
 
@@ -227,10 +193,10 @@ def test_a_damaged_package_entry_is_installed_again_never_shipped(tmp_path, how)
 def test_a_damaged_build_is_built_again_never_returned(tmp_path):
     cache = tmp_path / "cache"
     source = layer(tmp_path / "damaged", MY_LAYER)
-    built = build_layer(source, X86, cache_dir=cache, report=quiet)
+    built = build_layer(source, TARGET_312, cache_dir=cache, report=quiet)
     damage(built.zip)
     reports: list[str] = []
-    again = build_layer(source, X86, cache_dir=cache, report=reports.append)
+    again = build_layer(source, TARGET_312, cache_dir=cache, report=reports.append)
     assert (again.cache, again.sha256) == ("miss", built.sha256)
     assert any("its cached build" in line and "is damaged; building it again" in line for line in reports)
     with zipfile.ZipFile(again.zip) as archive:

@@ -4,7 +4,6 @@ credentials that never decide an asset, no settings file of the app or the user 
 from __future__ import annotations
 
 import zipfile
-from pathlib import Path
 
 import pytest
 from aws_cdk import App, Stack
@@ -17,26 +16,10 @@ from layerkit.core.targets import Target
 from layerkit.docker.staging import stage
 from layerkit.sources import SourceFolder
 from tests.conftest import make_wheel
-from tests.helpers import quiet
+from tests.helpers import layer_folder, quiet
 from tests.package_index import PackageIndex
 
-
-def layer_folder(root: Path, files: dict[str, str | bytes]) -> Path:
-    (root / "python").mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return root
-
-
 # -- private indexes ------------------------------------------------------------------------------------
-@pytest.fixture
-def private_index(tmp_path):
-    make_wheel(tmp_path / "private-wheels", "kit-private", {"kit_private.py": "SECRET = 'in a wheel'\n"})
-    index = PackageIndex(tmp_path / "private-wheels", credentials=("ci", "token-one"))
-    yield index
-    index.close()
 
 
 def test_a_build_never_reads_the_uv_settings_of_the_app_the_user_or_the_shell(tmp_path, monkeypatch):

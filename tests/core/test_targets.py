@@ -4,7 +4,6 @@ on each machine."""
 from __future__ import annotations
 
 import zipfile
-from pathlib import Path
 
 import pytest
 from aws_cdk import App, Stack
@@ -14,31 +13,14 @@ from layerkit import SharedPythonLayer
 from layerkit.assemble.local_build import build_layer
 from layerkit.core.errors import UnsupportedTargetError
 from layerkit.core.targets import Target
-from tests.conftest import LAYERS, app_context
-from tests.helpers import assert_told, elf_machine
-
-
-def make_layer(root: Path, requirements: str | None, module: str | None = "mod.py") -> Path:
-    layer = root / "bad_layer"
-    layer.mkdir()
-    if module:
-        (layer / "python").mkdir()
-        (layer / "python" / module).write_text("VALUE = 1\n")
-    if requirements is not None:
-        (layer / "requirements.txt").write_text(requirements)
-    return layer
-
+from tests.conftest import app_context
+from tests.helpers import assert_told, elf_machine, make_layer
 
 #: The glibc of each runtime's OS, written here from AWS's documentation, not taken from the kit's own table.
 GLIBC = {"python3.11": (2, 26), "python3.12": (2, 34), "python3.13": (2, 34), "python3.14": (2, 34)}
 
 
 E_MACHINE = {"x86_64": 62, "arm64": 183}
-
-
-@pytest.fixture(scope="module", params=["x86_64", "arm64"])
-def my_layer(request, kit_cache):
-    return build_layer(LAYERS / "my_layer", Target("python3.12", request.param), cache_dir=kit_cache)
 
 
 @pytest.mark.parametrize(("runtime", "arch", "message"), [

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from aws_cdk import App, Stack
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_python_alpha as python_alpha
 
 from layerkit import PythonFunction, SharedPythonLayer
@@ -17,23 +16,8 @@ from layerkit.assemble.local_build import build_function, build_layer
 from layerkit.core.targets import Target
 from layerkit.installed.distributions import distributions_in
 from tests.conftest import LAYERS, ROOT, run_isolated
-from tests.helpers import assert_told
+from tests.helpers import PY313, assert_told, files_of, names
 from tests.lock_projects import LOCKED_ORJSON
-
-PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
-
-
-def files_of(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-
-
-def zip_files(path: Path) -> list[str]:
-    with zipfile.ZipFile(path) as archive:
-        return sorted(n for n in archive.namelist() if not n.endswith("/"))
-
-
-PY313 = lambda_.Runtime.PYTHON_3_13
-
 
 TARGET = Target("python3.13", "x86_64")
 
@@ -86,7 +70,7 @@ def test_a_layer_bundled_on_the_build_image_is_the_local_build_of_the_same_folde
     bundle = layer.code.content
     local = build_layer(LAYERS / "my_layer", TARGET, cache_dir=kit_cache)
     # The same files (bytes may differ: another pip, another Python build) and the same distributions.
-    assert files_of(bundle) == zip_files(local.zip)
+    assert files_of(bundle) == names(local.zip)
     assert distributions_in(files_of(bundle), in_layer=True) == dict(p.split("==") for p in local.packages)
     assert not {"python/requirements.txt", "python/bin", "python/_layerkit"} & {
         "/".join(f.split("/")[:2]) for f in files_of(bundle)}
@@ -129,7 +113,7 @@ def test_a_function_bundled_by_python_function_is_the_local_build_of_the_same_fo
     assert isinstance(function.code_asset.bundled_by, python_alpha.PythonFunction)
     local = build_function(entry, TARGET, cache_dir=kit_cache)
     bundle = function.code_asset.content
-    assert files_of(bundle) == zip_files(local.zip)
+    assert files_of(bundle) == names(local.zip)
     assert {"handler.py", "six.py", "dateutil/parser/__init__.py"} <= set(files_of(bundle))
     assert "requirements.txt" not in files_of(bundle)
     assert function.asset_hash == local.asset_hash
@@ -163,7 +147,7 @@ def test_slimming_leaves_out_the_same_files_on_the_docker_builder(lambda_images,
     app.synth()
     bundle = shared.code.content
     local = build_layer(layer, TARGET, cache_dir=kit_cache, slim=slim)
-    assert files_of(bundle) == zip_files(local.zip)
+    assert files_of(bundle) == names(local.zip)
     assert "python/own_tests/keep.py" in files_of(bundle)
     assert not [f for f in files_of(bundle) if "kit_slim/tests" in f or f.startswith("python/six")]
     with zipfile.ZipFile(local.zip) as archive:
@@ -187,7 +171,7 @@ def test_a_function_bundled_in_docker_leaves_out_what_its_layers_ship(lambda_ima
     app.synth()
     bundle = function.code_asset.content
     local = build_function(entry, TARGET, cache_dir=kit_cache, provided={"six": "1.17.0"})
-    assert files_of(bundle) == zip_files(local.zip)
+    assert files_of(bundle) == names(local.zip)
     assert not [f for f in files_of(bundle) if f.startswith("six")]
     assert {"dateutil/parser/__init__.py", "handler.py"} <= set(files_of(bundle))
 

@@ -6,11 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from aws_cdk import aws_lambda as lambda_
 
 from tests.conftest import ROOT
-
-PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
 
 
 def test_the_probe_runs_the_image_for_the_platform_and_sees_an_engine_without_emulation(either_engine, tmp_path):

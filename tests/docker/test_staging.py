@@ -4,7 +4,6 @@ packages with the files the local build reads."""
 from __future__ import annotations
 
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -13,16 +12,7 @@ from layerkit.core.targets import Target
 from layerkit.docker.staging import stage
 from layerkit.sources import SourceFolder
 from tests.conftest import make_wheel
-from tests.helpers import quiet
-
-
-def layer_folder(root: Path, files: dict[str, str | bytes]) -> Path:
-    (root / "python").mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return root
+from tests.helpers import layer_folder, quiet
 
 
 @pytest.mark.parametrize("tool", ["uv", "poetry", "pipenv"])

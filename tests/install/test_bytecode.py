@@ -10,17 +10,10 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-
 from layerkit.assemble.local_build import build_layer
 from layerkit.core.targets import Target
 from tests.conftest import LAYERS
 from tests.helpers import cli
-
-
-@pytest.fixture(scope="module", params=["x86_64", "arm64"])
-def my_layer(request, kit_cache):
-    return build_layer(LAYERS / "my_layer", Target("python3.12", request.param), cache_dir=kit_cache)
 
 
 def hidden_python_env(tmp_path: Path, **extra: str) -> dict[str, str]:

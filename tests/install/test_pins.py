@@ -4,15 +4,12 @@ Requires-Python, each told with its fix."""
 from __future__ import annotations
 
 import zipfile
-from functools import cached_property
-from pathlib import Path
 
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Annotations, Match
 
-import layerkit
 from layerkit import PythonFunction, SharedPythonLayer
 from layerkit.assemble.local_build import build_layer
 from layerkit.core.errors import (
@@ -20,83 +17,19 @@ from layerkit.core.errors import (
     MissingWheelError,
 )
 from layerkit.core.targets import Target
-from tests.conftest import app_context, make_wheel, synth_messages, write
-from tests.helpers import assert_told, cli, quiet
-
-TARGET_312 = Target("python3.12", "x86_64")
-
-
-def make_layer(root: Path, requirements: str | None, module: str | None = "mod.py") -> Path:
-    layer = root / "bad_layer"
-    layer.mkdir()
-    if module:
-        (layer / "python").mkdir()
-        (layer / "python" / module).write_text("VALUE = 1\n")
-    if requirements is not None:
-        (layer / "requirements.txt").write_text(requirements)
-    return layer
-
-
-def assert_nothing_cached(cache: Path) -> None:
-    """No build in the cache, and no half-written folder anywhere in it."""
-    builds = cache / "builds"
-    assert [p.name for p in builds.iterdir() if not p.name.endswith(".lock")] == [] if builds.exists() else True
-    assert [p for p in cache.glob("**/.tmp-*") if not p.name.endswith(".lock")] == []
-
-
-PY312_RUNTIME = lambda_.Runtime.PYTHON_3_12
-
-
-def messages(assembly, stack: str) -> list[tuple[str, str, str]]:
-    return [(m.id, m.level.value.lower(), str(m.entry.data)) for m in assembly.get_stack_by_name(stack).messages
-            if "[layerkit:" in str(m.entry.data)]
-
-
-PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
-
-
-X86, ARM = lambda_.Architecture.X86_64, lambda_.Architecture.ARM_64
-
+from tests.conftest import app_context, make_wheel, write
+from tests.helpers import (
+    PY312,
+    TARGET_312,
+    Checked,
+    assert_nothing_cached,
+    assert_told,
+    cli,
+    make_layer,
+    quiet,
+)
 
 SIX_WHEEL_SHA256 = "4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274"  # six-1.17.0-py2.py3
-
-
-def tree(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
-
-
-class Checked:
-    """A small app with layerkit.check applied; ``messages`` are the synthesized annotations."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp = tmp_path
-        self.app = App(outdir=str(tmp_path / "cdk.out"), context=app_context())
-        self.stack = Stack(self.app, "S")
-        self.code = tree(tmp_path / "code", {"index.py": "def handler(e, c):\n    return 1\n"})
-
-    @cached_property
-    def consumer(self) -> Stack:
-        """A second stack that uses S's layers through SSM, where the CDK cannot see them."""
-        return Stack(self.app, "C")
-
-    def layer(self, name: str, files: dict[str, str], **options) -> SharedPythonLayer:
-        options.setdefault("runtime", PY312)
-        return SharedPythonLayer(self.stack, name, entry=tree(self.tmp / name, files), **options)
-
-    def function(self, name: str, layers: list, runtime=PY312, architecture=X86, stack=None) -> lambda_.Function:
-        stack = stack or self.stack
-        versions = [x.for_stack(stack) if isinstance(x, SharedPythonLayer) else x for x in layers]
-        return lambda_.Function(stack, name, runtime=runtime, architecture=architecture,
-                                handler="index.handler", code=lambda_.Code.from_asset(str(self.code)),
-                                layers=versions)
-
-    def messages(self, level: str | None = None) -> list[tuple[str, str, str]]:
-        layerkit.check(self.app)
-        found = [m for m in synth_messages(self.app) if "[layerkit:" in m[2]]
-        return [m for m in found if level is None or m[1] == level]
 
 
 def test_package_without_a_wheel_for_the_platform_is_named_with_the_fix(tmp_path):
@@ -135,7 +68,7 @@ def test_a_dependency_without_a_wheel_for_the_target_names_the_function(tmp_path
     entry = write(tmp_path / "fn", {"index.py": "def handler(e, c):\n    return 1\n",
                                     "requirements.txt": "docopt==0.6.2\n"})  # a source archive only
     stack = Stack(App(context=app_context()), "S")
-    PythonFunction(stack, "Fn", entry=entry, runtime=PY312_RUNTIME)
+    PythonFunction(stack, "Fn", entry=entry, runtime=PY312)
     message = assert_told(stack, "", on="S/Fn")
     assert message.startswith("function S/Fn: requirements.txt:1 (docopt==0.6.2): docopt has no wheel for python3.12 "
                               "on manylinux_2_34_x86_64")
@@ -150,11 +83,11 @@ def test_unpinned_requirement_warns_on_the_layer(tmp_path, kit_cache):
 
 
 def test_hashed_requirements_are_verified(tmp_path):
-    good = tree(tmp_path / "good", {"python/m.py": "",
+    good = write(tmp_path / "good", {"python/m.py": "",
                                     "requirements.txt": f"six==1.17.0 --hash=sha256:{SIX_WHEEL_SHA256}\n"})
     build = build_layer(good, Target("python3.12", "x86_64"), cache_dir=tmp_path / "cache")
     assert build.packages == ["six==1.17.0"]
-    bad = tree(tmp_path / "bad", {"python/m.py": "", "requirements.txt": f"six==1.17.0 --hash=sha256:{'0' * 64}\n"})
+    bad = write(tmp_path / "bad", {"python/m.py": "", "requirements.txt": f"six==1.17.0 --hash=sha256:{'0' * 64}\n"})
     with pytest.raises(BuildError, match=r"layer bad: requirements.txt:1 \(six==1\.17\.0\): the file downloaded for "
                                          r"six==1\.17\.0 does not match any of "
                                          r"its --hash; if the new file is trusted, regenerate the hashes"):

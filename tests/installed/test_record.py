@@ -3,42 +3,14 @@ build."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import subprocess
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from layerkit.assemble.local_build import build_function, build_layer
 from layerkit.core.errors import UnsafeContentError
-from layerkit.core.targets import Target
 from tests.conftest import write
-from tests.helpers import assert_nothing_built, cli, quiet
-
-TARGET_312 = Target("python3.12", "x86_64")
-
-
-def record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
-def wheel_with(folder: Path, name: str, files: dict[str, bytes], version: str = "1.0") -> Path:
-    """A wheel of ``files`` (paths inside the wheel, written as given: nothing checks them) with a RECORD."""
-    dist = f"{name}-{version}"
-    files = {**files,
-             f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-             f"{dist}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
-                                        b"Tag: py3-none-any\n"}
-    rows = [f"{path},{record_hash(data)},{len(data)}" for path, data in files.items()]
-    folder.mkdir(parents=True, exist_ok=True)
-    wheel = folder / f"{dist}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path, data in files.items():
-            archive.writestr(path, data)
-        archive.writestr(f"{dist}.dist-info/RECORD", "\n".join([*rows, f"{dist}.dist-info/RECORD,,"]) + "\n")
-    return wheel
+from tests.helpers import TARGET_312, assert_nothing_built, cli, one_line, quiet, wheel_with
 
 
 def hostile_wheel(folder: Path) -> Path:
@@ -50,19 +22,6 @@ def hostile_wheel(folder: Path) -> Path:
         f"{fake}/METADATA": b"Metadata-Version: 2.1\nName: fake\nVersion: 1.0\n",
         f"{fake}/RECORD": b"/etc/passwd,,\n../../../../../../../../etc/hostname,,\n/proc/self/environ,,\n",
     })
-
-
-def one_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("layerkit: error:")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
-
-
-def names(zip_path: Path) -> list[str]:
-    with zipfile.ZipFile(zip_path) as archive:
-        return sorted(n for n in archive.namelist() if not n.endswith("/"))
 
 
 # -- 1. every member is a relative path inside the zip --------------------------------------------------------

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import zipfile
-from pathlib import Path
 
 from layerkit.assemble.local_build import build_layer
-from layerkit.core.targets import Target
 from layerkit.installed.slim import Slim
 from tests.conftest import write
-from tests.helpers import quiet
-
-TARGET_312 = Target("python3.12", "x86_64")
-
-
-def names(zip_path: Path) -> list[str]:
-    with zipfile.ZipFile(zip_path) as archive:
-        return sorted(n for n in archive.namelist() if not n.endswith("/"))
+from tests.helpers import TARGET_312, names, quiet
 
 
 def test_debug_symbols_are_stripped_for_either_architecture_and_the_code_still_loads(tmp_path, python312):

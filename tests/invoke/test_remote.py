@@ -17,11 +17,7 @@ from layerkit.assembly import Function, Layer, LayerUse
 from layerkit.core.errors import InvokeError
 from layerkit.invoke import remote
 from tests.aws_standin import StandInAws
-
-PARAMETER = "/platform/layers/common/arn"
-
-
-ARN = "arn:aws:lambda:eu-west-1:111122223333:layer:common:7"
+from tests.helpers import ARN, PARAMETER
 
 
 @pytest.fixture

@@ -16,16 +16,8 @@ from aws_cdk import aws_lambda as lambda_
 from layerkit.assembly import Assembly
 from layerkit.invoke import invoke_function
 from tests.conftest import app_context, write
-from tests.helpers import cli, write_file
+from tests.helpers import cli, one_line, write_file
 from tests.invoke.apps import REPORT, RUNTIMES, cli_layers, cli_probe, fn_id, invoke_layers, invoke_probe
-
-
-def one_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("layerkit: error:")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
 
 
 def test_the_environment_is_shaped_like_lambda(layers_app):

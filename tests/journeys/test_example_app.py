@@ -25,12 +25,6 @@ def templates(example) -> dict[str, Template]:
     return {stack.stack_name: Template.from_stack(stack) for stack in stacks}
 
 
-PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
-
-
-X86, ARM = lambda_.Architecture.X86_64, lambda_.Architecture.ARM_64
-
-
 @pytest.fixture(scope="module")
 def guarded_example(tmp_path_factory, kit_cache):
     from app import build, guard

@@ -4,100 +4,24 @@ __init__.py."""
 from __future__ import annotations
 
 import zipfile
-from functools import cached_property
-from pathlib import Path
 
 import pytest
-from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 
-import layerkit
 from layerkit import SharedPythonLayer
 from layerkit.assemble.local_build import build_layer
 from layerkit.core.errors import LayerSourceError
-from layerkit.core.targets import Target
-from tests.conftest import LAYERS, app_context, synth_messages, write
-from tests.helpers import assert_told, cli
-
-
-def stack() -> Stack:
-    return Stack(App(context=app_context()), "S")
-
-
-TARGET_312 = Target("python3.12", "x86_64")
-
-
-def make_layer(root: Path, requirements: str | None, module: str | None = "mod.py") -> Path:
-    layer = root / "bad_layer"
-    layer.mkdir()
-    if module:
-        (layer / "python").mkdir()
-        (layer / "python" / module).write_text("VALUE = 1\n")
-    if requirements is not None:
-        (layer / "requirements.txt").write_text(requirements)
-    return layer
-
-
-def assert_nothing_cached(cache: Path) -> None:
-    """No build in the cache, and no half-written folder anywhere in it."""
-    builds = cache / "builds"
-    assert [p.name for p in builds.iterdir() if not p.name.endswith(".lock")] == [] if builds.exists() else True
-    assert [p for p in cache.glob("**/.tmp-*") if not p.name.endswith(".lock")] == []
-
-
-@pytest.fixture(scope="module", params=["x86_64", "arm64"])
-def my_layer(request, kit_cache):
-    return build_layer(LAYERS / "my_layer", Target("python3.12", request.param), cache_dir=kit_cache)
-
-
-PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
-
-
-X86, ARM = lambda_.Architecture.X86_64, lambda_.Architecture.ARM_64
-
-
-def tree(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
-
-
-class Checked:
-    """A small app with layerkit.check applied; ``messages`` are the synthesized annotations."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp = tmp_path
-        self.app = App(outdir=str(tmp_path / "cdk.out"), context=app_context())
-        self.stack = Stack(self.app, "S")
-        self.code = tree(tmp_path / "code", {"index.py": "def handler(e, c):\n    return 1\n"})
-
-    @cached_property
-    def consumer(self) -> Stack:
-        """A second stack that uses S's layers through SSM, where the CDK cannot see them."""
-        return Stack(self.app, "C")
-
-    def layer(self, name: str, files: dict[str, str], **options) -> SharedPythonLayer:
-        options.setdefault("runtime", PY312)
-        return SharedPythonLayer(self.stack, name, entry=tree(self.tmp / name, files), **options)
-
-    def function(self, name: str, layers: list, runtime=PY312, architecture=X86, stack=None) -> lambda_.Function:
-        stack = stack or self.stack
-        versions = [x.for_stack(stack) if isinstance(x, SharedPythonLayer) else x for x in layers]
-        return lambda_.Function(stack, name, runtime=runtime, architecture=architecture,
-                                handler="index.handler", code=lambda_.Code.from_asset(str(self.code)),
-                                layers=versions)
-
-    def messages(self, level: str | None = None) -> list[tuple[str, str, str]]:
-        layerkit.check(self.app)
-        found = [m for m in synth_messages(self.app) if "[layerkit:" in m[2]]
-        return [m for m in found if level is None or m[1] == level]
-
-
-def only(messages, rule):
-    matching = [m for m in messages if f"[layerkit:{rule}]" in m[2]]
-    assert len(matching) == 1, messages
-    return matching[0]
+from tests.conftest import write
+from tests.helpers import (
+    PY312,
+    Checked,
+    assert_nothing_cached,
+    assert_told,
+    cli,
+    make_layer,
+    only,
+    stack,
+)
 
 
 def test_a_layer_of_dependencies_alone_needs_no_python_folder(tmp_path, kit_cache):
@@ -128,7 +52,7 @@ def test_a_layer_without_a_python_folder_is_refused_by_the_build_the_command_lin
     assert_nothing_cached(tmp_path / "cache")
     # A layer zipped by hand: the synth's check says it on the layer.
     app = Checked(tmp_path / "app")
-    flat = tree(tmp_path / "flat", {"helpers.py": "X = 1\n"})
+    flat = write(tmp_path / "flat", {"helpers.py": "X = 1\n"})
     flat_layer = lambda_.LayerVersion(app.stack, "Flat", code=lambda_.Code.from_asset(str(flat)))
     app.function("Fn", [flat_layer])
     path, level, text = only(app.messages(), "no-python-folder")
@@ -149,7 +73,7 @@ def test_every_module_sits_at_the_top_of_python(my_layer):
 @pytest.mark.parametrize("nested", ["python/python/mod.py", "python/pkg/python/mod.py"])
 def test_module_one_level_too_deep(tmp_path, kit_cache, nested):
     app = Checked(tmp_path)
-    prebuilt = tree(tmp_path / "deep", {nested: "X = 1\n"})  # zipped by hand, not by the kit
+    prebuilt = write(tmp_path / "deep", {nested: "X = 1\n"})  # zipped by hand, not by the kit
     app.function("Fn", [lambda_.LayerVersion(app.stack, "Deep", code=lambda_.Code.from_asset(str(prebuilt)))])
     path, level, text = only(app.messages(), "module-too-deep")
     assert (path, level) == ("/S/Deep", "error")

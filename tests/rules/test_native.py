@@ -3,95 +3,26 @@ built for."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
-from functools import cached_property
-from pathlib import Path
 
 import pytest
-from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 
-import layerkit
-from layerkit import SharedPythonLayer
 from layerkit.assemble.local_build import build_layer
 from layerkit.core.errors import NativeCodeError
 from layerkit.core.targets import Target
-from tests.conftest import app_context, synth_messages
-from tests.helpers import assert_nothing_built, quiet
+from tests.helpers import (
+    ARM,
+    Checked,
+    assert_nothing_built,
+    install_by_hand,
+    layer_folder,
+    only,
+    quiet,
+)
 from tests.lock_projects import LOCKED_ORJSON
 
-
-def layer_folder(root: Path, files: dict[str, str | bytes]) -> Path:
-    (root / "python").mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return root
-
-
 # -- the manual step's leftovers: packages installed into python/ -----------------------------------------
-def install_by_hand(layer: Path, requirement: str, index: str, python_version: str, platform: str) -> None:
-    """What `pip install -t python/` on a laptop does: the laptop's Python and platform."""
-    from layerkit.core import uv
-
-    proc = subprocess.run([uv.binary(), "pip", "install", "--target", str(layer / "python"), "--index-url", index,
-                           "--python", sys.executable, "--python-version", python_version, "--python-platform",
-                           platform, "--only-binary", ":all:", "--no-deps", "--quiet", requirement],
-                          capture_output=True, text=True, env=uv.environment(), timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr
-
-
-PY312, PY313 = lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13
-
-
-X86, ARM = lambda_.Architecture.X86_64, lambda_.Architecture.ARM_64
-
-
-def tree(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
-
-
-class Checked:
-    """A small app with layerkit.check applied; ``messages`` are the synthesized annotations."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp = tmp_path
-        self.app = App(outdir=str(tmp_path / "cdk.out"), context=app_context())
-        self.stack = Stack(self.app, "S")
-        self.code = tree(tmp_path / "code", {"index.py": "def handler(e, c):\n    return 1\n"})
-
-    @cached_property
-    def consumer(self) -> Stack:
-        """A second stack that uses S's layers through SSM, where the CDK cannot see them."""
-        return Stack(self.app, "C")
-
-    def layer(self, name: str, files: dict[str, str], **options) -> SharedPythonLayer:
-        options.setdefault("runtime", PY312)
-        return SharedPythonLayer(self.stack, name, entry=tree(self.tmp / name, files), **options)
-
-    def function(self, name: str, layers: list, runtime=PY312, architecture=X86, stack=None) -> lambda_.Function:
-        stack = stack or self.stack
-        versions = [x.for_stack(stack) if isinstance(x, SharedPythonLayer) else x for x in layers]
-        return lambda_.Function(stack, name, runtime=runtime, architecture=architecture,
-                                handler="index.handler", code=lambda_.Code.from_asset(str(self.code)),
-                                layers=versions)
-
-    def messages(self, level: str | None = None) -> list[tuple[str, str, str]]:
-        layerkit.check(self.app)
-        found = [m for m in synth_messages(self.app) if "[layerkit:" in m[2]]
-        return [m for m in found if level is None or m[1] == level]
-
-
-def only(messages, rule):
-    matching = [m for m in messages if f"[layerkit:{rule}]" in m[2]]
-    assert len(matching) == 1, messages
-    return matching[0]
 
 
 def test_a_compiled_package_installed_by_hand_for_another_python_stops_the_build_and_the_synth(locked, tmp_path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,53 +16,18 @@ from layerkit.core.errors import (
 )
 from layerkit.core.targets import Target
 from tests.conftest import make_wheel, write
-from tests.helpers import assert_nothing_built, cli, quiet
-from tests.package_index import PackageIndex
-
-
-def layer_folder(root: Path, files: dict[str, str | bytes]) -> Path:
-    (root / "python").mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return root
-
-
-def one_line_cli_error(layer: Path, cache: Path, arch: str = "x86_64") -> str:
-    proc = subprocess.run([sys.executable, "-m", "layerkit.cli", "build", str(layer), "--runtime", "python3.12",
-                           "--arch", arch, "--cache-dir", str(cache)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("layerkit: error:")]
-    assert len(errors) == 1, proc.stderr
-    assert proc.stderr.rstrip("\n").endswith(errors[0]), proc.stderr
-    return errors[0]
-
+from tests.helpers import (
+    TARGET_312,
+    assert_nothing_built,
+    cli,
+    layer_folder,
+    names,
+    one_line,
+    one_line_cli_error,
+    quiet,
+)
 
 # -- private indexes ------------------------------------------------------------------------------------
-@pytest.fixture
-def private_index(tmp_path):
-    make_wheel(tmp_path / "private-wheels", "kit-private", {"kit_private.py": "SECRET = 'in a wheel'\n"})
-    index = PackageIndex(tmp_path / "private-wheels", credentials=("ci", "token-one"))
-    yield index
-    index.close()
-
-
-TARGET_312 = Target("python3.12", "x86_64")
-
-
-def one_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("layerkit: error:")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
-
-
-def names(zip_path: Path) -> list[str]:
-    with zipfile.ZipFile(zip_path) as archive:
-        return sorted(n for n in archive.namelist() if not n.endswith("/"))
 
 
 # -- 4. secrets stop the build ---------------------------------------------------------------------------------

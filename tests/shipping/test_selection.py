@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -18,28 +16,8 @@ import layerkit
 from layerkit.assemble.local_build import build_function, build_layer
 from layerkit.core.errors import LayerSourceError
 from layerkit.core.targets import Target
-from tests.conftest import LAYERS, app_context, write
-from tests.helpers import assert_nothing_built, cli, quiet
-
-
-def copy_layer(name: str, destination: Path) -> Path:
-    return Path(shutil.copytree(LAYERS / name, destination / name))
-
-
-TARGET_312 = Target("python3.12", "x86_64")
-
-
-def one_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("layerkit: error:")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
-
-
-def names(zip_path: Path) -> list[str]:
-    with zipfile.ZipFile(zip_path) as archive:
-        return sorted(n for n in archive.namelist() if not n.endswith("/"))
+from tests.conftest import app_context, write
+from tests.helpers import TARGET_312, assert_nothing_built, cli, copy_layer, names, one_line, quiet
 
 
 # -- 2. one rule for links; only regular files and folders -----------------------------------------------------

@@ -4,11 +4,7 @@ with the fix."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -17,51 +13,19 @@ from layerkit.core.errors import DeclarationError, LayerkitError, LayerSourceErr
 from layerkit.core.targets import Target
 from layerkit.sources import SourceFolder
 from tests.conftest import LAYERS, extract, make_wheel, run_isolated
-from tests.helpers import assert_nothing_built, quiet
+from tests.helpers import (
+    LOCKED,
+    assert_nothing_built,
+    copy_layer,
+    copy_project,
+    install_by_hand,
+    layer_folder,
+    one_line_cli_error,
+    quiet,
+)
 from tests.lock_projects import LOCKED_ORJSON, NEWER_ORJSON
 
-
-def copy_layer(name: str, destination: Path) -> Path:
-    return Path(shutil.copytree(LAYERS / name, destination / name))
-
-
-LOCKED = ["orjson==3.10.16", "python-dateutil==2.9.0.post0", "six==1.17.0"]
-
-
-def layer_folder(root: Path, files: dict[str, str | bytes]) -> Path:
-    (root / "python").mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return root
-
-
-def copy_project(project: Path, destination: Path) -> Path:
-    return Path(shutil.copytree(project, destination / project.name, ignore=shutil.ignore_patterns(".venv")))
-
-
-def one_line_cli_error(layer: Path, cache: Path, arch: str = "x86_64") -> str:
-    proc = subprocess.run([sys.executable, "-m", "layerkit.cli", "build", str(layer), "--runtime", "python3.12",
-                           "--arch", arch, "--cache-dir", str(cache)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("layerkit: error:")]
-    assert len(errors) == 1, proc.stderr
-    assert proc.stderr.rstrip("\n").endswith(errors[0]), proc.stderr
-    return errors[0]
-
-
 # -- the manual step's leftovers: packages installed into python/ -----------------------------------------
-def install_by_hand(layer: Path, requirement: str, index: str, python_version: str, platform: str) -> None:
-    """What `pip install -t python/` on a laptop does: the laptop's Python and platform."""
-    from layerkit.core import uv
-
-    proc = subprocess.run([uv.binary(), "pip", "install", "--target", str(layer / "python"), "--index-url", index,
-                           "--python", sys.executable, "--python-version", python_version, "--python-platform",
-                           platform, "--only-binary", ":all:", "--no-deps", "--quiet", requirement],
-                          capture_output=True, text=True, env=uv.environment(), timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr
 
 
 # -- declarations the kit cannot honour -------------------------------------------------------------------

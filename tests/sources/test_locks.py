@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -19,44 +17,21 @@ from layerkit.core.errors import (
 )
 from layerkit.core.targets import Target
 from tests.conftest import extract, run_isolated
-from tests.helpers import assert_nothing_built, elf_machine, quiet
+from tests.helpers import (
+    LOCKED,
+    assert_nothing_built,
+    copy_project,
+    elf_machine,
+    layer_folder,
+    one_line_cli_error,
+    quiet,
+)
 from tests.lock_projects import LOCKED_ORJSON, NEWER_ORJSON
-
-LOCKED = ["orjson==3.10.16", "python-dateutil==2.9.0.post0", "six==1.17.0"]
-
-
-def layer_folder(root: Path, files: dict[str, str | bytes]) -> Path:
-    (root / "python").mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return root
 
 
 def names_in(build) -> list[str]:
     with zipfile.ZipFile(build.zip) as archive:
         return archive.namelist()
-
-
-def copy_project(project: Path, destination: Path) -> Path:
-    return Path(shutil.copytree(project, destination / project.name, ignore=shutil.ignore_patterns(".venv")))
-
-
-def one_line_cli_error(layer: Path, cache: Path, arch: str = "x86_64") -> str:
-    proc = subprocess.run([sys.executable, "-m", "layerkit.cli", "build", str(layer), "--runtime", "python3.12",
-                           "--arch", arch, "--cache-dir", str(cache)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("layerkit: error:")]
-    assert len(errors) == 1, proc.stderr
-    assert proc.stderr.rstrip("\n").endswith(errors[0]), proc.stderr
-    return errors[0]
-
-
-def names(zip_path: Path) -> list[str]:
-    with zipfile.ZipFile(zip_path) as archive:
-        return sorted(n for n in archive.namelist() if not n.endswith("/"))
 
 
 # -- 8. lock freshness as the lock's own tool decides it -------------------------------------------------------

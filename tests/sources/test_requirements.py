@@ -3,10 +3,7 @@ wheels and path packages."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -16,49 +13,13 @@ from layerkit.core.errors import (
 )
 from layerkit.core.targets import Target
 from tests.conftest import make_wheel
-from tests.helpers import quiet
+from tests.helpers import LOCKED, TARGET_312, layer_folder, make_layer, one_line_cli_error, quiet
 from tests.lock_projects import LOCKED_ORJSON, NEWER_ORJSON
-
-TARGET_312 = Target("python3.12", "x86_64")
-
-
-def make_layer(root: Path, requirements: str | None, module: str | None = "mod.py") -> Path:
-    layer = root / "bad_layer"
-    layer.mkdir()
-    if module:
-        (layer / "python").mkdir()
-        (layer / "python" / module).write_text("VALUE = 1\n")
-    if requirements is not None:
-        (layer / "requirements.txt").write_text(requirements)
-    return layer
-
-
-LOCKED = ["orjson==3.10.16", "python-dateutil==2.9.0.post0", "six==1.17.0"]
-
-
-def layer_folder(root: Path, files: dict[str, str | bytes]) -> Path:
-    (root / "python").mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return root
 
 
 def names_in(build) -> list[str]:
     with zipfile.ZipFile(build.zip) as archive:
         return archive.namelist()
-
-
-def one_line_cli_error(layer: Path, cache: Path, arch: str = "x86_64") -> str:
-    proc = subprocess.run([sys.executable, "-m", "layerkit.cli", "build", str(layer), "--runtime", "python3.12",
-                           "--arch", arch, "--cache-dir", str(cache)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("layerkit: error:")]
-    assert len(errors) == 1, proc.stderr
-    assert proc.stderr.rstrip("\n").endswith(errors[0]), proc.stderr
-    return errors[0]
 
 
 def test_missing_requirements_file_is_a_layer_of_pure_code(tmp_path):
