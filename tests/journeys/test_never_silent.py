@@ -46,11 +46,13 @@ def test_a_cold_invoke_with_synth_says_something_at_least_every_10_s(tmp_path):
         [str(ROOT / ".venv" / "bin" / "layerkit"), "invoke", "--synth", "--assembly", str(tmp_path / "cdk.out"),
          "lambda-layers-example-order-total/Function", "--event", "lambdas/order_total/events/order.json"],
         cold(tmp_path))
+    print(f"longest silence of a cold layerkit invoke --synth: {longest:.1f} s, before: {after}")  # (pytest -rP)
     assert longest < MAX_SILENCE_S, f"{longest:.1f} s without a line before: {after}\n{output}"
     assert '"total": "102.30"' in output
 
 
 def test_a_cold_make_run_says_something_at_least_every_10_s(tmp_path):
     longest, after, output = longest_silence(["make", "run"], cold(tmp_path))
+    print(f"longest silence of a cold make run: {longest:.1f} s, before: {after}")  # (pytest -rP)
     assert longest < MAX_SILENCE_S, f"{longest:.1f} s without a line before: {after}\n{output}"
     assert "lambda-layers-example-text-stats/Function" in output
