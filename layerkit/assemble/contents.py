@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from layerkit.core.targets import Destination, Target
 from layerkit.install import bytecode as pyc
 from layerkit.install import package_cache, pins
 from layerkit.install.package_cache import Package
+from layerkit.install.pins import Pin
 from layerkit.installed.distributions import overlaps
 from layerkit.installed.slim import PROVIDED_BY_RUNTIME, Slim, is_test_file
 from layerkit.rules import content as rules
@@ -33,6 +35,11 @@ from layerkit.sources import SourceFolder
 from layerkit.sources.declaration import Declaration
 
 Reporter = Callable[[str], None]
+
+#: The uv runs a set installed without resolving is split into. Two: on two cores, one run's packages are
+#: compressed while the other still downloads; more runs each pay uv's start and compete for the cores (fourteen
+#: runs of one package took twice as long as one run of fourteen).
+INSTALL_GROUPS = 2
 
 
 class Contents:
@@ -70,8 +77,7 @@ class Contents:
             "unzipped_bytes": sum(m.size for m in members),
             "packages": [f"{p.name}=={p.version}" for p in packages], "bytecode": self.python is not None,
             "bytecode_failures": failures, "warnings": self.warnings, "provided_by_layers": provided_by_layers,
-            "package_cache": {"reused": sum(p.reused for p in packages),
-                              "installed": sum(not p.reused for p in packages)},
+            "package_cache": package_counts(packages),
             "left_out": self.left_out, "shares": asdict(shares),
             "runtime": self.target.runtime, "architecture": self.target.architecture,
             "builder_version": builder_version(),
@@ -89,7 +95,7 @@ class Contents:
                            f"{uv.version()}"):
             found = self._recalled(declaration, work)
             if found is None:
-                found = self._installed(declaration, declaration, work)
+                found = self._installed(declaration, declaration, work, groups=INSTALL_GROUPS)
         versions = {p.name: p.version for p in found}
         self._check_agreement(versions)
         self._check_installed_copies(versions)
@@ -100,37 +106,62 @@ class Contents:
         left_out = [p for p in found if p.name in self.slim.without and p not in provided]
         self._note_left_out(left_out, {p.name for p in found})
         shipped = [p for p in found if p not in provided and p not in left_out]
-        reused = sum(p.reused for p in shipped)
+        counts = package_counts(shipped)
+        compiled = f"{counts['compiled']} compiled from its cached files, " if counts["compiled"] else ""
         self.report(f"{self.source.what}: {len(shipped)} package(s) for {self.target.runtime} "
-                    f"({self.target.python_tag}, {self.target.platform_tag}) from {declaration.kind}: {reused} from "
-                    f"the package cache, {len(shipped) - reused} installed with uv {uv.version()}, "
-                    f"{'compiled and ' if self.python is not None else ''}compressed in "
+                    f"({self.target.python_tag}, {self.target.platform_tag}) from {declaration.kind}: "
+                    f"{counts['reused']} from the package cache, {compiled}{counts['installed']} installed with uv "
+                    f"{uv.version()}, {'compiled and ' if self.python is not None else ''}compressed in "
                     f"{time.perf_counter() - started:.1f} s")
         return shipped, [f"{p.name}=={p.version}" for p in provided]
 
     def _recalled(self, declaration: Declaration, work: Path) -> list[Package] | None:
-        """An exactly pinned declaration's packages from the package cache, the missing ones installed alone;
-        None when the declaration is not one, or when the result would lack a dependency (resolve then)."""
+        """An exactly pinned declaration's packages: from the package cache where it has them, the others
+        installed as they are pinned, without resolving (a lock, or a compiled requirements file, already is a
+        resolution). None when the declaration is not one, or when its pins leave out a dependency, or hold one
+        at a version another does not accept: it is resolved then, as written."""
         recalled = package_cache.recall(declaration, self.target, self.source.destination,
                                         compiled=self.python is not None, cache_dir=self.cache_dir, slim=self.slim)
-        if recalled is None or not recalled[0]:
-            return None  # not exactly pinned, or a first build: resolve
+        if recalled is None:
+            return None
         found, missing = recalled
-        if missing:  # installed without their dependencies: the check below says whether that was enough
+        if missing:
             found = found + self._installed(replace(declaration, requirements=tuple(missing), locked=True),
-                                            declaration, work)
+                                            declaration, work, groups=INSTALL_GROUPS)
         return sorted(found, key=lambda p: p.name) if package_cache.complete(found, self.target) else None
 
-    def _installed(self, wanted: Declaration, declaration: Declaration, work: Path) -> list[Package]:
-        """Install ``wanted`` (the declaration, or some of its pins) and make its package entries."""
-        compiled = self.python is not None
-        installed = pins.pin(wanted, self.target, work / f"install-{len(list(work.iterdir()))}",
-                             what=self.source.what, cache_dir=self.cache_dir, report=self.report, slim=self.slim)
-        prepared = package_cache.prepare(installed, self.target, self.source.destination, python=self.python,
-                                         cache_dir=self.cache_dir, what=self.source.what, workers=self.workers)
-        package_cache.remember(installed, prepared, declaration, self.target, self.source.destination,
-                               compiled=compiled, cache_dir=self.cache_dir, slim=self.slim)
-        return prepared
+    def _installed(self, wanted: Declaration, declaration: Declaration, work: Path, groups: int = 1) -> list[Package]:
+        """Install ``wanted`` (the declaration, or some of its pins) and make its packages. A set installed
+        without resolving (a lock, exact pins) is split into ``groups`` uv runs at once, and the packages of the
+        first to finish are compressed and compiled while the others still download."""
+        parts = _split(wanted, groups) if wanted.locked else [wanted]
+        first = len(list(work.iterdir()))
+        folders = [work / f"install-{first + n}" for n in range(len(parts))]
+
+        def install(part: Declaration, folder: Path) -> list[Pin]:
+            return pins.pin(part, self.target, folder, what=self.source.what, cache_dir=self.cache_dir,
+                            report=self.report, slim=self.slim)
+
+        if len(parts) == 1:
+            installed = install(parts[0], folders[0])
+            prepared = self._prepare(installed)
+        else:
+            installed, prepared = [], []
+            with ThreadPoolExecutor(len(parts), thread_name_prefix="layerkit-install") as pool:
+                futures = [pool.submit(install, part, folder) for part, folder in zip(parts, folders, strict=True)]
+                for future in as_completed(futures):
+                    if future.exception() is None:
+                        installed += future.result()
+                        prepared += self._prepare(future.result())
+            for future in futures:
+                future.result()  # a failed run is said in the order of the parts, whichever ended first
+        package_cache.remember(installed, prepared, declaration, self.target, cache_dir=self.cache_dir,
+                               slim=self.slim)
+        return sorted(prepared, key=lambda p: p.name)
+
+    def _prepare(self, installed: list[Pin]) -> list[Package]:
+        return package_cache.prepare(installed, self.target, self.source.destination, python=self.python,
+                                     cache_dir=self.cache_dir, what=self.source.what, workers=self.workers)
 
     def _check_agreement(self, pinned: dict[str, str]) -> None:
         """A second declaration in the folder must ask for nothing the first does not install."""
@@ -281,6 +312,21 @@ class Contents:
         fix = f"delete it and list its package in {declared_in}, which the kit installs for {self.target}"
         if wrong := rules.native_code(self.source.what, list(own), head, self.target, fix):
             raise NativeCodeError(wrong[0].message)
+
+
+def package_counts(packages: list[Package]) -> dict[str, int]:
+    """How much of a build's packages the package cache gave: whole (``reused``), their files only, the ``.pyc``
+    compiled now (``compiled``), or nothing (``installed``: compressed now)."""
+    return {"reused": sum(p.reused for p in packages),
+            "compiled": sum(p.files_reused and not p.reused for p in packages),
+            "installed": sum(not p.files_reused for p in packages)}
+
+
+def _split(declaration: Declaration, groups: int) -> list[Declaration]:
+    """``declaration``'s requirements dealt into at most ``groups`` declarations, in their order (the same split
+    every build: which run installs a package never changes what it is)."""
+    requirements = declaration.requirements
+    return [replace(declaration, requirements=requirements[n::groups]) for n in range(min(groups, len(requirements)))]
 
 
 def _bytecode_last(path: str) -> tuple[bool, str]:

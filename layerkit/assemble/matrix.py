@@ -106,6 +106,8 @@ def build_variants(source: SourceFolder, runtimes: Sequence[str], architectures:
             seconds=round(time.perf_counter() - started, 3),
             warnings=list(dict.fromkeys(w for r in runtimes for a in group for w in parts[(r, a)].warnings)),
             runtimes=list(runtimes), architectures=list(group),
+            package_cache={count: sum(parts[(r, a)].package_cache.get(count, 0) for r in runtimes for a in group)
+                           for count in ("reused", "compiled", "installed")},
             packages_by_runtime={r: parts[(r, group[0])].packages for r in runtimes}))
     return built
 

@@ -48,7 +48,7 @@ from layerkit.core.targets import Destination, Target, Variant, lambda_architect
 from layerkit.docker import engine
 from layerkit.docker.bundle import BundleJob, bundle
 from layerkit.docker.options import DockerOptions
-from layerkit.docker.staging import stage
+from layerkit.docker.staging import cached_packages, stage
 from layerkit.installed.distributions import distributions_in
 from layerkit.installed.slim import Slim
 from layerkit.sharing.layer_versions import BuiltVersion
@@ -171,13 +171,18 @@ def code_asset(scope: Construct, scratch_id: str, source: SourceFolder, target: 
     if not staged_bundle.is_dir() and docker.image is None:
         _refuse_missing_image(scope, source.what, target, docker)
     if not staged_bundle.is_dir():
-        job = BundleJob(source, target, staged, fingerprint, bytecode, slim, docker,
-                        resolve_network(scope, docker.network), resolve_cache_dir(), tuple(sorted(provided)), index,
-                        handler)
         terminal = sys.stderr  # bound now: the bundling keeps what is written to sys.stderr in its log
 
         def report(line: str) -> None:
             print(f"layerkit: {line}", file=terminal, flush=True)
+
+        cached = cached_packages(source, target, slim, resolve_cache_dir())
+        if cached is not None:
+            report(f"{source.what}: {', '.join(cached[1])} from the package cache, installed in the build container "
+                   "beside the rest")
+        job = BundleJob(source, target, staged, fingerprint, bytecode, slim, docker,
+                        resolve_network(scope, docker.network), resolve_cache_dir(), tuple(sorted(provided)), index,
+                        handler, cached=cached[0] if cached is not None else None)
 
         with progress.reporting(report):
             bundle_dir, alpha = bundle(scope, scratch_id, job, runtime=runtime, architecture=architecture)

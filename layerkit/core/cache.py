@@ -163,8 +163,16 @@ def _size_of(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+#: The folders this process has swept: a folder left by a process that died is swept by the next one to write
+#: there, once; sweeping before every entry would list a cache of thousands of entries once per entry.
+_SWEPT: set[Path] = set()
+
+
 def sweep(parent: Path) -> None:
-    """Remove the ``.tmp-`` folders of ``parent`` whose process is gone (their lock is free)."""
+    """Remove the ``.tmp-`` folders of ``parent`` whose process is gone (their lock is free), once per process."""
+    if parent in _SWEPT:
+        return
+    _SWEPT.add(parent)
     import shutil  # lazy: 7 ms: only filling or removing an entry needs it
 
     from filelock import FileLock, Timeout  # lazy: 21 ms: a cache hit takes no lock

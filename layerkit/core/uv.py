@@ -201,12 +201,22 @@ def _cache_holds(pins: Sequence[tuple[str, str | None]], cwd: Path) -> bool:
     """Whether uv's cache holds a wheel of each ``(name, version)`` (``wheels-v*/<index>/<name>/<version>-*``):
     if one is missing, an offline attempt can only fail, and costs a uv start. A cache layout this does not
     recognise means going online: slower, never wrong."""
-    proc = _run(["cache", "dir"], cwd)
-    wheels = list(Path(proc.stdout.strip()).glob("wheels-v*")) if proc.returncode == 0 else []
+    wheels = list(_cache_dir(cwd).glob("wheels-v*"))
     indexes = [index for bucket in wheels for index in bucket.iterdir() if index.is_dir()]
     indexes += [nested for index in indexes if index.name == "index" for nested in index.iterdir()]
     return all(any(next((index / name).glob(f"{version}-*"), None) for index in indexes)
                for name, version in pins if version is not None)
+
+
+def _cache_dir(cwd: Path) -> Path:
+    """The folder uv keeps its cache in, as uv documents it (a child reads no configuration file): ``UV_CACHE_DIR``
+    (relative to the folder uv runs in), else ``$XDG_CACHE_HOME/uv``, else ``~/.cache/uv``. Worked out, not asked:
+    a ``uv cache dir`` is a process started before every install."""
+    env = environment()
+    if given := env.get("UV_CACHE_DIR"):
+        return cwd / given
+    xdg = env.get("XDG_CACHE_HOME", "")
+    return Path(xdg) / "uv" if os.path.isabs(xdg) else Path(env.get("HOME") or Path.home()) / ".cache" / "uv"
 
 
 def build_wheel(package: Path, out_dir: Path, what: str, shown: Path | None = None) -> Path:

@@ -51,6 +51,8 @@ from layerkit.sources import DEPENDENCY_FILES, SourceFolder
 
 #: Where the download cache is mounted in the bundling container.
 DOWNLOAD_CACHE = "/tmp/layerkit-downloads"
+#: Where the distributions the package cache already holds are mounted, installed (copied from, never written).
+CACHED_PACKAGES = "/tmp/layerkit-packages"
 BUNDLING_STACKS = "aws:cdk:bundling-stacks"
 
 
@@ -61,11 +63,13 @@ class DockerBuildError(BuildError):
 def install_command(output_dir: str, target: Target) -> str:
     """Install the staged requirements into ``output_dir``: the image's uv where it is the uv the local build runs
     (the same installer, the same bytes; choosing wheels for the target's platform, as the local build does,
-    whatever libc the image reports), else the image's pip. Run in ``_layerkit/``, so that the relative paths in
-    the file mean the same to both."""
+    whatever libc the image reports), beside the distributions the package cache holds (:data:`CACHED_PACKAGES`,
+    already installed: uv installs only the rest), else the image's pip. Run in ``_layerkit/``, so that the relative
+    paths in the file mean the same to both."""
     requirements = STAGED_REQUIREMENTS.name
     return (f"if [ -f {output_dir}/{EXTRAS}/{requirements} ]; then cd {output_dir}/{EXTRAS} && "
             f"if [ \"$(uv --version 2>/dev/null | cut -d' ' -f2)\" = {uv.version()} ]; then "
+            f"if [ -d {CACHED_PACKAGES} ]; then cp -R {CACHED_PACKAGES}/. {output_dir}/; fi && "
             f"uv pip install --quiet --no-config --link-mode copy "
             f"--python \"$(command -v python)\" --python-platform {target.uv_platform} --target {output_dir} "
             f"-r {requirements}; "
@@ -158,6 +162,7 @@ class BundleJob:
     provided: tuple[str, ...] = ()  # distributions the function's layers ship: removed from the bundle
     index: str = "index.py"  # a function's handler module and name (the alpha's PythonFunction wants them)
     handler: str = "handler"
+    cached: Path | None = None  # the distributions the package cache holds, installed (staging.cached_packages)
 
 
 def bundle(scope: Construct, scratch_id: str, job: BundleJob, *, runtime: lambda_.Runtime,
@@ -170,7 +175,9 @@ def bundle(scope: Construct, scratch_id: str, job: BundleJob, *, runtime: lambda
     downloads = download_cache(job.cache_dir, target, f"{target.bundling_image}\0{image_key}")
     run_options = dict(docker.run_options)
     volumes = [*(run_options.pop("volumes", None) or ()),
-               DockerVolume(host_path=str(downloads), container_path=DOWNLOAD_CACHE)]
+               DockerVolume(host_path=str(downloads), container_path=DOWNLOAD_CACHE),
+               *([DockerVolume(host_path=str(job.cached), container_path=CACHED_PACKAGES)]
+                 if job.cached is not None else [])]
     environment = {  # the index settings last: the construct's own environment names them as the local build reads
         "UV_CACHE_DIR": f"{DOWNLOAD_CACHE}/uv", "PIP_CACHE_DIR": f"{DOWNLOAD_CACHE}/pip", "UV_LINK_MODE": "copy",
         "UV_NO_PROGRESS": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1",

@@ -20,7 +20,11 @@ from typing import Any
 
 from layerkit.core import cache
 from layerkit.core.cache_keys import builder_version
+from layerkit.core.extraction import extract_zip
 from layerkit.core.index_settings import IndexSettings
+from layerkit.core.targets import Target
+from layerkit.install import package_cache
+from layerkit.installed.slim import Slim
 from layerkit.sources import SourceFolder, copy_package, package_files
 from layerkit.sources.declaration import Declaration
 
@@ -75,6 +79,32 @@ def stage(source: SourceFolder, asset_hash: str, cache_dir: Path) -> Path:
     root = cache_dir / "staging" / hashlib.sha256(key.encode()).hexdigest()
     cache.materialize(root, fill, required=("asset_hash",))
     return root / "entry"
+
+
+def cached_packages(source: SourceFolder, target: Target, slim: Slim, cache_dir: Path) -> tuple[Path, list[str]] | None:
+    """The distributions of an exactly pinned declaration that the package cache holds for ``target`` (made by any
+    earlier build: a local one, a matrix, a function), laid out as an installer leaves them, and their pins; None
+    where it holds none. The bundling container is given them already installed: its uv installs only the rest,
+    and nothing at all when every pin is there (it needs no network then)."""
+    declaration = source.declaration
+    if declaration is None or not declaration.requirements:
+        return None
+    recalled = package_cache.recall(declaration, target, source.destination, compiled=False, cache_dir=cache_dir,
+                                    slim=slim)
+    if not recalled or not recalled[0]:
+        return None
+    found = sorted(recalled[0], key=lambda p: p.name)
+    key = "\0".join(["layerkit-docker-packages", builder_version(), *(p.entry.name for p in found)])
+
+    def fill(folder: Path) -> dict[str, Any]:
+        (folder / "site").mkdir()
+        for package in found:
+            extract_zip(package.entry / package_cache.MEMBERS, folder / "site", source.what, into="the bundle")
+        return {"packages": [f"{p.name}=={p.version}" for p in found]}
+
+    entry = cache_dir / "docker-packages" / hashlib.sha256(key.encode()).hexdigest()
+    meta, _ = cache.materialize(entry, fill, required=("packages",))
+    return entry / "site", list(meta["packages"])
 
 
 def _stage_kit_modules(folder: Path) -> None:

@@ -13,8 +13,6 @@ import html
 import json
 import os
 import re
-import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -41,6 +39,9 @@ def index_url(options: Sequence[str]) -> str:
 
 def releases(name: str, url: str) -> dict[str, set[str]]:
     """Each version of ``name`` on the index at ``url`` -> the ``Requires-Python`` of its files ("" for none)."""
+    import urllib.parse  # lazy: with urllib.request, 20 ms of imports (http, ssl) only a refused release needs
+    import urllib.request
+
     parsed = urllib.parse.urlsplit(url.rstrip("/") + f"/{name}/")
     headers = {"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"}
     if parsed.username:

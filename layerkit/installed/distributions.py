@@ -55,14 +55,14 @@ def read_distributions(site_dir: Path) -> list[Distribution]:
 
     found = []
     for info in sorted(site_dir.glob("*.dist-info")):
-        dist = PathDistribution(info)
-        name, version = dist.metadata["Name"], dist.metadata["Version"]
+        metadata = PathDistribution(info).metadata  # parsed once: each access of .metadata parses it again
+        name, version = metadata["Name"], metadata["Version"]
         if not name or not version:
             continue
-        requires = {canonical_name(match.group(1)) for line in dist.requires or []
-                    if (match := _REQUIRED_NAME.match(line))}
-        found.append(Distribution(canonical_name(name), version, frozenset(requires), info.name,
-                                  tuple(dist.requires or ()), dist.metadata["Requires-Python"] or ""))
+        requires_dist = tuple(metadata.get_all("Requires-Dist") or ())
+        requires = {canonical_name(match.group(1)) for line in requires_dist if (match := _REQUIRED_NAME.match(line))}
+        found.append(Distribution(canonical_name(name), version, frozenset(requires), info.name, requires_dist,
+                                  metadata["Requires-Python"] or ""))
     return sorted(found, key=lambda d: d.name)
 
 

@@ -11,10 +11,13 @@ from aws_cdk import App, Stack
 
 import layerkit
 from layerkit import PythonFunction, SharedPythonLayer
+from layerkit.assemble.local_build import build_layer
+from layerkit.assemble.matrix import build_variants
 from layerkit.assembly import Assembly
 from layerkit.invoke import invoke_function
+from layerkit.sources import SourceFolder
 from tests.conftest import app_context, synth_messages, write
-from tests.helpers import ARM, PY312, PY313, X86, assert_told, elf_machine
+from tests.helpers import ARM, MY_LAYER, PY312, PY313, TARGET_312, X86, assert_told, elf_machine, layer, quiet
 from tests.lock_projects import LOCKED_ORJSON
 
 HANDLER = ("import sys, orjson, dateutil, common\n\n"
@@ -121,3 +124,19 @@ def test_a_plain_function_must_name_its_target_for_a_layer_of_several_architectu
     consumer = Stack(App(context=app_context()), "plain")
     common.for_stack(consumer)  # the consumer's mistake, told on it
     assert_told(consumer, r"pass the function's: for_stack\(stack, runtime=..., architecture=...\)", on="plain")
+
+
+def test_a_matrix_after_a_plain_build_of_its_folder_takes_every_package_the_cache_holds(tmp_path):
+    # The folder built for python3.12/x86_64, then as a layer for python3.12 and 3.13: the 3.12 part is the plain
+    # build's packages, the 3.13 part the pure ones it compressed; only pydantic-core is compressed again. A cold
+    # matrix compresses the pure packages once too, for its first target.
+    folder = layer(tmp_path / "folder", MY_LAYER)
+    cache = tmp_path / "cache"
+    build_layer(folder, TARGET_312, cache_dir=cache, report=quiet)
+    (after,) = build_variants(SourceFolder.layer(folder), ["python3.12", "python3.13"], ["x86_64"], cache_dir=cache,
+                              report=quiet, bytecode=True)
+    (cold,) = build_variants(SourceFolder.layer(folder), ["python3.12", "python3.13"], ["x86_64"],
+                             cache_dir=tmp_path / "cold", report=quiet, bytecode=True)
+    assert after.package_cache == {"reused": 9, "compiled": 0, "installed": 1}
+    assert cold.package_cache == {"reused": 4, "compiled": 0, "installed": 6}
+    assert after.sha256 == cold.sha256

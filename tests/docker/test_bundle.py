@@ -16,7 +16,7 @@ from layerkit.assemble.local_build import build_function, build_layer
 from layerkit.core.targets import Target
 from layerkit.installed.distributions import distributions_in
 from tests.conftest import LAYERS, ROOT, run_isolated
-from tests.helpers import PY313, assert_told, files_of, names
+from tests.helpers import PY313, assert_told, files_of, names, told
 from tests.lock_projects import LOCKED_ORJSON
 
 TARGET = Target("python3.13", "x86_64")
@@ -40,7 +40,8 @@ def python313() -> Path:
     return find_python("3.13")
 
 
-def test_a_failing_docker_build_is_one_line_with_the_fix(lambda_images, kit_cache, tmp_path):
+def test_a_failing_docker_build_is_one_line_with_the_fix(lambda_images, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYERKIT_CACHE_DIR", str(tmp_path / "cache"))  # no package of an earlier test's build
     folder = tmp_path / "no_network"
     (folder / "python").mkdir(parents=True)
     (folder / "python" / "mod.py").write_text("X = 1\n")
@@ -198,6 +199,27 @@ def test_every_file_but_the_pyc_is_byte_for_byte_the_local_builds(lambda_images,
     records = [n for n in built if n.endswith("/RECORD") and ("jmespath" in n or "email_validator" in n)]
     assert len(records) == 2
     assert all(b"bin/" not in built[n] for n in records)
+
+
+def test_a_docker_build_after_a_local_build_takes_the_packages_it_made(lambda_images, tmp_path, monkeypatch, capfd):
+    # Every pin of my_layer is in the package cache for python3.13 once the local build has run: the build
+    # container is given them installed, and its uv, pointed at an index nothing answers, has nothing to fetch.
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LAYERKIT_CACHE_DIR", str(cache))
+    local = build_layer(LAYERS / "my_layer", TARGET, cache_dir=cache)
+    monkeypatch.setenv("UV_INDEX_URL", "http://127.0.0.1:9/simple")  # inside the container: nothing listens
+    app = App(outdir=str(tmp_path / "cdk.out"), context=DOCKER)
+    stack = Stack(app, "S")
+    shared = SharedPythonLayer(stack, "MyLayer", entry=LAYERS / "my_layer", runtime=PY313)
+    assert told(stack) == []
+    assert "pydantic-core==2.50.4, typing-extensions==4.16.0, typing-inspection==0.4.5 from the package cache, " \
+           "installed in the build container" in capfd.readouterr().err
+    bundle = shared.code.content
+    with zipfile.ZipFile(local.zip) as archive:
+        built = {n: archive.read(n) for n in archive.namelist() if not n.endswith("/")}
+    bundled = {p.relative_to(bundle).as_posix(): p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+    assert sorted(bundled) == sorted(built)
+    assert sorted(name for name in built if built[name] != bundled[name] and not name.endswith(".pyc")) == []
 
 
 def test_an_arm64_function_is_told_the_pull_command_with_its_platform(lambda_images):

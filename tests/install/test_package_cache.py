@@ -1,13 +1,16 @@
-"""The package cache (layerkit.install.package_cache): each distribution installed, compiled and compressed once per
-target, never reused for another target or wheel."""
+"""The package cache (layerkit.install.package_cache): each distribution compressed once (once per target where it
+ships compiled code) and compiled once per Python and place, whatever kind of build asks; never reused for another
+wheel, and compiled code never for another target."""
 
 from __future__ import annotations
 
+import marshal
 import zipfile
+from pathlib import Path
 
 import pytest
 
-from layerkit.assemble.local_build import build_layer
+from layerkit.assemble.local_build import build_function, build_layer
 from layerkit.core.errors import BuildError
 from layerkit.core.targets import Target
 from tests.conftest import make_wheel
@@ -19,12 +22,12 @@ def test_a_second_layer_sharing_packages_installs_only_what_it_adds(tmp_path):
     first = build_layer(layer(tmp_path / "first", MY_LAYER), TARGET_312, cache_dir=cache, report=quiet)
     second_source = layer(tmp_path / "second", MY_LAYER + "six==1.17.0\n", module="other")
     second = build_layer(second_source, TARGET_312, cache_dir=cache, report=quiet)
-    assert first.package_cache == {"reused": 0, "installed": 5}
-    assert second.package_cache == {"reused": 5, "installed": 1}
+    assert first.package_cache == {"reused": 0, "compiled": 0, "installed": 5}
+    assert second.package_cache == {"reused": 5, "compiled": 0, "installed": 1}
     assert len(entries(cache)) == 6
     # Assembled from cached members, it is byte for byte the layer a cold build makes.
     cold = build_layer(second_source, TARGET_312, cache_dir=tmp_path / "cold", report=quiet)
-    assert (cold.package_cache, cold.sha256) == ({"reused": 0, "installed": 6}, second.sha256)
+    assert (cold.package_cache, cold.sha256) == ({"reused": 0, "compiled": 0, "installed": 6}, second.sha256)
 
 
 def test_one_changed_pin_installs_one_package(tmp_path):
@@ -33,21 +36,49 @@ def test_one_changed_pin_installs_one_package(tmp_path):
     build_layer(source, TARGET_312, cache_dir=cache, report=quiet)
     (source / "requirements.txt").write_text(MY_LAYER.replace("typing-inspection==0.4.5", "typing-inspection==0.4.4"))
     changed = build_layer(source, TARGET_312, cache_dir=cache, report=quiet)
-    assert changed.package_cache == {"reused": 4, "installed": 1}
+    assert changed.package_cache == {"reused": 4, "compiled": 0, "installed": 1}
     assert "typing-inspection==0.4.4" in changed.packages
 
 
-@pytest.mark.parametrize("other", [Target("python3.13", "x86_64"), Target("python3.12", "arm64")],
-                         ids=["another-python", "another-architecture"])
-def test_a_package_entry_is_never_reused_for_another_target(tmp_path, other):
+@pytest.mark.parametrize(("other", "counts"), [
+    (Target("python3.13", "x86_64"), {"reused": 0, "compiled": 4, "installed": 1}),
+    (Target("python3.12", "arm64"), {"reused": 4, "compiled": 0, "installed": 1}),
+], ids=["another-python", "another-architecture"])
+def test_compiled_code_is_never_reused_for_another_target_and_pure_packages_are_compressed_once(tmp_path, other,
+                                                                                                counts):
+    # pydantic-core ships an extension module: its own for each target. The four pure packages are the same files
+    # for every target: another Python compiles their .pyc, another architecture takes them whole.
     cache = tmp_path / "cache"
     source = layer(tmp_path / "targets", MY_LAYER)
     build_layer(source, TARGET_312, cache_dir=cache, report=quiet)
     again = build_layer(source, other, cache_dir=cache, report=quiet)
-    assert again.package_cache == {"reused": 0, "installed": 5}
+    assert again.package_cache == counts
     with zipfile.ZipFile(again.zip) as archive:
         (extension,) = [n for n in archive.namelist() if n.endswith(".so")]
+        compiled = [n for n in archive.namelist() if n.endswith(".pyc")]
     assert f"cpython-3{other.python_version[2:]}-{other.machine}" in extension
+    assert compiled
+    assert all(f".cpython-3{other.python_version[2:]}.pyc" in n for n in compiled)
+    cold = build_layer(source, other, cache_dir=tmp_path / "cold", report=quiet)
+    assert cold.sha256 == again.sha256
+
+
+def test_a_function_takes_the_files_a_layer_compressed_and_compiles_its_own_pyc(tmp_path):
+    # The same packages in a layer (/opt/python) and in a function (/var/task): compressed once, and each .pyc
+    # names the path its source has on Lambda.
+    cache = tmp_path / "cache"
+    build_layer(layer(tmp_path / "layer", MY_LAYER), TARGET_312, cache_dir=cache, report=quiet)
+    function = tmp_path / "function"
+    function.mkdir()
+    (function / "index.py").write_text("def handler(event, context):\n    return 1\n")
+    (function / "requirements.txt").write_text(MY_LAYER)
+    built = build_function(function, TARGET_312, cache_dir=cache, report=quiet)
+    assert built.package_cache == {"reused": 0, "compiled": 5, "installed": 0}
+    with zipfile.ZipFile(built.zip) as archive:
+        pyc = archive.read("pydantic/__pycache__/__init__.cpython-312.pyc")
+    assert marshal.loads(pyc[16:]).co_filename == "/var/task/pydantic/__init__.py"
+    cold = build_function(function, TARGET_312, cache_dir=tmp_path / "cold", report=quiet)
+    assert (cold.package_cache["installed"], cold.sha256) == (5, built.sha256)
 
 
 def test_a_package_entry_is_never_reused_for_another_wheel_of_the_same_name_and_version(tmp_path):
@@ -57,7 +88,7 @@ def test_a_package_entry_is_never_reused_for_another_wheel_of_the_same_name_and_
     build_layer(source, TARGET_312, cache_dir=cache, report=quiet, bytecode=False)
     make_wheel(source / "wheels", "kit-local", {"kit_local.py": "WHO = 'rebuilt wheel'\n"})  # same name, same version
     rebuilt = build_layer(source, TARGET_312, cache_dir=cache, report=quiet, bytecode=False)
-    assert rebuilt.package_cache == {"reused": 0, "installed": 1}
+    assert rebuilt.package_cache == {"reused": 0, "compiled": 0, "installed": 1}
     with zipfile.ZipFile(rebuilt.zip) as archive:
         assert archive.read("python/kit_local.py") == b"WHO = 'rebuilt wheel'\n"
 
@@ -74,7 +105,7 @@ def test_an_exactly_pinned_declaration_whose_packages_are_cached_needs_no_instal
     monkeypatch.setattr(uv, "_run", no_installer)
     second = build_layer(layer(tmp_path / "second", MY_LAYER, module="other"), TARGET_312,
                          cache_dir=cache, report=quiet)
-    assert second.package_cache == {"reused": 5, "installed": 0}
+    assert second.package_cache == {"reused": 5, "compiled": 0, "installed": 0}
     monkeypatch.undo()
     cold = build_layer(layer(tmp_path / "cold", MY_LAYER, module="other"), TARGET_312,
                        cache_dir=tmp_path / "cold-cache",
@@ -119,3 +150,45 @@ def test_a_warm_uv_cache_never_decides_an_unpinned_dependency(tmp_path, monkeypa
                         cache_dir=tmp_path / "cache",
                         report=quiet, bytecode=False)
     assert built.packages == ["python-dateutil==2.9.0.post0", "six==1.17.0"]
+
+
+def test_a_cold_build_of_a_complete_pinned_set_resolves_nothing(tmp_path, monkeypatch):
+    # my_layer's requirements are uv pip compile's output: they are already a resolution. Installing them as
+    # pinned (as a lock is) spares the resolver's round trips to the index; nothing else starts uv.
+    from layerkit.core import children
+
+    commands: list[list[str]] = []
+    real = children.run
+
+    def recording(command, *args, **kwargs):
+        commands.append([str(part) for part in command])
+        return real(command, *args, **kwargs)
+
+    monkeypatch.setattr(children, "run", recording)
+    built = build_layer(layer(tmp_path / "pinned", MY_LAYER), TARGET_312, cache_dir=tmp_path / "cache", report=quiet)
+    uv_runs = [[*command[1:3], "--no-deps" in command] for command in commands if "uv" in Path(command[0]).name]
+    assert uv_runs
+    assert all(run == ["pip", "install", True] for run in uv_runs), uv_runs
+    assert built.packages == [line for line in MY_LAYER.splitlines() if line and not line.startswith("#")]
+
+
+def test_pins_that_hold_a_dependency_at_a_version_another_refuses_are_resolved_not_shipped(tmp_path):
+    # pydantic 2.14.3 requires pydantic-core==2.50.4: installed as pinned, the two would fail at import on Lambda.
+    # The set is resolved instead, and the resolver says why it cannot be.
+    source = layer(tmp_path / "inconsistent", MY_LAYER.replace("pydantic-core==2.50.4", "pydantic-core==2.50.5"))
+    with pytest.raises(BuildError, match="pydantic-core") as raised:
+        build_layer(source, TARGET_312, cache_dir=tmp_path / "cache", report=quiet, bytecode=False)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("installed", "met"), [
+    ({"a": ("1.0", ("b>=2",)), "b": ("2.1", ())}, True),
+    ({"a": ("1.0", ("b>=2",)), "b": ("1.9", ())}, False),  # present, at a version a refuses
+    ({"a": ("1.0", ("b[fast]",)), "b": ("1.0", ('c; extra == "fast"',))}, False),  # an extra's dependency missing
+    ({"a": ("1.0", ("b[fast]",)), "b": ("1.0", ('c; extra == "fast"',)), "c": ("1.0", ())}, True),
+    ({"a": ("1.0", ('c; python_version < "3"',))}, True),  # not for this target
+], ids=["accepted", "refused-version", "extra-missing", "extra-met", "marker-false"])
+def test_a_set_installed_without_resolving_is_complete_only_as_a_resolver_would_have_it(installed, met):
+    from layerkit.install.package_cache import dependencies_met
+
+    assert dependencies_met(installed, TARGET_312.marker_environment()) is met
