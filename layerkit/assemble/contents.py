@@ -8,6 +8,7 @@ the installing.
 
 from __future__ import annotations
 
+import contextvars
 import shutil
 import time
 from collections.abc import Callable
@@ -148,7 +149,10 @@ class Contents:
         else:
             installed, prepared = [], []
             with ThreadPoolExecutor(len(parts), thread_name_prefix="layerkit-install") as pool:
-                futures = [pool.submit(install, part, folder) for part, folder in zip(parts, folders, strict=True)]
+                # Each run in a copy of this context: the construct's own environment for uv (its index) is a
+                # context variable (core.uv.environment_overlay), which a pool's thread would not see.
+                futures = [pool.submit(contextvars.copy_context().run, install, part, folder)
+                           for part, folder in zip(parts, folders, strict=True)]
                 for future in as_completed(futures):
                     if future.exception() is None:
                         installed += future.result()
