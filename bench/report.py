@@ -25,11 +25,17 @@ def fmt(value: object, unit: str) -> str:
     return f"{value:g} {unit}"  # a count: layer versions
 
 
-MET = {True: "yes", False: "**no**", None: "-"}
+MET = {True: "yes", False: "**no**", None: "-", "noise": "within noise"}
+
+
+def spread(low: float, high: float, unit: str) -> str:
+    """A min-max range, in the unit of the value beside it."""
+    return f"{fmt(low, unit)}-{fmt(high, unit)}" if unit else f"{low:.2f}-{high:.2f}"
 
 
 def tables(results: dict[str, object]) -> str:
-    lines = ["| figure | kit | baseline | ratio | target | met |", "|---|---|---|---|---|---|"]
+    lines = ["| figure | kit: median (min-max) | baseline | ratio: median (min-max) | target | met |",
+             "|---|---|---|---|---|---|"]
     for key, data in results["figures"].items():
         if "identical" in data:
             lines.append(f"| {key} | sha256 {data['sha256'][0][:12]} | sha256 {data['sha256'][-1][:12]} | - | "
@@ -39,7 +45,11 @@ def tables(results: dict[str, object]) -> str:
         if data.get("peer_error"):
             baseline = f"failed: {data['peer_error']}"
         ratio = f"{data['ratio']:.3f}" if data.get("ratio") is not None else "-"
+        if data.get("ratio_spread") and data.get("ratio") is not None:
+            ratio += f" ({spread(*data['ratio_spread'], '')})"
         kit_value = fmt(data["kit"], data.get("unit", "s")) if data.get("kit") is not None else data.get("note", "-")
+        if data.get("spread") and data.get("kit") is not None:
+            kit_value += f" ({spread(*data['spread'], data.get('unit', 's'))})"
         lines.append(f"| {key} | {kit_value} | {baseline} | {ratio} | {data['target']} | {MET[data['pass']]} |")
     if peers_table := results.get("peers"):
         lines += ["", "| set | tool | cold build (median) | zipped | unzipped |", "|---|---|---|---|---|"]
@@ -92,8 +102,10 @@ def headline(results: dict[str, object]) -> str:
 
     lines = [
         f"- a cold build of a heavy layer (numpy, pandas, cryptography, lxml, pillow) takes "
-        f"{ratio('cold_vs_sam_builder.heavy')} the time of AWS SAM's builder, and {ratio('cold_vs_uv_recipe.heavy')} "
-        "that of uv's own Lambda recipe, with `.pyc` compiled for the runtime;",
+        f"{ratio('cold_vs_sam_builder.heavy')} the time of AWS SAM's builder, with `.pyc` compiled for the runtime "
+        f"(SAM's builder ships none); without `.pyc`, like uv's own Lambda recipe, it takes "
+        f"{ratio('cold_vs_uv_recipe.heavy')} the recipe's time, and five packages with their dependencies "
+        f"{ratio('cold_vs_uv_recipe.deps-5')}, downloads included;",
         f"- an unchanged layer is a cache hit in {kit('cache_hit_cli')} from the command line "
         f"({ratio('cache_hit_cli')} a bare start of the same Python), and costs a synth "
         f"{kit('layer_build_warm_in_synth')};",

@@ -79,11 +79,35 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def figure(kit_value: float | None, baseline: float | None, target: str, passed: bool | None, unit: str,
-           **extra: object) -> dict[str, object]:
+Rule = Callable[[float, float | None], bool]
+
+
+def at_most(limit: float) -> Rule:
+    """The rule of a ``ratio <= limit`` target, for one run against its baseline."""
+    return lambda kit_s, baseline_s: baseline_s is not None and kit_s / baseline_s <= limit
+
+
+def figure(kit_value: float | None, baseline: float | None, target: str, passed: bool | None, unit: str, *,
+           rule: Rule | None = None, **extra: object) -> dict[str, object]:
+    """One figure: the medians, their ratio, and the spread (min-max) of the runs beside them.
+
+    With a ``rule`` (the target, for one run against the baseline run beside it, or the baseline's median where
+    the runs are not paired), the verdict comes from the spread: met when every run meets it, missed when none does,
+    and ``"noise"`` when the runs fall on both sides: the target lies within this run's noise, and no verdict is
+    claimed either way."""
     ratio = round(kit_value / baseline, 4) if kit_value is not None and baseline else None
+    kit_runs = [r for r in extra.get("kit_runs", []) or [] if isinstance(r, int | float)]
+    baseline_runs = [r for r in extra.get("baseline_runs", []) or [] if isinstance(r, int | float)]
+    paired = list(zip(kit_runs, baseline_runs, strict=True)) if kit_runs and len(kit_runs) == len(baseline_runs) \
+        else [(k, baseline) for k in kit_runs]
+    spread = [min(kit_runs), max(kit_runs)] if kit_runs else None
+    ratios = [k / b for k, b in paired if b]
+    ratio_spread = [round(min(ratios), 4), round(max(ratios), 4)] if ratios else None
+    if rule is not None and kit_value is not None:
+        met = [rule(k, b) for k, b in paired] or [rule(kit_value, baseline)]
+        passed = True if all(met) else False if not any(met) else "noise"  # type: ignore[assignment]
     return {"kit": kit_value, "baseline": baseline, "ratio": ratio, "unit": unit, "target": target, "pass": passed,
-            **extra}
+            "spread": spread, "ratio_spread": ratio_spread, **extra}
 
 
 def run(command: list[str], **kwargs: object) -> float:
@@ -140,9 +164,10 @@ def bench_peers(runs: int) -> tuple[dict[str, object], dict[str, object]]:
         for name, (mine, peer, limit) in PEER_FIGURES.items():
             kit_s, peer_s = table[set_name][mine]["median_s"], table[set_name][peer]["median_s"]
             target = f"ratio <= {limit}" if limit else "none (reported)"
-            passed = None if limit is None or kit_s is None or peer_s is None else kit_s / peer_s <= limit
-            figures[f"{name}.{set_name}"] = figure(kit_s, peer_s, target, passed, "s", runs=runs,
-                                                   kit_tool=mine, peer=peer, peer_error=table[set_name][peer]["error"])
+            figures[f"{name}.{set_name}"] = figure(
+                kit_s, peer_s, target, None, "s", rule=at_most(limit) if limit and peer_s is not None else None,
+                runs=runs, kit_runs=table[set_name][mine]["runs"], baseline_runs=table[set_name][peer]["runs"],
+                kit_tool=mine, peer=peer, peer_error=table[set_name][peer]["error"])
     figures.update(downloads_cached(runs))
     return figures, table
 
@@ -223,16 +248,16 @@ def bench_package_cache(runs: int) -> dict[str, object]:
 
     cold_s, changed_s = median(cold), median(changed)
     return {
-        "one_pin_changed": figure(changed_s, cold_s, "ratio <= 0.15", changed_s / cold_s <= 0.15, "s",
+        "one_pin_changed": figure(changed_s, cold_s, "ratio <= 0.15", None, "s", rule=at_most(0.15),
                                   kit_runs=changed, baseline_runs=cold,
                                   note="jmespath's pin changed in the 20-dependency layer (34 packages), the package "
                                        "cache warm; baseline: the same layer's cold build (empty kit cache)"),
         "shared_packages_second_layer": figure(
-            median(second_shared), median(second_cold), "ratio <= 0.3",
-            median(second_shared) / median(second_cold) <= 0.3, "s", kit_runs=second_shared,
+            median(second_shared), median(second_cold), "ratio <= 0.3", None, "s", rule=at_most(0.3),
+            kit_runs=second_shared,
             baseline_runs=second_cold, note="the 5-dependency layer (14 packages, all in the 20-dependency layer) "
                                             "built after that layer; baseline: its own cold build"),
-        "cache_hit_cli": figure(median(hits), median(bare), "ratio <= 3", median(hits) <= 3 * median(bare), "s",
+        "cache_hit_cli": figure(median(hits), median(bare), "ratio <= 3", None, "s", rule=at_most(3),
                                 kit_runs=hits, baseline_runs=bare, cold_build=hit_cold,
                                 note="`layerkit build --json --out` of an unchanged layer, a new process each time; "
                                      "baseline: a bare start of the same interpreter (`python -c pass`), measured "
@@ -272,7 +297,7 @@ def bench_manual_step(runs: int) -> dict[str, object]:
     if kit_zip is None or manual_zip is None:
         raise SystemExit("bench: the example layer's builds made no zip")
     return {
-        "layer_build_cold": figure(cold, median(manual), "ratio <= 0.33", cold / median(manual) <= 0.33, "s",
+        "layer_build_cold": figure(cold, median(manual), "ratio <= 0.33", None, "s", rule=at_most(0.33),
                                    kit_runs=kit_runs, baseline_runs=manual,
                                    baseline_command=f"{peers.machine_python()} -m pip install -r requirements.txt "
                                                     "-t python/ && zip -qr layer.zip python"),
@@ -308,8 +333,8 @@ def bench_synth(runs: int) -> dict[str, object]:
         log(f"synth {i + 1}/{runs}: example app (warm caches), then the same app with prebuilt layers")
         kit_times.append(cdk_synth(None, kit_out, env))
         plain_times.append(cdk_synth(plain_app, WORK / "synth-plain", plain_env))
-    ratio = median(kit_times) / median(plain_times)
-    return {"synth_overhead": figure(median(kit_times), median(plain_times), "ratio <= 1.15", ratio <= 1.15, "s",
+    return {"synth_overhead": figure(median(kit_times), median(plain_times), "ratio <= 1.15", None, "s",
+                                     rule=at_most(1.15),
                                      kit_runs=kit_times, baseline_runs=plain_times)}
 
 
@@ -347,10 +372,12 @@ def bench_invoke(runs: int) -> dict[str, object]:
     floors = [floor_cold(function, layout, python) for _ in range(runs)]
     cold, floor = median(walls), median(floors)
     return {
-        "invoke_cold": figure(cold, floor, "kit <= 1.5 x floor + 60 ms", cold <= 1.5 * floor + 0.060, "s",
+        "invoke_cold": figure(cold, floor, "kit <= 1.5 x floor + 60 ms", None, "s",
+                              rule=lambda kit_s, floor_s: floor_s is not None and kit_s <= 1.5 * floor_s + 0.060,
                               kit_runs=walls, baseline_runs=floors,
                               note="sandbox; baseline: python3.12 importing the handler and calling it once"),
-        "invoke_warm": figure(median(warm), None, "median under 5 ms", median(warm) < 0.005, "s", kit_runs=warm,
+        "invoke_warm": figure(median(warm), None, "under 5 ms", None, "s", rule=lambda kit_s, _: kit_s < 0.005,
+                              kit_runs=warm,
                               note="sandbox, one warm invoke through the Runtime API"),
     }
 
@@ -377,7 +404,8 @@ def bench_bytecode(runs: int) -> dict[str, object]:
     with_pyc, without = median(inits[True]), median(inits[False])
     sizes = {b: (z.stat().st_size, unzipped_size(z)) for b, (_, z) in variants.items()}
     return {"cold_start_import": figure(
-        with_pyc, without, "report both; the better default wins", with_pyc < without, "s",
+        with_pyc, without, "report both; the better default wins", None, "s",
+        rule=lambda with_s, without_s: without_s is not None and with_s < without_s,
         kit_runs=inits[True], baseline_runs=inits[False],
         zipped_bytes={"with_pyc": sizes[True][0], "without_pyc": sizes[False][0]},
         unzipped_bytes={"with_pyc": sizes[True][1], "without_pyc": sizes[False][1]},
@@ -455,8 +483,8 @@ def bench_docker(runs: int) -> dict[str, object]:
                                                 kit_runs=cold_image, baseline_runs=local,
                                                 note="python3.13 my_layer: PythonLayerVersion on docker/Dockerfile, "
                                                      "its image built first; baseline: the Docker-free build"),
-        "docker_layer_build_warm_image": figure(median(warm_image), median(local), "<= 1.3",
-                                                median(warm_image) <= 1.3 * median(local), "s",
+        "docker_layer_build_warm_image": figure(median(warm_image), median(local), "ratio <= 1.3", None, "s",
+                                                rule=at_most(1.3),
                                                 kit_runs=warm_image, baseline_runs=local,
                                                 note="the same with the image already built: the image's uv installs "
                                                      "from the download cache the kit mounts (kept between runs)"),
@@ -514,6 +542,12 @@ def bench_matrix(runs: int) -> dict[str, object]:
         pair_runs = [kit(layer / "requirements.txt", "matrix-pair", Target(r, a), cache=pair_cache,
                          uv_cache=uv_cache, layer=layer) for r in MATRIX_RUNTIMES for a in MATRIX_ARCHITECTURES]
         pairs_cold.append(sum(r.seconds or 0 for r in pair_runs))
+    after_plain = []
+    for round_ in range(runs):  # what a user who built the folder as a plain layer first pays for the matrix
+        log(f"matrix {round_ + 1}/{runs}: the folder built for {TARGET}, then the matrix")
+        plain_cache = fresh("matrix-after-plain-cache")
+        kit(layer / "requirements.txt", "matrix-plain", TARGET, cache=plain_cache, uv_cache=uv_cache, layer=layer)
+        after_plain.append(_matrix_build(layer, plain_cache, uv_cache)[0])
     pairs_zipped = sum(r.zip.stat().st_size for r in pair_runs if r.zip)
     pairs_unzipped = sum(unzipped_size(r.zip) for r in pair_runs if r.zip)
     changed = []
@@ -536,6 +570,10 @@ def bench_matrix(runs: int) -> dict[str, object]:
         "matrix_build_cold": figure(median(matrix_cold), median(pairs_cold), "none (reported)", None, "s",
                                     kit_runs=matrix_cold, baseline_runs=pairs_cold,
                                     note="the whole matrix in one build against one build per pair (6), both cold"),
+        "matrix_after_plain_build": figure(median(after_plain), median(matrix_cold), "none (reported)", None, "s",
+                                           kit_runs=after_plain, baseline_runs=matrix_cold,
+                                           note=f"the matrix after `layerkit build` of the same folder for {TARGET} "
+                                                "(its package cache kept); baseline: the matrix cold"),
         "matrix_one_pin_changed": figure(median(changed), median(matrix_cold), "none (reported)", None, "s",
                                          kit_runs=changed,
                                          note="python-dateutil's pin changed, the package cache warm"),
