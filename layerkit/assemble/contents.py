@@ -53,6 +53,7 @@ class Contents:
         self.prefix = source.destination.zip_prefix
         self.warnings: list[str] = list(source.warnings)
         self.left_out: list[str] = []
+        self.made: set[Path] = set()  # the package and bytecode entries this build made
 
     def write(self, destination: Path) -> dict[str, Any]:
         with cache.scratch(self.cache_dir / "builds", "work") as work:
@@ -127,8 +128,8 @@ class Contents:
             return None
         found, missing = recalled
         if missing:
-            found = found + self._installed(replace(declaration, requirements=tuple(missing), locked=True),
-                                            declaration, work, groups=INSTALL_GROUPS)
+            wanted = replace(declaration, requirements=tuple(missing), locked=True, require_hashes=declaration.hashed)
+            found = found + self._installed(wanted, declaration, work, groups=INSTALL_GROUPS)
         return sorted(found, key=lambda p: p.name) if package_cache.complete(found, self.target) else None
 
     def _installed(self, wanted: Declaration, declaration: Declaration, work: Path, groups: int = 1) -> list[Package]:
@@ -164,8 +165,17 @@ class Contents:
         return sorted(prepared, key=lambda p: p.name)
 
     def _prepare(self, installed: list[Pin]) -> list[Package]:
-        return package_cache.prepare(installed, self.target, self.source.destination, python=self.python,
-                                     cache_dir=self.cache_dir, what=self.source.what, workers=self.workers)
+        """The packages of ``installed``; one this build made earlier (before it fell back to resolving) counts as
+        made by it, not as taken from the cache."""
+        prepared = []
+        for package in package_cache.prepare(installed, self.target, self.source.destination, python=self.python,
+                                             cache_dir=self.cache_dir, what=self.source.what, workers=self.workers):
+            files_made = not package.files_reused or package.entry in self.made
+            pyc_made = package.bytecode is not None and (not package.reused or package.bytecode in self.made)
+            self.made |= {package.entry} if files_made else set()
+            self.made |= {package.bytecode} if pyc_made and package.bytecode is not None else set()
+            prepared.append(replace(package, reused=not (files_made or pyc_made), files_reused=not files_made))
+        return prepared
 
     def _check_agreement(self, pinned: dict[str, str]) -> None:
         """A second declaration in the folder must ask for nothing the first does not install."""

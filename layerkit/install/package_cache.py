@@ -142,11 +142,17 @@ def exact(requirement: Requirement) -> bool:
 
 def recall(declaration: Declaration, target: Target, destination: Destination, *, compiled: bool,
            cache_dir: Path, slim: Slim) -> tuple[list[Package], list[Requirement]] | None:
-    """For an exactly pinned declaration (every requirement ``name==version``, no extras, no constraints): the
-    packages its pins gave before, whatever kind of build made them, and the pins that have none (or no ``.pyc``
-    for this build yet). None for any other declaration."""
+    """For an exactly pinned declaration (every requirement ``name==version``, no extras, no constraints, each
+    distribution once, every one hashed or none): the packages its pins gave before, whatever kind of build made
+    them, and the pins that have none (or no ``.pyc`` for this build yet). None for any other declaration: a
+    resolver decides it (and says why two pins of one distribution, or a pin without a hash in hash-checking mode,
+    cannot be)."""
     applicable = declaration.for_target(target)
     if declaration.constraints or not applicable or not all(exact(r) for r in applicable):
+        return None
+    if len({r.name for r in applicable}) != len(applicable):
+        return None
+    if declaration.hashed and not all(r.hashes for r in applicable):
         return None
     found, missing = [], []
     for requirement in applicable:
@@ -184,6 +190,8 @@ def remember(pins: Sequence[Pin], prepared: Sequence[Package], declaration: Decl
 def complete(packages: Sequence[Package], target: Target) -> bool:
     """Whether every dependency of every package is among them, at a version it accepts (markers evaluated for
     ``target``, extras followed): a set installed without resolving is what a resolver would have installed."""
+    if len({p.name for p in packages}) != len(packages):
+        return False  # two versions of one distribution: one would overwrite the other's files
     return dependencies_met({p.name: (p.version, p.requires_dist) for p in packages}, target.marker_environment())
 
 

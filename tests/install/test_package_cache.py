@@ -121,6 +121,8 @@ def test_pins_that_leave_out_a_dependency_are_resolved_not_taken_from_the_cache(
     (source / "python" / "mod.py").write_text("VALUE = 2\n")  # a new build of the same pins
     second = build_layer(source, TARGET_312, cache_dir=cache, report=quiet, bytecode=False)
     assert first.packages == second.packages == ["python-dateutil==2.9.0.post0", "six==1.17.0"]
+    # The first build installed dateutil as pinned, found six missing and resolved: both are its own work.
+    assert first.package_cache == {"reused": 0, "compiled": 0, "installed": 2}
 
 
 def test_exact_pins_that_uv_has_cached_build_with_the_index_unreachable(tmp_path, monkeypatch):
@@ -192,3 +194,29 @@ def test_a_set_installed_without_resolving_is_complete_only_as_a_resolver_would_
     from layerkit.install.package_cache import dependencies_met
 
     assert dependencies_met(installed, TARGET_312.marker_environment()) is met
+
+
+@pytest.mark.parametrize("pins", ["idna==3.20\nidna==3.10\n", "idna==3.10\nurllib3==2.5.0\nurllib3==1.26.20\n"],
+                         ids=["one-package-twice", "a-dependency-twice"])
+def test_two_pins_of_one_package_are_refused_never_both_shipped(tmp_path, pins):
+    # Installed as pinned, in two uv runs, both versions would land, one's files over the other's.
+    with pytest.raises(BuildError, match=r"idna|urllib3") as raised:
+        build_layer(layer(tmp_path / "twice", pins), TARGET_312, cache_dir=tmp_path / "cache", report=quiet,
+                    bytecode=False)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["cold", "its-unhashed-pin-cached"])
+def test_one_hash_puts_every_pin_in_hash_checking_mode(tmp_path, cached):
+    # pip's rule: a file with one --hash needs one for every requirement; a pin without is refused, whether it
+    # would be installed or found in the package cache.
+    certifi = ("certifi==2026.10.19.post1 "
+               "--hash=sha256:1324c476b4811eff41a8bc2122cd0bbd4d9c7234c725446d99ab1612b3a7fdd2\n")
+    cache = tmp_path / "cache"
+    if cached:
+        build_layer(layer(tmp_path / "plain", "idna==3.10\n"), TARGET_312, cache_dir=cache, report=quiet,
+                    bytecode=False)
+    with pytest.raises(BuildError, match="idna") as raised:
+        build_layer(layer(tmp_path / "hashed", "idna==3.10\n" + certifi), TARGET_312, cache_dir=cache,
+                    report=quiet, bytecode=False)
+    assert "hash" in str(raised.value)
