@@ -129,7 +129,9 @@ class Contents:
         found, missing = recalled
         if missing:
             wanted = replace(declaration, requirements=tuple(missing), locked=True, require_hashes=declaration.hashed)
-            found = found + self._installed(wanted, declaration, work, groups=INSTALL_GROUPS)
+            # Split only to overlap downloads: with every wheel in uv's cache, a second uv run is only its start.
+            downloads = not uv.cache_holds([(r.name, r.pinned_version) for r in missing], declaration.path.parent)
+            found = found + self._installed(wanted, declaration, work, groups=INSTALL_GROUPS if downloads else 1)
         return sorted(found, key=lambda p: p.name) if package_cache.complete(found, self.target) else None
 
     def _installed(self, wanted: Declaration, declaration: Declaration, work: Path, groups: int = 1) -> list[Package]:

@@ -106,6 +106,9 @@ def environment() -> dict[str, str]:
     source = build_environment()
     env = {name: value for name, value in source.items() if _kept(name)}
     env.update({"UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1", "UV_NO_PROGRESS": "1", "UV_NO_CONFIG": "1"})
+    if env.get("UV_CACHE_DIR") and not os.path.isabs(env["UV_CACHE_DIR"]):
+        # Where the user meant it: uv runs in the declaration's folder, and would keep its cache inside the layer.
+        env["UV_CACHE_DIR"] = os.path.abspath(env["UV_CACHE_DIR"])
     env.update(IndexSettings.of(source).for_uv())
     return env
 
@@ -179,7 +182,7 @@ def install(requirements: Path, destination: Path, target: Target, *, cwd: Path,
         arguments.append("--require-hashes")
     if constraints is not None:
         arguments += ["--constraints", str(constraints)]
-    if offline_first is not None and _cache_holds(offline_first, cwd):
+    if offline_first is not None and cache_holds(offline_first, cwd):
         if _run([*arguments, "--offline"], cwd).returncode == 0 and \
                 (no_deps or _installed_names(destination) <= {name for name, _ in offline_first}):
             return
@@ -197,7 +200,7 @@ def _installed_names(site: Path) -> set[str]:
     return {canonical_name(entry.name.split("-")[0]) for entry in site.glob("*.dist-info")}
 
 
-def _cache_holds(pins: Sequence[tuple[str, str | None]], cwd: Path) -> bool:
+def cache_holds(pins: Sequence[tuple[str, str | None]], cwd: Path) -> bool:
     """Whether uv's cache holds a wheel of each ``(name, version)`` (``wheels-v*/<index>/<name>/<version>-*``):
     if one is missing, an offline attempt can only fail, and costs a uv start. A cache layout this does not
     recognise means going online: slower, never wrong."""
@@ -210,8 +213,8 @@ def _cache_holds(pins: Sequence[tuple[str, str | None]], cwd: Path) -> bool:
 
 def _cache_dir(cwd: Path) -> Path:
     """The folder uv keeps its cache in, as uv documents it (a child reads no configuration file): ``UV_CACHE_DIR``
-    (relative to the folder uv runs in), else ``$XDG_CACHE_HOME/uv``, else ``~/.cache/uv``. Worked out, not asked:
-    a ``uv cache dir`` is a process started before every install."""
+    (made absolute by :func:`environment`), else ``$XDG_CACHE_HOME/uv``, else ``~/.cache/uv``. Worked out, not
+    asked: a ``uv cache dir`` is a process started before every install."""
     env = environment()
     if given := env.get("UV_CACHE_DIR"):
         return cwd / given

@@ -260,8 +260,10 @@ def test_command_hooks_run_in_the_bundling_container_around_the_kits(tmp_path, l
     assert layer.builder == "docker"
 
 
-def test_environment_is_honoured_by_the_local_build(tmp_path, locked, kit_cache):
-    # Both only on the tests' index; two exact pins are installed by two uv runs at once, each given the index.
+def test_environment_is_honoured_by_the_local_build(tmp_path, locked, kit_cache, monkeypatch):
+    # Both only on the tests' index; two exact pins to download are installed by two uv runs at once, each given
+    # the index.
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
     write(tmp_path / "layer", {"mod.py": "", "requirements.txt": "kit-armonly==1.0\nkit-devtool==1.0\n"})
     layer = PythonLayerVersion(stack(), "L", entry=tmp_path / "layer",
                                compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],

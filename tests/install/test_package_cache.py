@@ -220,3 +220,12 @@ def test_one_hash_puts_every_pin_in_hash_checking_mode(tmp_path, cached):
         build_layer(layer(tmp_path / "hashed", "idna==3.10\n" + certifi), TARGET_312, cache_dir=cache,
                     report=quiet, bytecode=False)
     assert "hash" in str(raised.value)
+
+
+def test_a_relative_uv_cache_dir_is_where_the_user_runs_the_build_never_in_the_layer(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("UV_CACHE_DIR", "uv-cache")
+    source = layer(tmp_path / "relative", "six==1.17.0\n")
+    build_layer(source, TARGET_312, cache_dir=tmp_path / "cache", report=quiet, bytecode=False)
+    assert sorted(p.name for p in source.iterdir()) == ["python", "requirements.txt"]
+    assert any((tmp_path / "uv-cache").glob("wheels-v*/*/six"))
