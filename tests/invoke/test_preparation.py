@@ -44,11 +44,13 @@ def test_invoke_says_when_a_folder_changed_since_the_synth_and_synth_runs_the_ne
     assert "changed since" not in first.stderr
     (folder / "layer" / "python" / "words.py").write_text("WORD = 'two'\n")
     stale = invoke_here()
+    assert stale.returncode == 0, stale.stderr
     assert json.loads(stale.stdout) == "one"
     warnings = [line for line in stale.stderr.splitlines() if "changed since" in line]
     assert warnings == [f"layerkit: warning: {folder / 'layer'} changed since cdk.out was synthesized: this invoke "
                         "runs the synthesized code; pass --synth to synthesize first"]
     fresh = invoke_here("--synth")
+    assert fresh.returncode == 0, fresh.stderr
     assert (json.loads(fresh.stdout), "changed since" in fresh.stderr) == ("two", False)
 
 
