@@ -74,6 +74,9 @@ def test_a_token_written_into_the_file_is_warned_of_and_never_decides_the_asset(
 
 def test_a_refused_token_is_one_line_that_never_shows_it(private_index, tmp_path, monkeypatch):
     layer = layer_folder(tmp_path / "private", {"requirements.txt": "kit-private==1.0\n"})
+    # uv's cache of its own: an earlier test's index on the same port would have left kit-private 1.0 in the
+    # shared one, and an exact pin that uv's cache holds installs without asking the index.
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
     monkeypatch.setenv("PIP_INDEX_URL", private_index.url(("ci", "expired-token")))
     message = one_line_cli_error(layer, tmp_path / "cache")
     assert "the package index refused the credentials" in message
